@@ -1,0 +1,17 @@
+// The ominix CLI's subcommands. Each adds itself to the app and runs through the callback it sets.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace ominix::cli {
+
+/// Options every subcommand shares.
+struct GlobalOptions {
+  std::string device = "auto";
+};
+
+void add_info(CLI::App& app, const GlobalOptions& global);
+void add_tokenize(CLI::App& app, const GlobalOptions& global);
+void add_template(CLI::App& app, const GlobalOptions& global);
+
+}  // namespace ominix::cli

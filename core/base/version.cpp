@@ -1,0 +1,5 @@
+#include "ominix/base/device.h"
+
+namespace ominix {
+std::string version() { return OMINIX_VERSION; }
+}  // namespace ominix

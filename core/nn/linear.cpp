@@ -1,0 +1,93 @@
+#include "ominix/nn/linear.h"
+
+#include <mlx/ops.h>
+
+#include "ominix/base/error.h"
+
+namespace ominix::nn {
+
+mx::array Linear::operator()(const mx::array& x) const {
+  if (bias) return mx::addmm(*bias, x, mx::transpose(weight));
+  return mx::matmul(x, mx::transpose(weight));
+}
+
+mx::array QuantizedLinear::operator()(const mx::array& x) const {
+  auto y = mx::quantized_matmul(x, weight, scales, biases, /*transpose=*/true, spec.group_size,
+                                spec.bits, io::to_string(spec.mode));
+  return bias ? mx::add(y, *bias) : y;
+}
+
+QuantizedLinear QuantizedLinear::from(const Linear& dense, const io::QuantSpec& spec) {
+  auto parts = mx::quantize(dense.weight, spec.group_size, spec.bits, io::to_string(spec.mode));
+  QuantizedLinear q{.weight = parts[0], .scales = parts[1], .biases = std::nullopt, .bias = dense.bias, .spec = spec};
+  if (parts.size() > 2) q.biases = parts[2];
+  return q;
+}
+
+QuantizedLinear load_quantized(io::WeightMap& w, const std::string& prefix, int rows, int cols,
+                               const io::QuantSpec& spec) {
+  if (cols % spec.group_size != 0 || (cols * spec.bits) % 32 != 0)
+    fail<WeightError>("{}: {} columns do not split into groups of {} at {} bits", prefix, cols,
+                      spec.group_size, spec.bits);
+  if (auto it = w.tensors().find(prefix + ".weight"); it != w.tensors().end() && it->second.dtype() != mx::uint32)
+    w.reject_dtype(prefix + ".weight", "packed quantized weight must be uint32");
+  QuantizedLinear q{.weight = w.take(prefix + ".weight", {rows, cols * spec.bits / 32}),
+                    .scales = w.take(prefix + ".scales", {rows, cols / spec.group_size}),
+                    .biases = std::nullopt,
+                    .bias = std::nullopt,
+                    .spec = spec};
+  if (spec.mode == io::QuantMode::affine) q.biases = w.take(prefix + ".biases", {rows, cols / spec.group_size});
+  return q;
+}
+
+namespace {
+io::QuantSpec spec_or_fail(io::WeightMap& w, const std::string& prefix,
+                           const std::optional<io::QuantizationConfig>& quant) {
+  if (!quant)
+    fail<WeightError>("{}: '{}.scales' marks a quantized layer, but config.json has no quantization section",
+                      w.source(), prefix);
+  auto spec = quant->spec_for(prefix);
+  if (!spec)
+    fail<WeightError>("{}: '{}' is quantized in the checkpoint but excluded by config.json's quantization",
+                      w.source(), prefix);
+  return *spec;
+}
+}  // namespace
+
+LinearLayer LinearLayer::load(io::WeightMap& w, const std::string& prefix, const LinearShape& shape,
+                              const std::optional<io::QuantizationConfig>& quant) {
+  std::optional<mx::array> bias;
+  if (shape.bias) bias = w.take(prefix + ".bias", {shape.out});
+  if (w.contains(prefix + ".scales")) {
+    auto q = load_quantized(w, prefix, shape.out, shape.in, spec_or_fail(w, prefix, quant));
+    q.bias = bias;
+    return LinearLayer(std::move(q));
+  }
+  return LinearLayer(Linear{w.take(prefix + ".weight", {shape.out, shape.in}), bias});
+}
+
+mx::array LinearLayer::operator()(const mx::array& x) const {
+  return std::visit([&](const auto& l) { return l(x); }, impl_);
+}
+
+Embedding Embedding::load(io::WeightMap& w, const std::string& prefix, int vocab, int dim,
+                          const std::optional<io::QuantizationConfig>& quant) {
+  if (w.contains(prefix + ".scales"))
+    return Embedding(load_quantized(w, prefix, vocab, dim, spec_or_fail(w, prefix, quant)));
+  return Embedding(w.take(prefix + ".weight", {vocab, dim}));
+}
+
+mx::array Embedding::operator()(const mx::array& ids) const {
+  if (auto* d = std::get_if<Linear>(&impl_)) return mx::take(d->weight, ids, 0);
+  const auto& q = std::get<QuantizedLinear>(impl_);
+  std::optional<mx::array> biases;
+  if (q.biases) biases = mx::take(*q.biases, ids, 0);
+  return mx::dequantize(mx::take(q.weight, ids, 0), mx::take(q.scales, ids, 0), biases, q.spec.group_size,
+                        q.spec.bits, io::to_string(q.spec.mode));
+}
+
+mx::array Embedding::as_linear(const mx::array& x) const {
+  return std::visit([&](const auto& l) { return l(x); }, impl_);
+}
+
+}  // namespace ominix::nn

@@ -1,0 +1,129 @@
+#include "ominix/nn/rope.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <mlx/fast.h>
+#include <mlx/ops.h>
+
+#include "ominix/base/error.h"
+
+namespace ominix::nn {
+
+namespace {
+
+// ref: transformers/modeling_rope_utils.py, _compute_default_rope_parameters
+std::vector<float> default_inv_freq(double base, int dim) {
+  std::vector<float> inv(dim / 2);
+  for (int i = 0; i < dim / 2; ++i)
+    inv[i] = 1.0f / std::pow(static_cast<float>(base), static_cast<float>(2 * i) / static_cast<float>(dim));
+  return inv;
+}
+
+float yarn_mscale(double scale, double mscale) {
+  return scale <= 1 ? 1.0f : static_cast<float>(0.1 * mscale * std::log(scale) + 1.0);
+}
+
+}  // namespace
+
+RoPE::RoPE(const io::RopeConfig& config, int head_dim)
+    : config_(config), dims_(static_cast<int>(head_dim * config.partial_rotary_factor)) {
+  if (dims_ <= 0 || dims_ % 2 != 0 || dims_ > head_dim)
+    fail<ConfigError>("rope: rotary dims {} (head_dim {} x partial_rotary_factor {}) must be even and positive",
+                      dims_, head_dim, config.partial_rotary_factor);
+  if (config_.type == io::RopeType::yarn) {
+    const auto& c = config_;
+    if (c.attention_factor) attention_scaling_ = static_cast<float>(*c.attention_factor);
+    else if (c.mscale && c.mscale_all_dim && *c.mscale && *c.mscale_all_dim)
+      attention_scaling_ = yarn_mscale(c.factor, *c.mscale) / yarn_mscale(c.factor, *c.mscale_all_dim);
+    else attention_scaling_ = yarn_mscale(c.factor, 1.0);
+  }
+  if (config_.type != io::RopeType::dynamic) freqs_ = freqs_for(0);
+}
+
+std::vector<float> RoPE::inv_freq(int seq_len) const {
+  const auto& c = config_;
+  const int dim = dims_;
+  switch (c.type) {
+    case io::RopeType::standard: return default_inv_freq(c.theta, dim);
+    case io::RopeType::linear: {
+      auto inv = default_inv_freq(c.theta, dim);
+      for (auto& f : inv) f /= static_cast<float>(c.factor);
+      return inv;
+    }
+    case io::RopeType::dynamic: {
+      // ref: _compute_dynamic_ntk_parameters; the base grows once the sequence outgrows the
+      // trained length.
+      double len = std::max<double>(seq_len, c.max_position_embeddings);
+      double base = c.theta * std::pow(c.factor * len / c.max_position_embeddings - (c.factor - 1),
+                                       double(dim) / (dim - 2));
+      return default_inv_freq(base, dim);
+    }
+    case io::RopeType::llama3: {
+      // ref: _compute_llama3_parameters
+      auto inv = default_inv_freq(c.theta, dim);
+      const double old_len = c.original_max_position_embeddings;
+      const double low_wavelen = old_len / c.low_freq_factor, high_wavelen = old_len / c.high_freq_factor;
+      for (auto& f : inv) {
+        float wavelen = 2.0f * float(M_PI) / f;
+        float scaled = wavelen > low_wavelen ? f / float(c.factor) : f;
+        if (!(wavelen < high_wavelen) && !(wavelen > low_wavelen)) {
+          float smooth = (float(old_len) / wavelen - float(c.low_freq_factor)) /
+                         float(c.high_freq_factor - c.low_freq_factor);
+          scaled = (1 - smooth) * scaled / float(c.factor) + smooth * scaled;
+        }
+        f = scaled;
+      }
+      return inv;
+    }
+    case io::RopeType::yarn: {
+      // ref: _compute_yarn_parameters
+      auto correction_dim = [&](double rotations) {
+        return dim * std::log(c.original_max_position_embeddings / (rotations * 2 * M_PI)) / (2 * std::log(c.theta));
+      };
+      double low = correction_dim(c.beta_fast), high = correction_dim(c.beta_slow);
+      if (c.truncate) low = std::floor(low), high = std::ceil(high);
+      low = std::max(low, 0.0);
+      high = std::min(high, double(dim - 1));
+      if (low == high) high += 0.001;
+      std::vector<float> inv(dim / 2);
+      for (int i = 0; i < dim / 2; ++i) {
+        float pos_freq = std::pow(static_cast<float>(c.theta), static_cast<float>(2 * i) / float(dim));
+        float extrapolation = 1.0f / pos_freq;
+        float interpolation = 1.0f / (float(c.factor) * pos_freq);
+        float ramp = std::clamp(static_cast<float>((i - low) / (high - low)), 0.0f, 1.0f);
+        float extrapolation_factor = 1.0f - ramp;
+        inv[i] = interpolation * (1 - extrapolation_factor) + extrapolation * extrapolation_factor;
+      }
+      return inv;
+    }
+  }
+  return {};
+}
+
+mx::array RoPE::freqs_for(int seq_len) const {
+  auto inv = inv_freq(seq_len);
+  std::vector<float> periods(inv.size());
+  std::transform(inv.begin(), inv.end(), periods.begin(), [](float f) { return 1.0f / f; });
+  return mx::array(periods.data(), {static_cast<int>(periods.size())}, mx::float32);
+}
+
+mx::array RoPE::operator()(const mx::array& x, int offset) const {
+  const int L = x.shape(-2);
+  mx::array freqs = freqs_ ? *freqs_ : freqs_for(offset + L);
+  mx::array in = x;
+  if (attention_scaling_ != 1.0f) {
+    // Scaling cos and sin by s scales the rotated part of x by s.
+    auto s = mx::array(attention_scaling_, x.dtype());
+    if (dims_ == x.shape(-1)) {
+      in = mx::multiply(x, s);
+    } else {
+      auto rot = mx::slice(x, {0, 0, 0, 0}, {x.shape(0), x.shape(1), L, dims_});
+      auto pass = mx::slice(x, {0, 0, 0, dims_}, x.shape());
+      in = mx::concatenate({mx::multiply(rot, s), pass}, -1);
+    }
+  }
+  return mx::fast::rope(in, dims_, config_.traditional, std::nullopt, 1.0f, offset, freqs);
+}
+
+}  // namespace ominix::nn

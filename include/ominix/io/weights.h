@@ -1,0 +1,54 @@
+// Checkpoint loading (single file, sharded, directory) and a strict weight binder that reports
+// every missing, unexpected and mis-shaped tensor by name in one error.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ominix/io/safetensors.h"
+
+namespace ominix::io {
+
+struct LoadOptions {
+  /// Convert floating-point tensors to this dtype on load (packed integer weights stay as they are).
+  std::optional<mx::Dtype> dtype;
+};
+
+/// Loads a checkpoint: a .safetensors file, or a directory holding model.safetensors,
+/// a sharded model.safetensors.index.json, or other *.safetensors files.
+TensorMap load_checkpoint(const std::filesystem::path& path, const LoadOptions& options = {});
+
+/// Hands tensors to a model by name, checking shapes, and remembers what went wrong.
+/// Call finish() after binding: it throws WeightError listing all problems at once.
+class WeightMap {
+ public:
+  WeightMap(TensorMap tensors, std::string source);
+
+  bool contains(const std::string& key) const { return tensors_.count(key) > 0; }
+  /// The tensor `key`, which must have `shape`. A missing or mis-shaped tensor is recorded and a
+  /// placeholder of `shape` is returned, so binding can go on to report every problem.
+  mx::array take(const std::string& key, const mx::Shape& shape);
+  /// The tensor `key` of any shape (missing: recorded, returns an empty placeholder).
+  mx::array take(const std::string& key);
+  /// The tensor if present (checked against `shape`), nullopt otherwise; never records "missing".
+  std::optional<mx::array> take_optional(const std::string& key, const mx::Shape& shape);
+  /// Marks a tensor as deliberately unused (e.g. rotary caches some checkpoints carry).
+  void ignore(const std::string& key) { taken_.push_back(key), tensors_.erase(key); }
+  /// Records that `key` has a dtype the model cannot use.
+  void reject_dtype(const std::string& key, const std::string& why);
+
+  /// Throws WeightError if anything was missing or mis-shaped, or (unless allowed) left over.
+  void finish(bool allow_unexpected = false);
+
+  TensorMap& tensors() { return tensors_; }  ///< for sanitize steps that rename or stack keys
+  const std::string& source() const { return source_; }
+
+ private:
+  TensorMap tensors_;
+  std::string source_;
+  std::vector<std::string> taken_, missing_, problems_;
+};
+
+}  // namespace ominix::io

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# One-command set-up: system packages, the pinned MLX backend wheel (project-local), and a
+# Release build. Idempotent: a second run skips whatever is already in place.
+#
+#   scripts/setup.sh                      # CPU backend (mlx-cpu), build in build/
+#   scripts/setup.sh --backend cuda       # CUDA backend (mlx-cuda-13 and its nvidia-* wheels)
+#   scripts/setup.sh --mlx-root DIR       # use an MLX already unpacked (e.g. an offline bundle)
+#   scripts/setup.sh --no-build           # dependencies only
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+MLX_VERSION="0.32.4"
+# sha256 of the pinned wheels (manylinux_2_35_x86_64), checked after download.
+declare -A MLX_SHA256=(
+  [mlx-cpu]="0e0a24fa2ce8b6b94d2e6a90604e8813aa8e29fcb918bb2aa01cfb6d133d8cee"
+  [mlx-cuda-13]="94cb48fba73e5ee39467e51c35c51c691123359ca17bafd1a24cf92ad6732bee"
+)
+BACKEND="cpu"
+MLX_ROOT_ARG=""
+BUILD=1
+BUILD_DIR="${OMINIX_BUILD_DIR:-$ROOT/build}"
+
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --backend) BACKEND="$2"; shift 2 ;;
+    --mlx-root) MLX_ROOT_ARG="$2"; shift 2 ;;
+    --build-dir) BUILD_DIR="$2"; shift 2 ;;
+    --no-build) BUILD=0; shift ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown argument '$1'" >&2; exit 2 ;;
+  esac
+done
+
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+# --- 1. Debian packages --------------------------------------------------------------------
+APT_PACKAGES=(
+  build-essential cmake ninja-build git unzip python3 python3-pip python3-venv
+  nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev
+  libsndfile1-dev libsoxr-dev libpcre2-dev libyaml-cpp-dev libstb-dev libpng-dev libcpp-httplib-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  log "installing Debian packages: ${missing[*]}"
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  log "Debian packages: all present"
+fi
+
+# --- 2. MLX backend wheel ------------------------------------------------------------------
+DEPS="$ROOT/.deps"
+if [[ -n "$MLX_ROOT_ARG" ]]; then
+  MLX_ROOT="$(cd "$MLX_ROOT_ARG" && pwd)"
+else
+  case "$BACKEND" in
+    cpu) PKG="mlx-cpu" ;;
+    cuda) PKG="mlx-cuda-13" ;;
+    *) echo "setup.sh: --backend must be cpu or cuda" >&2; exit 2 ;;
+  esac
+  PREFIX="$DEPS/$PKG-$MLX_VERSION"
+  MLX_ROOT="$PREFIX/mlx"
+  if [[ -f "$PREFIX/.complete" ]]; then
+    log "MLX: $PKG $MLX_VERSION already in $PREFIX"
+  else
+    WHEELS="$DEPS/wheels"
+    mkdir -p "$WHEELS"
+    log "MLX: downloading $PKG==$MLX_VERSION"
+    python3 -m pip download -q --no-deps --only-binary=:all: --platform manylinux_2_35_x86_64 \
+      --python-version 3.12 -d "$WHEELS" "$PKG==$MLX_VERSION"
+    WHEEL=$(ls "$WHEELS"/"${PKG//-/_}"-"$MLX_VERSION"-*.whl | head -1)
+    want="${MLX_SHA256[$PKG]}"
+    got=$(sha256sum "$WHEEL" | cut -d' ' -f1)
+    if [[ "$got" != "$want" ]]; then
+      echo "setup.sh: $WHEEL has sha256 $got, expected $want" >&2; exit 1
+    fi
+    rm -rf "$PREFIX.partial" && mkdir -p "$PREFIX.partial"
+    unzip -q "$WHEEL" -d "$PREFIX.partial"
+    if [[ "$BACKEND" == "cuda" ]]; then
+      # libmlx.so finds the CUDA libraries through $ORIGIN/../../nvidia/...: install the nvidia-*
+      # wheels it requires next to it.
+      log "MLX: downloading the CUDA library wheels mlx-cuda-13 requires"
+      reqs=$(unzip -p "$WHEEL" '*/METADATA' | sed -n 's/^Requires-Dist: \([^;]*\)$/\1/p' | tr -d ' ')
+      python3 -m pip download -q --only-binary=:all: --platform manylinux_2_35_x86_64 \
+        --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+        --python-version 3.12 -d "$WHEELS/cuda" $reqs
+      for w in "$WHEELS"/cuda/nvidia_*.whl; do unzip -q -o "$w" -d "$PREFIX.partial"; done
+    fi
+    rm -rf "$PREFIX" && mv "$PREFIX.partial" "$PREFIX"
+    touch "$PREFIX/.complete"
+  fi
+fi
+[[ -f "$MLX_ROOT/share/cmake/MLX/MLXConfig.cmake" ]] || { echo "setup.sh: no MLX CMake package in $MLX_ROOT" >&2; exit 1; }
+log "MLX_ROOT=$MLX_ROOT"
+
+# --- 3. Build --------------------------------------------------------------------------------
+if ((BUILD)); then
+  if [[ ! -f "$BUILD_DIR/CMakeCache.txt" ]] || ! grep -q "^MLX_ROOT:PATH=$MLX_ROOT$" "$BUILD_DIR/CMakeCache.txt"; then
+    log "configuring $BUILD_DIR"
+    cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMLX_ROOT="$MLX_ROOT"
+  fi
+  log "building (Release)"
+  cmake --build "$BUILD_DIR" --parallel "$(nproc)"
+  log "done: $BUILD_DIR/bin/ominix"
+fi
