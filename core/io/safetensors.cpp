@@ -73,6 +73,7 @@ SafetensorsHeader read_safetensors_header(const std::filesystem::path& path) {
   const std::uint64_t data_size = h.file_size - h.data_offset;
   for (const auto& [name, entry] : j.items()) {
     if (name == "__metadata__") {
+      if (entry.is_null()) continue;  // written by some tools when there is none
       if (!entry.is_object()) fail<FormatError>("{}: __metadata__ is not an object", file);
       for (const auto& [k, v] : entry.items()) {
         if (!v.is_string()) fail<FormatError>("{}: __metadata__.{} is not a string", file, k);

@@ -1,1 +1,132 @@
 #include <gtest/gtest.h>
+#include <mlx/mlx.h>
+
+#include "ominix/base/error.h"
+#include "ominix/nn/activations.h"
+#include "ominix/nn/linear.h"
+#include "ominix/nn/norm.h"
+#include "support/testing.h"
+
+using namespace ominix;
+namespace mx = mlx::core;
+
+namespace {
+const io::TensorMap& layers() {
+  static io::TensorMap t = io::load_safetensors(tests::fixture("core/layers.safetensors"));
+  return t;
+}
+mx::array L(const std::string& k) { return layers().at(k); }
+}  // namespace
+
+TEST(Linear, MatchesTorch) {
+  nn::Linear lin{L("linear.weight"), L("linear.bias")};
+  OMINIX_EXPECT_CLOSE(lin(L("linear.x")), L("linear.out"), 1e-5);
+  nn::Linear nob{L("linear_nobias.weight"), std::nullopt};
+  OMINIX_EXPECT_CLOSE(nob(L("linear.x")), L("linear_nobias.out"), 1e-5);
+}
+
+TEST(Linear, LoadsDenseThroughWeightMap) {
+  io::TensorMap t{{"proj.weight", L("linear.weight")}, {"proj.bias", L("linear.bias")}};
+  io::WeightMap w(std::move(t), "test");
+  auto layer = nn::LinearLayer::load(w, "proj", {.in = 48, .out = 24, .bias = true}, std::nullopt);
+  w.finish();
+  EXPECT_FALSE(layer.quantized());
+  OMINIX_EXPECT_CLOSE(layer(L("linear.x")), L("linear.out"), 1e-5);
+}
+
+TEST(Norm, RMSNormMatchesTransformers) {
+  nn::RMSNorm n{L("rms.weight"), 1e-6f};
+  OMINIX_EXPECT_CLOSE(n(L("linear.x")), L("rms.out"), 1e-5);
+}
+
+TEST(Norm, LayerNormMatchesTorch) {
+  nn::LayerNorm n{L("ln.weight"), L("ln.bias"), 1e-5f};
+  OMINIX_EXPECT_CLOSE(n(L("linear.x")), L("ln.out"), 1e-5);
+}
+
+TEST(Activations, MatchTransformersAct2Fn) {
+  auto x = L("act.x");
+  for (const char* name : {"silu", "gelu", "gelu_pytorch_tanh", "relu"}) {
+    SCOPED_TRACE(name);
+    auto act = nn::parse_activation(name, "config.json: hidden_act");
+    OMINIX_EXPECT_CLOSE(nn::activate(act, x), L(std::string("act.") + name), 2e-5);
+  }
+  EXPECT_THROW(nn::parse_activation("mish", "config.json: hidden_act"), UnsupportedError);
+}
+
+TEST(Embedding, LookupAndTiedHead) {
+  nn::Embedding e(L("emb.weight"));
+  OMINIX_EXPECT_CLOSE(e(L("emb.ids")), L("emb.out"), 0);
+  OMINIX_EXPECT_CLOSE(e.as_linear(L("linear.x")), L("emb.as_linear"), 1e-4);
+}
+
+// The mlx-community layout: a module quantized by mlx-lm with a per-layer override (down_proj at
+// 8 bits, group 32), a layer mlx-lm leaves dense, and a quantized embedding.
+class Quantized : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto dir = tests::fixture("core/quantized");
+    quant_ = io::QuantizationConfig::parse(io::ConfigReader::load(dir / "config.json"));
+    weights_ = std::make_unique<io::WeightMap>(io::load_checkpoint(dir), "quantized/model.safetensors");
+    expected_ = io::load_safetensors(tests::fixture("core/quantized_expected.safetensors"));
+  }
+  std::optional<io::QuantizationConfig> quant_;
+  std::unique_ptr<io::WeightMap> weights_;
+  io::TensorMap expected_;
+};
+
+TEST_F(Quantized, MatchesMlxLm) {
+  auto& w = *weights_;
+  auto q_proj = nn::LinearLayer::load(w, "q_proj", {.in = 128, .out = 64, .bias = true}, quant_);
+  auto down = nn::LinearLayer::load(w, "down_proj", {.in = 128, .out = 256}, quant_);
+  auto small = nn::LinearLayer::load(w, "small", {.in = 48, .out = 32}, quant_);
+  auto embed = nn::Embedding::load(w, "embed_tokens", 40, 128, quant_);
+  w.finish();
+  EXPECT_TRUE(q_proj.quantized());
+  EXPECT_TRUE(down.quantized());
+  EXPECT_FALSE(small.quantized());
+  EXPECT_TRUE(embed.quantized());
+  auto x = expected_.at("x");
+  OMINIX_EXPECT_CLOSE(q_proj(x), expected_.at("q_proj"), 1e-4);
+  OMINIX_EXPECT_CLOSE(down(x), expected_.at("down_proj"), 1e-4);
+  OMINIX_EXPECT_CLOSE(small(expected_.at("xs")), expected_.at("small"), 1e-5);
+  OMINIX_EXPECT_CLOSE(embed(expected_.at("ids")), expected_.at("embed"), 1e-6);
+  OMINIX_EXPECT_CLOSE(embed.as_linear(x), expected_.at("embed_as_linear"), 1e-4);
+}
+
+TEST_F(Quantized, WithoutQuantizationConfigIsAClearError) {
+  try {
+    nn::LinearLayer::load(*weights_, "q_proj", {.in = 128, .out = 64, .bias = true}, std::nullopt);
+    FAIL() << "no error";
+  } catch (const WeightError& e) {
+    EXPECT_NE(std::string(e.what()).find("'q_proj.scales'"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(Quantized, WrongSpecGivesShapeErrors) {
+  io::QuantizationConfig eight = *quant_;
+  eight.global = {64, 8, io::QuantMode::affine};
+  nn::LinearLayer::load(*weights_, "q_proj", {.in = 128, .out = 64, .bias = true}, eight);
+  try {
+    weights_->finish(/*allow_unexpected=*/true);
+    FAIL() << "no error";
+  } catch (const WeightError& e) {
+    EXPECT_NE(std::string(e.what()).find("'q_proj.weight' has shape [64, 16], expected [64, 32]"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(QuantizedLinear, FromDenseApproximatesDense) {
+  mx::random::seed(3);
+  nn::Linear dense{mx::random::normal({64, 256}), std::nullopt};
+  auto x = mx::random::normal({4, 256});
+  auto ref = dense(x);
+  for (int bits : {4, 8}) {
+    auto q = nn::QuantizedLinear::from(dense, {64, bits, io::QuantMode::affine});
+    auto d = tests::diff(q(x), ref);
+    EXPECT_LT(d.rel, bits == 8 ? 0.01 : 0.15) << bits;
+    // Same as multiplying by the dequantized weight.
+    auto deq = mx::dequantize(q.weight, q.scales, q.biases, 64, bits);
+    OMINIX_EXPECT_CLOSE(q(x), mx::matmul(x, mx::transpose(deq)), 1e-3);
+  }
+}
