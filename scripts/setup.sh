@@ -6,18 +6,15 @@
 #   scripts/setup.sh --backend cuda       # CUDA backend (mlx-cuda-13 and its nvidia-* wheels)
 #   scripts/setup.sh --mlx-root DIR       # use an MLX already unpacked (e.g. an offline bundle)
 #   scripts/setup.sh --no-build           # dependencies only
+#   scripts/setup.sh --skip-apt           # the -dev packages come from elsewhere (CMAKE_PREFIX_PATH)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-MLX_VERSION="0.32.4"
-# sha256 of the pinned wheels (manylinux_2_35_x86_64), checked after download.
-declare -A MLX_SHA256=(
-  [mlx-cpu]="0e0a24fa2ce8b6b94d2e6a90604e8813aa8e29fcb918bb2aa01cfb6d133d8cee"
-  [mlx-cuda-13]="94cb48fba73e5ee39467e51c35c51c691123359ca17bafd1a24cf92ad6732bee"
-)
+source "$ROOT/scripts/mlx-pins.sh"
 BACKEND="cpu"
 MLX_ROOT_ARG=""
 BUILD=1
+APT=1
 BUILD_DIR="${OMINIX_BUILD_DIR:-$ROOT/build}"
 
 while [[ $# -gt 0 ]]; do
@@ -26,6 +23,7 @@ while [[ $# -gt 0 ]]; do
     --mlx-root) MLX_ROOT_ARG="$2"; shift 2 ;;
     --build-dir) BUILD_DIR="$2"; shift 2 ;;
     --no-build) BUILD=0; shift ;;
+    --skip-apt) APT=0; shift ;;
     -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
@@ -44,11 +42,13 @@ missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if ((${#missing[@]})); then
+if ((${#missing[@]})) && ((APT)); then
   log "installing Debian packages: ${missing[*]}"
   SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+elif ((${#missing[@]})); then
+  log "Debian packages not installed (--skip-apt): ${missing[*]}"
 else
   log "Debian packages: all present"
 fi
@@ -71,7 +71,7 @@ else
     WHEELS="$DEPS/wheels"
     mkdir -p "$WHEELS"
     log "MLX: downloading $PKG==$MLX_VERSION"
-    python3 -m pip download -q --no-deps --only-binary=:all: --platform manylinux_2_35_x86_64 \
+    python3 -m pip download -q --no-deps --only-binary=:all: --platform "$MLX_WHEEL_PLATFORM" \
       --python-version 3.12 -d "$WHEELS" "$PKG==$MLX_VERSION"
     WHEEL=$(ls "$WHEELS"/"${PKG//-/_}"-"$MLX_VERSION"-*.whl | head -1)
     want="${MLX_SHA256[$PKG]}"
@@ -100,7 +100,7 @@ log "MLX_ROOT=$MLX_ROOT"
 
 # --- 3. Build --------------------------------------------------------------------------------
 if ((BUILD)); then
-  if [[ ! -f "$BUILD_DIR/CMakeCache.txt" ]] || ! grep -q "^MLX_ROOT:PATH=$MLX_ROOT$" "$BUILD_DIR/CMakeCache.txt"; then
+  if [[ ! -f "$BUILD_DIR/build.ninja" ]] || ! grep -q "^MLX_ROOT:PATH=$MLX_ROOT$" "$BUILD_DIR/CMakeCache.txt"; then
     log "configuring $BUILD_DIR"
     cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMLX_ROOT="$MLX_ROOT"
   fi
