@@ -1,0 +1,83 @@
+// The causal language model interface that the generation loop drives, and the registry that
+// maps config.json's model_type to a family's loader. Families register themselves; core never
+// names one.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <mlx/array.h>
+
+#include "ominix/base/error.h"
+#include "ominix/generate/cache.h"
+#include "ominix/io/config.h"
+
+namespace ominix::generate {
+
+namespace mx = mlx::core;
+
+/// What the generation loop needs to know about a model.
+struct ModelInfo {
+  std::string model_type;
+  int vocab_size = 0;
+  int num_layers = 0;
+  int max_position_embeddings = 0;  ///< the context length prompts are checked against
+  std::vector<int> eos_token_ids;   ///< from config.json and generation_config.json
+  std::optional<int> bos_token_id;
+  mx::Dtype dtype = mx::float32;  ///< activations dtype
+};
+
+/// A causal LM: tokens in, logits out, updating its per-layer caches.
+class LanguageModel {
+ public:
+  virtual ~LanguageModel() = default;
+  /// tokens [B, L] (int32) -> logits [B, L, vocab_size]. Appends L positions to `cache`, which
+  /// must come from make_cache (or be a clone of one).
+  virtual mx::array operator()(const mx::array& tokens, Cache& cache) const = 0;
+  /// Fresh caches for every layer (families with mixed layer kinds override this).
+  virtual Cache make_cache(const CacheOptions& options = {}) const {
+    return Cache::make(info().num_layers, options);
+  }
+  virtual const ModelInfo& info() const = 0;
+};
+
+/// How to load: dtype of activations/floating weights (nullopt: the checkpoint's own).
+struct LoadModelOptions {
+  std::optional<mx::Dtype> dtype;
+};
+
+using ModelLoader = std::function<std::unique_ptr<LanguageModel>(
+    const std::filesystem::path& dir, const io::ConfigReader& config, const LoadModelOptions& options)>;
+
+/// model_type -> loader. A family registers each model_type it reads.
+inline std::map<std::string, ModelLoader>& model_registry() {
+  static std::map<std::string, ModelLoader> registry;
+  return registry;
+}
+
+inline void register_model(const std::string& model_type, ModelLoader loader) {
+  model_registry()[model_type] = std::move(loader);
+}
+
+/// Reads dir/config.json and builds the model its model_type names (UnsupportedError listing the
+/// known types otherwise).
+inline std::unique_ptr<LanguageModel> load_model(const std::filesystem::path& dir,
+                                                 const LoadModelOptions& options = {}) {
+  auto config = io::ConfigReader::load(dir / "config.json");
+  auto type = config.required<std::string>("model_type");
+  auto it = model_registry().find(type);
+  if (it == model_registry().end()) {
+    std::string known;
+    for (const auto& [name, _] : model_registry()) known += (known.empty() ? "" : ", ") + name;
+    fail<UnsupportedError>("{}: model_type '{}' is not supported (known: {})", config.field("model_type"), type,
+                           known.empty() ? "none registered" : known);
+  }
+  return it->second(dir, config, options);
+}
+
+}  // namespace ominix::generate
