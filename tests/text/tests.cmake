@@ -1,0 +1,13 @@
+# tokenizer
+add_executable(tokenizer_tests
+  ${CMAKE_CURRENT_LIST_DIR}/test_tokenizer.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_tokenizer_units.cpp
+)
+target_link_libraries(tokenizer_tests PRIVATE ominix::core nlohmann_json::nlohmann_json GTest::gtest GTest::gtest_main)
+target_include_directories(tokenizer_tests PRIVATE ${PROJECT_SOURCE_DIR}/core/text)
+target_compile_definitions(tokenizer_tests PRIVATE
+  OMINIX_TOKENIZER_FIXTURES="${CMAKE_CURRENT_LIST_DIR}/../fixtures/text/tokenizer"
+  OMINIX_SHARED_TOKENIZERS="${PROJECT_SOURCE_DIR}/../shared/data/tokenizers")
+ominix_target_options(tokenizer_tests)
+gtest_discover_tests(tokenizer_tests PROPERTIES LABELS unit DISCOVERY_TIMEOUT 60)
+# end tokenizer
