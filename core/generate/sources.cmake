@@ -1,0 +1,5 @@
+# The generate wing: KV caches and the sampler chain.
+target_sources(ominix_core PRIVATE
+  generate/cache.cpp
+  generate/sampler.cpp
+)
