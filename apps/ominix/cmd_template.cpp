@@ -1,6 +1,82 @@
-// ominix template: placeholder until the text stack lands.
+// ominix template: render a conversation with a model's chat template, as transformers'
+// apply_chat_template(tokenize=False) does.
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
 #include "commands.h"
+#include "ominix/base/error.h"
+#include "ominix/text/chat_template.h"
 
 namespace ominix::cli {
-void add_template(CLI::App&, const GlobalOptions&) {}
+namespace {
+
+nlohmann::ordered_json read_json_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail<IoError>("cannot open {}", path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  try {
+    return nlohmann::ordered_json::parse(ss.str());
+  } catch (const nlohmann::ordered_json::parse_error& e) {
+    fail<FormatError>("{}: invalid JSON: {}", path, e.what());
+  }
+}
+
+struct TemplateArgs {
+  std::string model;
+  std::string messages;
+  std::string tools;
+  bool add_generation_prompt = false;
+  bool no_thinking = false;
+};
+
+}  // namespace
+
+void add_template(CLI::App& app, const GlobalOptions&) {
+  auto* cmd = app.add_subcommand("template", "Render messages with a model's chat template");
+  auto args = std::make_shared<TemplateArgs>();
+  cmd->add_option("--model", args->model, "Model directory (tokenizer files suffice)")->required();
+  cmd->add_option("--messages", args->messages,
+                  "JSON file: an array of messages, or an object with \"messages\" (and "
+                  "optionally \"tools\")")
+      ->required();
+  cmd->add_option("--tools", args->tools, "JSON file with an array of tool schemas");
+  cmd->add_flag("--add-generation-prompt", args->add_generation_prompt,
+                "Append the header of an assistant turn");
+  cmd->add_flag("--no-thinking", args->no_thinking, "Pass enable_thinking=false to the template");
+  cmd->callback([args] {
+    auto tmpl = text::ChatTemplate::from_model_dir(args->model);
+    nlohmann::ordered_json doc = read_json_file(args->messages);
+    text::RenderOptions opts;
+    nlohmann::ordered_json messages = doc;
+    if (doc.is_object()) {
+      if (!doc.contains("messages"))
+        fail<FormatError>("{}: expected an array of messages or an object with \"messages\"",
+                          args->messages);
+      messages = doc["messages"];
+      if (doc.contains("tools")) opts.tools = doc["tools"];
+    }
+    if (!messages.is_array())
+      fail<FormatError>("{}: messages must be a JSON array", args->messages);
+    if (!args->tools.empty()) opts.tools = read_json_file(args->tools);
+    opts.add_generation_prompt = args->add_generation_prompt;
+    if (args->no_thinking) opts.extra["enable_thinking"] = false;
+    std::string prompt;
+    try {
+      prompt = tmpl.render(messages, opts);
+    } catch (const text::TemplateError& e) {
+      fail<FormatError>("chat template of {} failed on {}: {}", args->model, args->messages,
+                        e.what());
+    } catch (const InvalidArgument& e) {
+      fail<FormatError>("{}: {}", args->messages, e.what());
+    }
+    std::fwrite(prompt.data(), 1, prompt.size(), stdout);
+    std::fflush(stdout);
+  });
+}
+
 }  // namespace ominix::cli

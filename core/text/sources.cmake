@@ -13,3 +13,13 @@ target_include_directories(ominix_core SYSTEM PRIVATE ${OMINIX_PCRE2_INCLUDE_DIR
 # Plain library names, so that the installed export links them from the system too.
 target_link_libraries(ominix_core PRIVATE ${OMINIX_PCRE2_LIBRARIES} ${OMINIX_UTF8PROC_LIBRARIES})
 # end tokenizer
+# chat templates
+target_sources(ominix_core PRIVATE
+  ${CMAKE_CURRENT_LIST_DIR}/chat_template.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/jinja_eval.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/jinja_ops.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/jinja_parse.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/jinja_strings.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/jinja_value.cpp
+)
+# end chat templates

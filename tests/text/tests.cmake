@@ -11,3 +11,15 @@ target_compile_definitions(tokenizer_tests PRIVATE
 ominix_target_options(tokenizer_tests)
 gtest_discover_tests(tokenizer_tests PROPERTIES LABELS unit DISCOVERY_TIMEOUT 60)
 # end tokenizer
+# chat templates
+add_executable(template_tests
+  ${CMAKE_CURRENT_LIST_DIR}/test_jinja.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_chat_template.cpp
+)
+target_link_libraries(template_tests PRIVATE ominix::core GTest::gtest GTest::gtest_main)
+target_compile_definitions(template_tests PRIVATE
+  OMINIX_TEMPLATE_FIXTURES="${CMAKE_CURRENT_LIST_DIR}/../fixtures/text/templates"
+  OMINIX_SHARED_TOKENIZERS="${PROJECT_SOURCE_DIR}/../shared/data/tokenizers")
+ominix_target_options(template_tests)
+gtest_discover_tests(template_tests PROPERTIES LABELS unit DISCOVERY_TIMEOUT 60)
+# end chat templates
