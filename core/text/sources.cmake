@@ -5,7 +5,7 @@ pkg_check_modules(OMINIX_UTF8PROC REQUIRED libutf8proc)
 target_sources(ominix_core PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/bpe.cpp
   ${CMAKE_CURRENT_LIST_DIR}/pipeline.cpp
-  ${CMAKE_CURRENT_LIST_DIR}/regex.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/regex_pcre2.cpp
   ${CMAKE_CURRENT_LIST_DIR}/tokenizer.cpp
   ${CMAKE_CURRENT_LIST_DIR}/unicode.cpp
 )
