@@ -116,6 +116,19 @@ TEST_F(Quantized, WrongSpecGivesShapeErrors) {
   }
 }
 
+TEST_F(Quantized, WrongDtypeIsNamed) {
+  auto& t = weights_->tensors();
+  t.insert_or_assign("q_proj.weight", mx::astype(t.at("q_proj.weight"), mx::float32));
+  nn::LinearLayer::load(*weights_, "q_proj", {.in = 128, .out = 64, .bias = true}, quant_);
+  try {
+    weights_->finish(/*allow_unexpected=*/true);
+    FAIL() << "no error";
+  } catch (const WeightError& e) {
+    EXPECT_NE(std::string(e.what()).find("'q_proj.weight': packed quantized weight must be uint32"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(QuantizedLinear, FromDenseApproximatesDense) {
   mx::random::seed(3);
   nn::Linear dense{mx::random::normal({64, 256}), std::nullopt};
