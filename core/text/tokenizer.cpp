@@ -456,15 +456,22 @@ std::string StreamingDetokenizer::window_text() const {
 }
 
 std::string StreamingDetokenizer::put(TokenId id) {
+  // decode() drops unknown and skipped ids before the decoders run: they change nothing (and must
+  // not close a ByteFallback group).
+  const auto token = tokenizer_.id_to_token(id);
+  if (!token || (skip_special_ && tokenizer_.is_special(id))) return {};
   window_.push_back(id);
   const std::string text = window_text();
-  const auto token = tokenizer_.id_to_token(id);
   // A ByteFallback group decodes as a whole (valid UTF-8, or one U+FFFD per byte): hold it until
   // a token that is not <0xXX> closes it. A trailing U+FFFD may be an incomplete character.
   const bool byte_token =
       token && token->size() == 6 && token->starts_with("<0x") && token->ends_with('>');
   std::size_t stable = text.size();
-  if (byte_token || text.ends_with("\xEF\xBF\xBD")) stable = emitted_;
+  if (byte_token) {
+    stable = emitted_;
+  } else if (text.ends_with("\xEF\xBF\xBD")) {
+    stable = std::max(emitted_, text.size() - 3);  // text before it is final
+  }
   // Characters a Strip decoder's `stop` may still remove.
   for (std::size_t k = tokenizer_.impl_->decoder ? tokenizer_.impl_->decoder->unstable_suffix() : 0;
        k > 0 && stable > emitted_; --k) {
@@ -475,8 +482,7 @@ std::string StreamingDetokenizer::put(TokenId id) {
   emitted_ = std::max(emitted_, stable);
 
   // Advance the window when everything is out and `id` can serve as the next context.
-  if (emitted_ == text.size() && token && !token->empty() && !byte_token &&
-      !(skip_special_ && tokenizer_.is_special(id))) {
+  if (emitted_ == text.size() && !token->empty() && !byte_token) {
     window_.assign(1, id);
     context_len_ = tokenizer_.decode(window_, skip_special_).size();
     emitted_ = 0;
