@@ -103,6 +103,26 @@ TEST(LogitsParity, SamplerChainsMatchMlxLmAndTransformersOrder) {
   }
 }
 
+TEST(LogitsParity, SeededDrawsReproduceMlxLmTokens) {
+  // mlx-lm draws with keys split off the global sequence mx.random.seed(seed) starts; our
+  // Sampler splits its own key(seed) the same way, so the token sequences agree exactly.
+  auto f = Fixture::load("logits");
+  ASSERT_FALSE(f.meta.at("draws").empty());
+  for (const auto& d : f.meta.at("draws")) {
+    SCOPED_TRACE(d.at("name").get<std::string>());
+    const auto& o = d.at("options");
+    Sampler s({.temperature = o.at("temperature"),
+               .top_k = o.at("top_k"),
+               .top_p = o.at("top_p"),
+               .min_p = o.at("min_p"),
+               .seed = d.at("seed").get<std::uint64_t>()});
+    auto x = f[d.at("input")];
+    std::vector<mx::array> ids;
+    for (int i = 0; i < f[d.at("expected")].shape(0); ++i) ids.push_back(s(x));
+    EXPECT_TRUE(testing::same_array(mx::stack(ids), f[d.at("expected")]));
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Processors by hand.
 
