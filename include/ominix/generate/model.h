@@ -3,6 +3,7 @@
 // names one.
 #pragma once
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -45,6 +46,17 @@ class LanguageModel {
   }
   virtual const ModelInfo& info() const = 0;
 };
+
+/// EOS ids for ModelInfo: config.json's eos_token_id, then generation_config.json's (when the
+/// directory has one), each id once.
+inline std::vector<int> read_eos_token_ids(const std::filesystem::path& dir,
+                                           const io::ConfigReader& config) {
+  auto ids = config.int_list("eos_token_id");
+  if (std::filesystem::exists(dir / "generation_config.json"))
+    for (int id : io::ConfigReader::load(dir / "generation_config.json").int_list("eos_token_id"))
+      if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+  return ids;
+}
 
 /// How to load: dtype of activations/floating weights (nullopt: the checkpoint's own).
 struct LoadModelOptions {

@@ -1,0 +1,332 @@
+// Port of transformers 5.24.0 src/transformers/models/{qwen2,qwen3,qwen3_moe}/modeling_*.py, read
+// beside mlx-lm 0.32.2 mlx_lm/models/{qwen2,qwen3,qwen3_moe,switch_layers}.py.
+#include "ominix/models/qwen3.h"
+
+#include <mlx/ops.h>
+
+#include <optional>
+#include <string>
+#include <tuple>
+#include <variant>
+#include <vector>
+
+#include "models/qwen3/config.h"
+#include "ominix/io/weights.h"
+#include "ominix/nn/linear.h"
+#include "ominix/nn/norm.h"
+#include "ominix/nn/rope.h"
+
+namespace ominix::qwen3 {
+namespace {
+
+using Quant = std::optional<io::QuantizationConfig>;
+
+struct Attention {
+  nn::LinearLayer q_proj, k_proj, v_proj, o_proj;
+  std::optional<nn::RMSNorm> q_norm, k_norm;  // Qwen3: per head, before RoPE
+  nn::RoPE rope;
+  int n_heads, n_kv_heads;
+  float scale;
+
+  static Attention load(io::WeightMap& w, const std::string& p, const Config& c) {
+    const auto& a = c.attention;
+    const int D = a.hidden_size, q_dim = a.num_attention_heads * a.head_dim,
+              kv_dim = a.num_key_value_heads * a.head_dim;
+    auto linear = [&](const char* name, nn::LinearShape shape) {
+      return nn::LinearLayer::load(w, p + name, shape, c.quantization);
+    };
+    Attention attn{.q_proj = linear("q_proj", {D, q_dim, c.qkv_bias()}),
+                   .k_proj = linear("k_proj", {D, kv_dim, c.qkv_bias()}),
+                   .v_proj = linear("v_proj", {D, kv_dim, c.qkv_bias()}),
+                   .o_proj = linear("o_proj", {q_dim, D, c.o_bias()}),
+                   .q_norm = std::nullopt,
+                   .k_norm = std::nullopt,
+                   .rope = nn::RoPE(c.rope, a.head_dim),
+                   .n_heads = a.num_attention_heads,
+                   .n_kv_heads = a.num_key_value_heads,
+                   .scale = 1.0f / std::sqrt(float(a.head_dim))};
+    if (c.qk_norm()) {
+      attn.q_norm = nn::RMSNorm::load(w, p + "q_norm", a.head_dim, c.rms_norm_eps);
+      attn.k_norm = nn::RMSNorm::load(w, p + "k_norm", a.head_dim, c.rms_norm_eps);
+    }
+    return attn;
+  }
+
+  mx::array operator()(const mx::array& x, const nn::AttentionMask& mask,
+                       generate::LayerCache& cache) const {
+    const int B = x.shape(0), L = x.shape(1);
+    auto queries = mx::reshape(q_proj(x), {B, L, n_heads, -1});  // [B,L,H*Dh] -> [B,L,H,Dh]
+    auto keys = mx::reshape(k_proj(x), {B, L, n_kv_heads, -1});
+    auto values = mx::reshape(v_proj(x), {B, L, n_kv_heads, -1});
+    if (q_norm) {
+      queries = (*q_norm)(queries);
+      keys = (*k_norm)(keys);
+    }
+    queries = mx::transpose(queries, {0, 2, 1, 3});  // [B,L,H,Dh] -> [B,H,L,Dh]
+    keys = mx::transpose(keys, {0, 2, 1, 3});
+    values = mx::transpose(values, {0, 2, 1, 3});
+    queries = rope(queries, cache.offset());
+    keys = rope(keys, cache.offset());
+    auto output = cache.update_and_attend(queries, keys, values, scale, mask);  // [B,H,L,Dh]
+    output = mx::reshape(mx::transpose(output, {0, 2, 1, 3}), {B, L, -1});      // -> [B,L,H*Dh]
+    return o_proj(output);
+  }
+};
+
+struct MLP {
+  nn::LinearLayer gate_proj, up_proj, down_proj;
+  nn::Activation act;
+
+  static MLP load(io::WeightMap& w, const std::string& p, const Config& c, int hidden_dim) {
+    const int D = c.attention.hidden_size;
+    auto linear = [&](const char* name, nn::LinearShape shape) {
+      return nn::LinearLayer::load(w, p + name, shape, c.quantization);
+    };
+    return {linear("gate_proj", {D, hidden_dim}), linear("up_proj", {D, hidden_dim}),
+            linear("down_proj", {hidden_dim, D}), c.hidden_act};
+  }
+
+  mx::array operator()(const mx::array& x) const {
+    return down_proj(nn::gated(act, gate_proj(x), up_proj(x)));
+  }
+};
+
+/// The experts' linear layers stacked: weight [E, out, in], or MLX-quantized weight
+/// [E, out, in*bits/32] with scales/biases [E, out, in/group_size] (mlx-lm's
+/// QuantizedSwitchLinear).
+struct SwitchLinear {
+  mx::array weight;
+  std::optional<mx::array> scales, biases;
+  std::optional<io::QuantSpec> spec;
+
+  static SwitchLinear load(io::WeightMap& w, const std::string& p, mx::Shape shape,
+                           const Quant& quant) {
+    if (!w.contains(p + ".scales"))
+      return {w.take(p + ".weight", shape), std::nullopt, std::nullopt, std::nullopt};
+    auto spec = quant ? quant->spec_for(p) : std::nullopt;
+    if (!spec)
+      fail<WeightError>("{}: '{}' is quantized but config.json does not quantize it", w.source(),
+                        p);
+    const int in = shape[2];
+    if (in % spec->group_size != 0 || in * spec->bits % 32 != 0)
+      fail<WeightError>("{}: {} columns do not split into groups of {} at {} bits", p, in,
+                        spec->group_size, spec->bits);
+    SwitchLinear s{w.take(p + ".weight", {shape[0], shape[1], in * spec->bits / 32}),
+                   w.take(p + ".scales", {shape[0], shape[1], in / spec->group_size}), std::nullopt,
+                   spec};
+    if (spec->mode == io::QuantMode::affine)
+      s.biases = w.take(p + ".biases", {shape[0], shape[1], in / spec->group_size});
+    return s;
+  }
+
+  /// x [..., 1, in] times the experts `indices` [...] -> [..., 1, out].
+  mx::array operator()(const mx::array& x, const mx::array& indices, bool sorted) const {
+    if (!spec) return mx::gather_mm(x, mx::swapaxes(weight, -1, -2), std::nullopt, indices, sorted);
+    return mx::gather_qmm(x, weight, *scales, biases, std::nullopt, indices, /*transpose=*/true,
+                          spec->group_size, spec->bits, io::to_string(spec->mode), std::nullopt,
+                          sorted);
+  }
+};
+
+/// ref: switch_layers.py SwitchGLU — each token through its k experts' gated MLPs.
+struct SwitchGLU {
+  SwitchLinear gate_proj, up_proj, down_proj;
+  nn::Activation act;
+
+  /// x [B, L, D], indices [B, L, k] -> [B, L, k, D].
+  mx::array operator()(const mx::array& x, const mx::array& indices) const {
+    const int k = indices.shape(-1);
+    auto h = mx::expand_dims(x, {-2, -3});  // [B,L,D] -> [B,L,1,1,D]
+    auto idx = indices;
+    // Many tokens: sort the (token, expert) pairs by expert so each expert reads contiguous rows.
+    const bool sorted = indices.size() >= 64;
+    std::optional<mx::array> inv_order;
+    if (sorted) {
+      auto flat = mx::flatten(indices);  // [B*L*k]
+      auto order = mx::argsort(flat);
+      inv_order = mx::argsort(order);
+      h = mx::take(mx::flatten(h, 0, -3), mx::floor_divide(order, mx::array(k)),
+                   0);  // [B*L,1,D] -> [B*L*k,1,D]
+      idx = mx::take(flat, order, 0);
+    }
+    auto y =
+        down_proj(nn::gated(act, gate_proj(h, idx, sorted), up_proj(h, idx, sorted)), idx, sorted);
+    if (sorted)
+      y = mx::unflatten(mx::take(y, *inv_order, 0), 0, indices.shape());  // -> [B,L,k,1,D]
+    return mx::squeeze(y, -2);                                            // -> [B,L,k,D]
+  }
+};
+
+/// ref: modeling_qwen3_moe.py Qwen3MoeTopKRouter + Qwen3MoeSparseMoeBlock.
+struct SparseMoeBlock {
+  nn::LinearLayer gate;
+  SwitchGLU switch_mlp;
+  int top_k;
+  bool norm_topk_prob;
+
+  static SparseMoeBlock load(io::WeightMap& w, const std::string& p, const Config& c) {
+    const int D = c.attention.hidden_size, I = c.moe_intermediate_size, E = c.num_experts;
+    auto experts = [&](const char* name, mx::Shape shape) {
+      return SwitchLinear::load(w, p + "switch_mlp." + name, std::move(shape), c.quantization);
+    };
+    return {nn::LinearLayer::load(w, p + "gate", {D, E}, c.quantization),
+            {experts("gate_proj", {E, I, D}), experts("up_proj", {E, I, D}),
+             experts("down_proj", {E, D, I}), c.hidden_act},
+            c.num_experts_per_tok,
+            c.norm_topk_prob};
+  }
+
+  mx::array operator()(const mx::array& x, const Tap& tap, int layer) const {
+    auto gates = mx::softmax(gate(x), -1, /*precise=*/true);  // [B,L,E]
+    const int E = gates.shape(-1);
+    auto part = mx::argpartition(gates, E - top_k, -1);
+    auto start = mx::Shape(gates.ndim(), 0);
+    start.back() = E - top_k;
+    auto inds = mx::slice(part, start, part.shape());    // [B,L,k], unordered
+    auto scores = mx::take_along_axis(gates, inds, -1);  // [B,L,k]
+    if (norm_topk_prob) scores = mx::divide(scores, mx::sum(scores, -1, /*keepdims=*/true));
+    if (tap) tap("router_indices", layer, inds);
+    auto y = switch_mlp(x, inds);  // [B,L,k,D]
+    return mx::astype(mx::sum(mx::multiply(y, mx::expand_dims(scores, -1)), -2),
+                      y.dtype());  // [B,L,D]
+  }
+};
+
+struct DecoderLayer {
+  Attention self_attn;
+  std::variant<MLP, SparseMoeBlock> mlp;
+  nn::RMSNorm input_layernorm, post_attention_layernorm;
+
+  static DecoderLayer load(io::WeightMap& w, const Config& c, int i) {
+    const auto p = fmt::format("model.layers.{}.", i);
+    const int D = c.attention.hidden_size;
+    std::variant<MLP, SparseMoeBlock> mlp =
+        c.is_sparse(i) ? std::variant<MLP, SparseMoeBlock>(SparseMoeBlock::load(w, p + "mlp.", c))
+                       : MLP::load(w, p + "mlp.", c, c.intermediate_size);
+    return {Attention::load(w, p + "self_attn.", c), std::move(mlp),
+            nn::RMSNorm::load(w, p + "input_layernorm", D, c.rms_norm_eps),
+            nn::RMSNorm::load(w, p + "post_attention_layernorm", D, c.rms_norm_eps)};
+  }
+
+  mx::array operator()(const mx::array& x, const nn::AttentionMask& mask,
+                       generate::LayerCache& cache, const Tap& tap, int layer) const {
+    auto r = self_attn(input_layernorm(x), mask, cache);
+    auto h = mx::add(x, r);
+    auto n = post_attention_layernorm(h);
+    r = std::holds_alternative<MLP>(mlp) ? std::get<MLP>(mlp)(n)
+                                         : std::get<SparseMoeBlock>(mlp)(n, tap, layer);
+    return mx::add(h, r);
+  }
+};
+
+class Model final : public generate::LanguageModel {
+ public:
+  Model(Config config, io::WeightMap& w, generate::ModelInfo info, Tap tap)
+      : config_(std::move(config)),
+        info_(std::move(info)),
+        tap_(std::move(tap)),
+        embed_tokens(nn::Embedding::load(w, "model.embed_tokens", config_.vocab_size,
+                                         config_.attention.hidden_size, config_.quantization)),
+        norm(nn::RMSNorm::load(w, "model.norm", config_.attention.hidden_size,
+                               config_.rms_norm_eps)) {
+    for (int i = 0; i < config_.num_hidden_layers; ++i)
+      layers.push_back(DecoderLayer::load(w, config_, i));
+    if (!config_.tie_word_embeddings)
+      lm_head = nn::LinearLayer::load(
+          w, "lm_head", {config_.attention.hidden_size, config_.vocab_size}, config_.quantization);
+  }
+
+  mx::array operator()(const mx::array& tokens, generate::Cache& cache) const override {
+    if (tokens.ndim() != 2)
+      fail<InvalidArgument>("{}: tokens must be [B, L], got {} dims", info_.model_type,
+                            tokens.ndim());
+    if (cache.num_layers() != layers.size())
+      fail<InvalidArgument>("{}: cache has {} layers, model {}", info_.model_type,
+                            cache.num_layers(), layers.size());
+    const int L = tokens.shape(1);
+    auto h = embed_tokens(tokens);  // [B,L] -> [B,L,D]
+    const auto full = cache.make_mask(L);
+    const auto window =
+        config_.sliding_window ? cache.make_mask(L, {.window_size = config_.sliding_window}) : full;
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+      const bool sliding = config_.layer_types[i] == LayerType::sliding_attention;
+      h = layers[i](h, sliding ? window : full, cache[i], tap_, int(i));
+    }
+    h = norm(h);
+    return lm_head ? (*lm_head)(h) : embed_tokens.as_linear(h);  // [B,L,D] -> [B,L,V]
+  }
+
+  const generate::ModelInfo& info() const override { return info_; }
+
+ private:
+  Config config_;
+  generate::ModelInfo info_;
+  Tap tap_;
+  nn::Embedding embed_tokens;
+  std::vector<DecoderLayer> layers;
+  nn::RMSNorm norm;
+  std::optional<nn::LinearLayer> lm_head;
+};
+
+/// ref: mlx-lm qwen3_moe.py Model.sanitize — drops rotary caches and a tied head's copy, and stacks
+/// Hugging Face's per-expert `mlp.experts.N.{gate,up,down}_proj.weight` into `mlp.switch_mlp.*`
+/// [E, out, in] (mlx-lm checkpoints are stacked already).
+void sanitize(io::WeightMap& w, const Config& c) {
+  std::vector<std::string> unused;
+  for (const auto& [key, _] : w.tensors())
+    if (key.ends_with("rotary_emb.inv_freq") ||
+        (c.tie_word_embeddings && key.starts_with("lm_head.")))
+      unused.push_back(key);
+  for (const auto& key : unused) w.ignore(key);
+  const int D = c.attention.hidden_size, I = c.moe_intermediate_size;
+  for (int l = 0; l < c.num_hidden_layers; ++l) {
+    const auto p = fmt::format("model.layers.{}.mlp.", l);
+    if (!c.is_sparse(l) || w.contains(p + "switch_mlp.gate_proj.weight") ||
+        w.contains(p + "switch_mlp.gate_proj.scales"))
+      continue;
+    for (auto [name, out, in] :
+         {std::tuple{"gate_proj", I, D}, {"up_proj", I, D}, {"down_proj", D, I}}) {
+      std::vector<mx::array> experts;
+      for (int e = 0; e < c.num_experts; ++e)
+        experts.push_back(w.take(fmt::format("{}experts.{}.{}.weight", p, e, name), {out, in}));
+      w.tensors().insert_or_assign(fmt::format("{}switch_mlp.{}.weight", p, name),
+                                   mx::stack(experts));  // [E,out,in]
+    }
+  }
+}
+
+std::unique_ptr<generate::LanguageModel> build(const std::filesystem::path& dir,
+                                               const io::ConfigReader& reader,
+                                               const generate::LoadModelOptions& options, Tap tap) {
+  auto config = Config::parse(reader);
+  io::WeightMap w(io::load_checkpoint(dir, {.dtype = options.dtype}), dir.string());
+  sanitize(w, config);
+  auto norm = w.tensors().find("model.norm.weight");
+  generate::ModelInfo info{.model_type = reader.required<std::string>("model_type"),
+                           .vocab_size = config.vocab_size,
+                           .num_layers = config.num_hidden_layers,
+                           .max_position_embeddings = config.attention.max_position_embeddings,
+                           .eos_token_ids = generate::read_eos_token_ids(dir, reader),
+                           .bos_token_id = reader.optional<int>("bos_token_id"),
+                           .dtype = norm != w.tensors().end() ? norm->second.dtype() : mx::float32};
+  auto model = std::make_unique<Model>(std::move(config), w, std::move(info), std::move(tap));
+  w.finish();
+  return model;
+}
+
+}  // namespace
+
+void register_family() {
+  for (const char* type : {"qwen2", "qwen3", "qwen3_moe"})
+    generate::register_model(
+        type,
+        [](const std::filesystem::path& dir, const io::ConfigReader& config,
+           const generate::LoadModelOptions& options) { return build(dir, config, options, {}); });
+}
+
+std::unique_ptr<generate::LanguageModel> load(const std::filesystem::path& dir,
+                                              const generate::LoadModelOptions& options, Tap tap) {
+  return build(dir, io::ConfigReader::load(dir / "config.json"), options, std::move(tap));
+}
+
+}  // namespace ominix::qwen3
