@@ -22,4 +22,15 @@ target_compile_definitions(template_tests PRIVATE
   OMINIX_SHARED_TOKENIZERS="${PROJECT_SOURCE_DIR}/../shared/data/tokenizers")
 ominix_target_options(template_tests)
 gtest_discover_tests(template_tests PROPERTIES LABELS unit DISCOVERY_TIMEOUT 60)
+if(TARGET ominix)
+  add_test(NAME cli.template COMMAND ominix template
+           --model ${PROJECT_SOURCE_DIR}/../shared/data/tokenizers/qwen3
+           --messages ${CMAKE_CURRENT_LIST_DIR}/../fixtures/text/templates/cli_messages.json
+           --add-generation-prompt --no-thinking)
+  set_tests_properties(cli.template PROPERTIES LABELS cli PASS_REGULAR_EXPRESSION
+    "<\\|im_start\\|>system\nBe brief\\.<\\|im_end\\|>\n<\\|im_start\\|>user\nHi<\\|im_end\\|>\n<\\|im_start\\|>assistant\n<think>\n\n</think>\n\n$")
+  add_test(NAME cli.template_missing_file COMMAND ominix template
+           --model ${PROJECT_SOURCE_DIR}/../shared/data/tokenizers/qwen3 --messages /nonexistent.json)
+  set_tests_properties(cli.template_missing_file PROPERTIES LABELS cli WILL_FAIL TRUE)
+endif()
 # end chat templates
