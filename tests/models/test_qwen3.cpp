@@ -218,7 +218,8 @@ TEST_P(Qwen3Golden, BatchRowsEqualSingleSequences) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Qwen3Golden,
                          ::testing::Values("qwen2_tied", "qwen2_swa", "qwen3_untied", "qwen3_moe",
-                                           "qwen3_moe_step2"));
+                                           "qwen3_moe_step2"),
+                         [](const auto& info) { return info.param; });
 
 // ----------------------------------------------------------------------------------------------
 // MoE routing, caches, dtypes.
@@ -302,7 +303,8 @@ TEST_P(Qwen3Quantized, LogitsAndGreedyMatchMlxLm) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Qwen3Quantized,
-                         ::testing::Values("qwen3_untied_q4", "qwen3_moe_q4", "qwen2_tied_q8"));
+                         ::testing::Values("qwen3_untied_q4", "qwen3_moe_q4", "qwen2_tied_q8"),
+                         [](const auto& info) { return info.param; });
 
 // ----------------------------------------------------------------------------------------------
 // Registry, model info and load errors.
