@@ -3,3 +3,8 @@ target_sources(ominix_core PRIVATE
   generate/cache.cpp
   generate/sampler.cpp
 )
+# The generation loop and speculative decoding.
+target_sources(ominix_core PRIVATE
+  generate/generate.cpp
+  generate/speculative.cpp
+)

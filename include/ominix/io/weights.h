@@ -2,7 +2,9 @@
 // every missing, unexpected and mis-shaped tensor by name in one error.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -11,9 +13,40 @@
 
 namespace ominix::io {
 
+/// How far a checkpoint load has got, reported after each file.
+struct LoadProgress {
+  std::size_t files_done = 0;
+  std::size_t files_total = 0;
+  std::uint64_t bytes_done = 0;   ///< sizes of the files read so far
+  std::uint64_t bytes_total = 0;  ///< sizes of all the checkpoint's files
+  std::filesystem::path file;     ///< the file just read
+};
+
+/// Receives LoadProgress during load_checkpoint.
+using LoadProgressCallback = std::function<void(const LoadProgress&)>;
+
 struct LoadOptions {
-  /// Convert floating-point tensors to this dtype on load (packed integer weights stay as they are).
+  /// Convert floating-point tensors to this dtype on load (packed integer weights stay as they
+  /// are).
   std::optional<mx::Dtype> dtype;
+  /// Called after each file. When a callback is set (here or by ScopedLoadProgress), each file's
+  /// tensors are read eagerly (evaluated) before it is reported, so progress follows the I/O;
+  /// otherwise tensors stay lazy until first used.
+  LoadProgressCallback progress;
+};
+
+/// While alive, load_checkpoint calls on this thread whose options carry no progress callback
+/// report to `callback` (for loaders, such as model families, that build LoadOptions themselves).
+/// Restores the previous one when destroyed.
+class ScopedLoadProgress {
+ public:
+  explicit ScopedLoadProgress(LoadProgressCallback callback);
+  ~ScopedLoadProgress();
+  ScopedLoadProgress(const ScopedLoadProgress&) = delete;
+  ScopedLoadProgress& operator=(const ScopedLoadProgress&) = delete;
+
+ private:
+  LoadProgressCallback previous_;
 };
 
 /// Loads a checkpoint: a .safetensors file, or a directory holding model.safetensors,

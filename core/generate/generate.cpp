@@ -1,0 +1,449 @@
+// The generation loop. ref: mlx-lm 0.32.2 mlx_lm/generate.py (generate_step: prefill in chunks
+// of prefill_step_size up to the last prompt token, mx.eval of the cache after each chunk, then
+// one-token-ahead decoding: step n+1 is queued with mx.async_eval before token n is returned).
+#include "ominix/generate/generate.h"
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+#include <set>
+#include <utility>
+
+#include <mlx/memory.h>
+#include <mlx/ops.h>
+#include <mlx/transforms.h>
+#include <mlx/utils.h>
+
+#include "loop.h"
+#include "ominix/base/error.h"
+
+namespace ominix::generate {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+// Earliest position of any stop string in text (npos if none).
+std::size_t find_stop(const std::string& text, const std::vector<std::string>& stops) {
+  std::size_t best = std::string::npos;
+  for (const auto& s : stops) best = std::min(best, text.find(s));
+  return best;
+}
+
+// The longest suffix of text that is a proper prefix of a stop string (it may still grow into one).
+std::size_t partial_stop(const std::string& text, const std::vector<std::string>& stops) {
+  std::size_t best = 0;
+  for (const auto& s : stops)
+    for (std::size_t k = std::min(s.size() - 1, text.size()); k > best; --k)
+      if (text.compare(text.size() - k, k, s, 0, k) == 0) {
+        best = k;
+        break;
+      }
+  return best;
+}
+
+}  // namespace
+
+const char* to_string(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::eos:
+      return "eos";
+    case FinishReason::stop_string:
+      return "stop_string";
+    case FinishReason::max_tokens:
+      return "max_tokens";
+    case FinishReason::cancelled:
+      return "cancelled";
+    case FinishReason::none:
+      break;
+  }
+  return "none";
+}
+
+// ------------------------------------------------------------------------------------------------
+// PromptCache
+
+PromptCache::PromptCache(const LanguageModel& model, const CacheOptions& options)
+    : model_(&model), options_(options), cache_(model.make_cache(options)) {}
+
+bool PromptCache::rotating() const {
+  return cache_.num_layers() > 0 && dynamic_cast<const RotatingKVCache*>(&cache_[0]) != nullptr;
+}
+
+void PromptCache::reset() {
+  cache_ = model_->make_cache(options_);
+  tokens_.clear();
+}
+
+int PromptCache::keep(int n) {
+  n = std::clamp(n, 0, size());
+  const int drop = size() - n;
+  if (drop == 0) return n;
+  if (cache_.trim(drop) != drop) {
+    reset();
+    return 0;
+  }
+  tokens_.resize(n);
+  return n;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Shared pieces
+
+namespace detail {
+
+mx::Stream generation_stream() {
+  thread_local std::vector<std::pair<mx::Device, mx::Stream>> streams;
+  const auto device = mx::default_device();
+  for (const auto& [d, s] : streams)
+    if (d == device) return s;
+  streams.emplace_back(device, mx::new_stream(device));
+  return streams.back().second;
+}
+
+mx::array as_tokens(std::span<const int> ids) {
+  return mx::array(ids.data(), {1, static_cast<int>(ids.size())}, mx::int32);
+}
+
+mx::array last_logits(const mx::array& logits) {  // [1, L, V] -> [1, V]
+  const int L = logits.shape(1);
+  return mx::squeeze(mx::slice(logits, {0, L - 1, 0}, logits.shape()), 1);
+}
+
+int reuse_prefix(PromptCache& cache, std::span<const int> prompt) {
+  const auto& have = cache.tokens();
+  const std::size_t limit = std::min(have.size(), prompt.size() - 1);
+  std::size_t common = 0;
+  while (common < limit && have[common] == prompt[common]) ++common;
+  return cache.keep(static_cast<int>(common));
+}
+
+void prefill(const LanguageModel& model, PromptCache& cache, std::span<const int> ids, int step) {
+  while (!ids.empty()) {
+    const auto chunk = ids.first(std::min<std::size_t>(ids.size(), step));
+    model(as_tokens(chunk), cache.cache());
+    mx::eval(cache.cache().state());
+    cache.append(chunk);
+    ids = ids.subspan(chunk.size());
+    mx::clear_cache();
+  }
+}
+
+Policy::Policy(const GenerateParams& params)
+    : processors_(make_logits_processors(params.logits)), filter_([&] {
+        auto o = params.sampler;
+        o.seed = 0;  // the filters draw nothing
+        return o;
+      }()) {}
+
+mx::array Policy::logprobs(const mx::array& logits, const mx::array& history) const {
+  return log_softmax(apply_logits_processors(processors_, history, logits));
+}
+
+mx::array Policy::draw_logits(const mx::array& logprobs) const {
+  auto x = filter_.filter(logprobs);
+  const auto& o = filter_.options();
+  if (o.order == SamplingOrder::mlx_lm)
+    x = mx::multiply(x, mx::array(1.0f / o.temperature, x.dtype()));
+  return x;
+}
+
+mx::array Policy::probs(const mx::array& logprobs) const {
+  return mx::softmax(mx::astype(draw_logits(logprobs), mx::float32), -1, true);
+}
+
+}  // namespace detail
+
+// ------------------------------------------------------------------------------------------------
+// Generator
+
+struct Generator::Impl {
+  const LanguageModel& model;
+  PromptCache& cache;
+  std::vector<int> prompt;
+  GenerateParams params;
+  detail::Policy policy;
+  Sampler sampler;
+  std::set<int> eos;
+  std::optional<text::StreamingDetokenizer> detok;
+  std::optional<detail::SpeculativeDecoder> spec;
+  mx::Stream stream;
+
+  bool started = false;
+  FinishReason finish = FinishReason::none;
+  int produced = 0;
+  std::optional<mx::array> y;        // plain decoding: the token being computed, [1] uint32
+  std::optional<mx::array> history;  // plain decoding with processors: prompt + generated, lazily
+  std::deque<int> ready;             // speculative: tokens verified but not yet processed
+  std::vector<int> held;             // tokens that may begin a stop string
+  std::string held_text;
+  Chunk out;
+  GenerationStats stats;
+  Clock::time_point t_start, t_first;
+
+  Impl(const LanguageModel& m, PromptCache& c, std::vector<int> p, GenerateParams gp)
+      : model(m),
+        cache(c),
+        prompt(std::move(p)),
+        params(std::move(gp)),
+        policy(params),
+        sampler(params.sampler),
+        stream(detail::generation_stream()) {
+    const auto& info = model.info();
+    if (prompt.empty()) fail<InvalidArgument>("generate: the prompt is empty");
+    for (int id : prompt)
+      if (id < 0 || id >= info.vocab_size)
+        fail<InvalidArgument>("generate: prompt token id {} is outside the vocabulary [0, {})", id,
+                              info.vocab_size);
+    if (params.max_tokens < 0)
+      fail<InvalidArgument>("generate: max_tokens must be >= 0, got {}", params.max_tokens);
+    if (params.prefill_step_size < 1)
+      fail<InvalidArgument>("generate: prefill_step_size must be >= 1, got {}",
+                            params.prefill_step_size);
+    const int context = info.max_position_embeddings;
+    if (context > 0 && !cache.rotating() && static_cast<int>(prompt.size()) > context)
+      fail<InvalidArgument>(
+          "the prompt has {} tokens, more than the model's context of {} tokens "
+          "(max_position_embeddings); shorten it or use a rotating cache (max_kv_size)",
+          prompt.size(), context);
+    for (const auto& s : params.stop_strings)
+      if (s.empty()) fail<InvalidArgument>("generate: a stop string is empty");
+    if (!params.stop_strings.empty() && !params.tokenizer)
+      fail<InvalidArgument>("generate: stop strings need a tokenizer");
+    eos.insert(info.eos_token_ids.begin(), info.eos_token_ids.end());
+    eos.insert(params.eos_token_ids.begin(), params.eos_token_ids.end());
+    if (params.tokenizer) {
+      if (auto name = params.tokenizer->eos_token())
+        if (auto id = params.tokenizer->token_to_id(*name)) eos.insert(*id);
+      detok.emplace(*params.tokenizer, params.skip_special_tokens);
+    }
+    if (params.draft.model) spec.emplace(model, cache, params);
+  }
+
+  void start() {
+    started = true;
+    t_start = Clock::now();
+    mx::reset_peak_memory();
+    const int n = static_cast<int>(prompt.size());
+    if (spec) {
+      stats.cached_prompt_tokens = spec->start(prompt);
+      stats.prompt_tokens = n - stats.cached_prompt_tokens;
+      return;
+    }
+    mx::StreamContext ctx(stream);
+    stats.cached_prompt_tokens = detail::reuse_prefix(cache, prompt);
+    stats.prompt_tokens = n - stats.cached_prompt_tokens;
+    if (policy.has_processors()) history = mx::array(prompt.data(), {n}, mx::int32);
+    detail::prefill(
+        model, cache,
+        std::span(prompt).subspan(stats.cached_prompt_tokens, n - 1 - stats.cached_prompt_tokens),
+        params.prefill_step_size);
+    y = step(mx::array({prompt.back()}, {1}, mx::int32), /*record_history=*/false);
+    cache.append(std::span(&prompt.back(), 1));
+    mx::async_eval({*y});
+  }
+
+  // Feeds token [1] to the model and returns the next token [1] (uint32), lazily.
+  mx::array step(const mx::array& token, bool record_history = true) {
+    auto ids = mx::reshape(mx::astype(token, mx::int32), {1, 1});
+    auto logits = detail::last_logits(model(ids, cache.cache()));
+    if (history) {
+      if (record_history) history = mx::concatenate({*history, mx::astype(token, mx::int32)});
+      logits = policy.logprobs(logits, *history);
+    } else {
+      logits = log_softmax(logits);
+    }
+    return sampler(logits);
+  }
+
+  void first_token_seen() {
+    t_first = Clock::now();
+    stats.time_to_first_token_s = seconds(t_start, t_first);
+    if (stats.time_to_first_token_s > 0)
+      stats.prompt_tps = stats.prompt_tokens / stats.time_to_first_token_s;
+  }
+
+  // The next token from the model, or nullopt at max_tokens.
+  std::optional<int> produce() {
+    if (produced >= params.max_tokens) return std::nullopt;
+    int tok = 0;
+    if (spec) {
+      if (ready.empty()) {
+        auto round = spec->round(params.max_tokens - produced, stats);
+        ready.assign(round.begin(), round.end());
+        if (produced == 0) first_token_seen();
+      }
+      tok = ready.front();
+      ready.pop_front();
+    } else {
+      auto cur = *y;
+      {
+        mx::StreamContext ctx(stream);
+        y = step(cur);
+      }
+      mx::async_eval({*y});
+      tok = static_cast<int>(cur.item<std::uint32_t>());
+      cache.append(std::span(&tok, 1));
+      if (produced == 0) first_token_seen();
+      if (produced % 256 == 255) mx::clear_cache();
+    }
+    ++produced;
+    stats.generation_tokens = produced;
+    return tok;
+  }
+
+  void emit(std::vector<int>& tokens, std::string text) {
+    out.tokens.insert(out.tokens.end(), tokens.begin(), tokens.end());
+    out.text += text;
+    tokens.clear();
+  }
+
+  void finish_with(FinishReason reason) {
+    finish = reason;
+    if (reason != FinishReason::stop_string) {
+      std::string rest = held_text;
+      if (detok) rest += detok->finish();
+      emit(held, std::move(rest));
+      held_text.clear();
+    }
+    const auto now = Clock::now();
+    if (produced > 0) {
+      const double t = seconds(t_first, now);
+      if (t > 0) stats.generation_tps = produced / t;
+    }
+    stats.peak_memory_bytes = mx::get_peak_memory();
+  }
+
+  void accept(int tok) {
+    if (!params.ignore_eos && eos.count(tok)) return finish_with(FinishReason::eos);
+    held.push_back(tok);
+    if (!detok) return emit(held, {});
+    held_text += detok->put(tok);
+    if (params.stop_strings.empty()) {
+      emit(held, std::move(held_text));
+      held_text.clear();
+      return;
+    }
+    if (auto pos = find_stop(held_text, params.stop_strings); pos != std::string::npos) {
+      std::vector<int> none;
+      emit(none, held_text.substr(0, pos));
+      held.clear();
+      held_text.clear();
+      return finish_with(FinishReason::stop_string);
+    }
+    const std::size_t k = partial_stop(held_text, params.stop_strings);
+    std::vector<int> none;
+    emit(k ? none : held, held_text.substr(0, held_text.size() - k));
+    held_text.erase(0, held_text.size() - k);
+  }
+
+  std::optional<Chunk> next() {
+    if (!started && finish == FinishReason::none) start();
+    while (finish == FinishReason::none && out.tokens.empty() && out.text.empty()) {
+      auto tok = produce();
+      if (!tok) {
+        finish_with(FinishReason::max_tokens);
+        break;
+      }
+      accept(*tok);
+    }
+    if (out.tokens.empty() && out.text.empty()) return std::nullopt;
+    return std::exchange(out, Chunk{});
+  }
+};
+
+Generator::Generator(const LanguageModel& model, PromptCache& cache, std::vector<int> prompt,
+                     GenerateParams params)
+    : impl_(std::make_unique<Impl>(model, cache, std::move(prompt), std::move(params))) {}
+Generator::~Generator() = default;
+Generator::Generator(Generator&&) noexcept = default;
+Generator& Generator::operator=(Generator&&) noexcept = default;
+
+std::optional<Chunk> Generator::next() {
+  return impl_->next();
+}
+void Generator::cancel() {
+  if (impl_->finish == FinishReason::none) impl_->finish_with(FinishReason::cancelled);
+}
+bool Generator::done() const {
+  return impl_->finish != FinishReason::none;
+}
+FinishReason Generator::finish_reason() const {
+  return impl_->finish;
+}
+const GenerationStats& Generator::stats() const {
+  return impl_->stats;
+}
+
+GenerationResult generate(const LanguageModel& model, PromptCache& cache, std::vector<int> prompt,
+                          const GenerateParams& params, const ChunkCallback& on_chunk) {
+  Generator gen(model, cache, std::move(prompt), params);
+  GenerationResult result;
+  while (auto chunk = gen.next()) {
+    result.tokens.insert(result.tokens.end(), chunk->tokens.begin(), chunk->tokens.end());
+    result.text += chunk->text;
+    if (on_chunk && !on_chunk(*chunk)) {
+      gen.cancel();
+      break;
+    }
+  }
+  result.finish_reason = gen.finish_reason();
+  result.stats = gen.stats();
+  return result;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Ranges
+
+void TokenStream::fill() {
+  while (buf_.empty()) {
+    auto chunk = gen_.next();
+    if (!chunk) return;
+    buf_.insert(buf_.end(), chunk->tokens.begin(), chunk->tokens.end());
+  }
+}
+
+TokenStream::iterator TokenStream::begin() {
+  fill();
+  return iterator(this);
+}
+
+TokenStream::iterator& TokenStream::iterator::operator++() {
+  s_->buf_.pop_front();
+  s_->fill();
+  return *this;
+}
+
+bool TokenStream::iterator::at_end() const {
+  return !s_ || s_->buf_.empty();
+}
+
+TextStream::TextStream(Generator generator) : gen_(std::move(generator)) {}
+
+void TextStream::fill() {
+  piece_.reset();
+  while (auto chunk = gen_.next())
+    if (!chunk->text.empty()) {
+      piece_ = std::move(chunk->text);
+      return;
+    }
+}
+
+TextStream::iterator TextStream::begin() {
+  if (!started_) {
+    started_ = true;
+    fill();
+  }
+  return iterator(this);
+}
+
+TextStream::iterator& TextStream::iterator::operator++() {
+  s_->fill();
+  return *this;
+}
+
+}  // namespace ominix::generate
