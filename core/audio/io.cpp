@@ -104,10 +104,6 @@ Audio load_audio(const fs::path& path, const LoadOptions& options) {
                       info.channels, info.samplerate, static_cast<long long>(info.frames));
   }
   const int C = info.channels;
-  if (info.frames > static_cast<sf_count_t>(INT32_MAX / C)) {
-    fail<UnsupportedError>("{}: {} frames of {} channels is more than one array holds", name,
-                           static_cast<long long>(info.frames), C);
-  }
   if (!options.allow_truncated && header_claims_more_than_file(file.get())) {
     fail<FormatError>(
         "{}: truncated: the WAV header declares more data than the file holds ({} frames are "
@@ -115,24 +111,32 @@ Audio load_audio(const fs::path& path, const LoadOptions& options) {
         name, static_cast<long long>(info.frames));
   }
 
-  // Interleaved [T, C], read in blocks so that a decoder error mid-stream shows as a short read.
-  std::vector<float> interleaved(static_cast<std::size_t>(info.frames) * C);
+  // Interleaved [T, C], read in blocks: a decoder error mid-stream shows as a short read, and a
+  // header claiming more frames than the file holds does not make us allocate for them.
+  const sf_count_t max_frames = INT32_MAX / C;  // one MLX array's worth
+  const sf_count_t block = 65536;
+  std::vector<float> interleaved;
+  interleaved.reserve(static_cast<std::size_t>(std::min<sf_count_t>(info.frames, (1 << 24) / C)) *
+                      C);
   sf_count_t done = 0;
   while (done < info.frames) {
-    sf_count_t want = std::min<sf_count_t>(info.frames - done, 65536);
-    sf_count_t got = sf_readf_float(file.get(), interleaved.data() + done * C, want);
+    const sf_count_t want = std::min(info.frames - done, block);
+    if (done + want > max_frames) {
+      fail<UnsupportedError>("{}: {} frames of {} channels is more than one array holds", name,
+                             static_cast<long long>(info.frames), C);
+    }
+    interleaved.resize(static_cast<std::size_t>(done + want) * C);
+    const sf_count_t got = sf_readf_float(file.get(), interleaved.data() + done * C, want);
     if (got <= 0) break;
     done += got;
   }
-  if (done < info.frames) {
-    if (!options.allow_truncated) {
-      fail<FormatError>(
-          "{}: truncated or corrupt: the header declares {} frames, only {} could be decoded "
-          "({}; LoadOptions::allow_truncated keeps them)",
-          name, static_cast<long long>(info.frames), static_cast<long long>(done),
-          sf_strerror(file.get()));
-    }
-    interleaved.resize(static_cast<std::size_t>(done) * C);
+  interleaved.resize(static_cast<std::size_t>(done) * C);
+  if (done < info.frames && !options.allow_truncated) {
+    fail<FormatError>(
+        "{}: truncated or corrupt: the header declares {} frames, only {} could be decoded "
+        "({}; LoadOptions::allow_truncated keeps them)",
+        name, static_cast<long long>(info.frames), static_cast<long long>(done),
+        sf_strerror(file.get()));
   }
   const int T = static_cast<int>(done);
 
