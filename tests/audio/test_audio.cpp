@@ -242,6 +242,14 @@ TEST(AudioSave, ReplacesAtomicallyAndLeavesNoTemporaryFiles) {
   EXPECT_EQ(files, 1);
 }
 
+TEST(AudioSave, EmptySignalIsAValidFile) {
+  TempDir dir;
+  audio::save_wav(dir / "empty.wav", mx::zeros({0}), 16000);
+  auto a = audio::load_wav(dir / "empty.wav");
+  EXPECT_EQ(a.samples.shape(), (mx::Shape{0}));
+  EXPECT_EQ(a.sample_rate, 16000);
+}
+
 TEST(AudioSave, BadArgumentsGiveClearErrors) {
   TempDir dir;
   expect_error<InvalidArgument>([&] { audio::save_wav(dir / "a.wav", mx::zeros({10}), 0); },
