@@ -3,9 +3,11 @@
 // reflection, NumFrames).
 #include "ominix/audio/fbank.h"
 
+#include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <numbers>
+#include <optional>
 #include <vector>
 
 #include <mlx/fft.h>
