@@ -116,9 +116,11 @@ class Cursor {
 
   /// FormatError unless n more bytes exist; `what` names the thing being read.
   void need(std::uint64_t n, const std::string& what) const {
-    if (n > left())
-      fail<FormatError>("{}: truncated: {} needs {} bytes at offset {}, the file has {} left",
-                        file_, what, n, pos_, left());
+    if (n > left()) truncated(n, what);
+  }
+  [[noreturn]] void truncated(std::uint64_t n, const std::string& what) const {
+    fail<FormatError>("{}: truncated: {} needs {} bytes at offset {}, the file has {} left", file_,
+                      what, n, pos_, left());
   }
   template <typename T>
   T read(const std::string& what) {
@@ -128,9 +130,13 @@ class Cursor {
     pos_ += sizeof(T);
     return v;
   }
-  std::string string(const std::string& what) {
+  std::string string(const std::string& what) { return string_at(what, std::nullopt); }
+  /// A string that is element `index` of an array (its name is formatted only on error).
+  std::string string_at(const std::string& what, std::optional<std::uint64_t> index) {
+    auto name = [&] { return index ? fmt::format("{}[{}]", what, *index) : what; };
+    if (left() < 8) truncated(8, name());
     const auto n = read<std::uint64_t>(what);
-    need(n, what);
+    if (n > left()) truncated(n, name());
     std::string s(reinterpret_cast<const char*>(bytes_.data() + pos_), n);
     pos_ += n;
     return s;
@@ -212,7 +218,7 @@ GgufValue read_array(Cursor& c, const std::string& what, int depth) {
     case GgufType::string: {
       std::vector<std::string> s;
       s.reserve(n);
-      for (std::uint64_t i = 0; i < n; ++i) s.push_back(c.string(fmt::format("{}[{}]", what, i)));
+      for (std::uint64_t i = 0; i < n; ++i) s.push_back(c.string_at(what, i));
       v.data = std::move(s);
       break;
     }
@@ -749,6 +755,8 @@ const GgufTensorInfo* GgufFile::find(const std::string& name) const {
 
 std::span<const std::uint8_t> GgufFile::raw(const GgufTensorInfo& t) const {
   if (t.nbytes == 0) return {};
+  if (data_offset_ + t.offset > bytes_.size() || t.nbytes > bytes_.size() - data_offset_ - t.offset)
+    fail<InvalidArgument>("{}: tensor '{}' is not a tensor of this file", name_, t.name);
   return bytes_.subspan(data_offset_ + t.offset, t.nbytes);
 }
 
@@ -803,7 +811,9 @@ GgufTensor GgufFile::load(const GgufTensorInfo& t, const GgufLoadOptions& option
   if (!ggml_type_supported(t.type))
     fail<UnsupportedError>("{}: tensor '{}' has type {}, which OminiX cannot load", name_, t.name,
                            to_string(t.type));
-  const bool matrix = t.shape.size() >= 2;
+  // Only non-empty matrices (or stacks of them) are kept packed; MLX has no empty quantized arrays.
+  const bool matrix = t.shape.size() >= 2 &&
+                      std::none_of(t.shape.begin(), t.shape.end(), [](int d) { return d == 0; });
   const bool repack = options.quant == GgufQuantPolicy::repack && matrix;
   if (auto spec = ggml_affine_spec(t.type); spec && repack) {
     const int cols = t.shape.back();

@@ -20,7 +20,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     } catch (const ominix::Error&) {
     }
     for (const auto& [key, value] : f.metadata().values()) {
-      (void)f.metadata().optional<std::vector<std::string>>(key).has_value();
+      try {
+        (void)f.metadata().optional<std::vector<std::string>>(key);
+        (void)f.metadata().optional<std::int64_t>(key);
+      } catch (const ominix::ConfigError&) {
+      }
     }
     for (const auto& t : f.tensors()) {
       if (t.nbytes > (std::uint64_t{1} << 22)) continue;  // keep iterations fast

@@ -519,6 +519,12 @@ TEST(GgufErrors, TensorTable) {
     EXPECT_NE(std::string(e.what()).find("iq.gguf: tensor 'w' has type IQ2_XXS"), std::string::npos)
         << e.what();
   }
+  // An empty quantized tensor (found by fuzz_gguf) loads as an empty dense array.
+  auto empty =
+      io::GgufFile::from_bytes(make_file({Tensor{.ne = {32, 0}, .type = 2}}), "empty.gguf");
+  auto e = empty.load("w");
+  ASSERT_TRUE(e.dense);
+  EXPECT_EQ(e.dense->shape(), (mx::Shape{0, 32}));
   // Two well-formed tensors side by side load fine.
   auto ok = io::GgufFile::from_bytes(
       make_file({Tensor{.name = "a"}, Tensor{.name = "b", .offset = 256}}, 3, 512), "ok.gguf");

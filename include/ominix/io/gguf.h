@@ -233,7 +233,7 @@ struct GgufLoadOptions {
 class GgufFile {
  public:
   /// Maps and checks a file: IoError if it cannot be read, FormatError naming the file (and the
-  /// key or tensor) on anything malformed, UnsupportedError for big-endian files.
+  /// key or tensor) on anything malformed (big-endian files included).
   static GgufFile open(const std::filesystem::path& path);
   /// Checks a file held in memory; `name` stands for the file in messages.
   static GgufFile from_bytes(std::vector<std::uint8_t> bytes, std::string name);
