@@ -408,23 +408,26 @@ void TokenStream::fill() {
 }
 
 TokenStream::iterator TokenStream::begin() {
-  fill();
   return iterator(this);
 }
 
 TokenStream::iterator& TokenStream::iterator::operator++() {
-  s_->buf_.pop_front();
   s_->fill();
+  if (!s_->buf_.empty()) s_->buf_.pop_front();
   return *this;
 }
 
 bool TokenStream::iterator::at_end() const {
-  return !s_ || s_->buf_.empty();
+  if (!s_) return true;
+  s_->fill();
+  return s_->buf_.empty();
 }
 
 TextStream::TextStream(Generator generator) : gen_(std::move(generator)) {}
 
 void TextStream::fill() {
+  if (!consumed_) return;
+  consumed_ = false;
   piece_.reset();
   while (auto chunk = gen_.next())
     if (!chunk->text.empty()) {
@@ -434,15 +437,12 @@ void TextStream::fill() {
 }
 
 TextStream::iterator TextStream::begin() {
-  if (!started_) {
-    started_ = true;
-    fill();
-  }
   return iterator(this);
 }
 
 TextStream::iterator& TextStream::iterator::operator++() {
   s_->fill();
+  s_->consumed_ = true;
   return *this;
 }
 

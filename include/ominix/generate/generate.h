@@ -149,8 +149,9 @@ using ChunkCallback = std::function<bool(const Chunk&)>;
 GenerationResult generate(const LanguageModel& model, PromptCache& cache, std::vector<int> prompt,
                           const GenerateParams& params = {}, const ChunkCallback& on_chunk = {});
 
-/// An input range of generated token ids (int). Generation advances as it is iterated, so
-/// `stream | std::views::take(n)` generates n tokens.
+/// An input range of generated token ids (int). Generation advances as it is iterated, lazily
+/// (incrementing past a token generates nothing until the next is read or compared with end()),
+/// so `stream | std::views::take(n)` generates n tokens.
 class TokenStream {
  public:
   explicit TokenStream(Generator generator) : gen_(std::move(generator)) {}
@@ -161,7 +162,10 @@ class TokenStream {
     using difference_type = std::ptrdiff_t;
     using iterator_concept = std::input_iterator_tag;
     iterator() = default;
-    int operator*() const { return s_->buf_.front(); }
+    int operator*() const {
+      s_->fill();
+      return s_->buf_.front();
+    }
     iterator& operator++();
     void operator++(int) { ++*this; }
     friend bool operator==(const iterator& it, std::default_sentinel_t) { return it.at_end(); }
@@ -179,7 +183,7 @@ class TokenStream {
   const GenerationStats& stats() const { return gen_.stats(); }
 
  private:
-  void fill();
+  void fill();  // generates until buf_ holds a token or generation ends
   Generator gen_;
   std::deque<int> buf_;
 };
@@ -196,7 +200,10 @@ class TextStream {
     using difference_type = std::ptrdiff_t;
     using iterator_concept = std::input_iterator_tag;
     iterator() = default;
-    const std::string& operator*() const { return *s_->piece_; }
+    const std::string& operator*() const {
+      s_->fill();
+      return *s_->piece_;
+    }
     iterator& operator++();
     void operator++(int) { ++*this; }
     friend bool operator==(const iterator& it, std::default_sentinel_t) { return it.at_end(); }
@@ -204,7 +211,7 @@ class TextStream {
    private:
     friend class TextStream;
     explicit iterator(TextStream* s) : s_(s) {}
-    bool at_end() const { return !s_ || !s_->piece_; }
+    bool at_end() const { return !s_ || (s_->fill(), !s_->piece_); }
     TextStream* s_ = nullptr;
   };
 
@@ -214,10 +221,10 @@ class TextStream {
   const GenerationStats& stats() const { return gen_.stats(); }
 
  private:
-  void fill();
+  void fill();  // makes piece_ the next piece unless it holds one not yet consumed
   Generator gen_;
   std::optional<std::string> piece_;
-  bool started_ = false;
+  bool consumed_ = true;
 };
 
 }  // namespace ominix::generate

@@ -1,0 +1,95 @@
+// OminiX's library API in one header: load a model directory (any registered family; the
+// built-in ones are registered here), then generate tokens or text as C++20 ranges.
+//
+//   auto model = ominix::load_model(dir);
+//   auto cache = model.make_cache();
+//   for (int tok : ominix::generate_tokens(model, cache, {.max_tokens = 64}, model.encode("Hi")))
+//     ...
+// Link ominix::all (CMake: find_package(ominix) then target_link_libraries(app ominix::all)).
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ominix/base/error.h"
+#include "ominix/generate/cache.h"
+#include "ominix/generate/generate.h"
+#include "ominix/generate/model.h"
+#include "ominix/generate/sampler.h"
+#include "ominix/generate/speculative.h"
+#include "ominix/io/weights.h"
+#include "ominix/text/chat_template.h"
+#include "ominix/text/tokenizer.h"
+
+namespace ominix {
+
+namespace mx = mlx::core;
+
+/// Registers the built-in model families (Qwen2 / Qwen3 / Qwen3-MoE) in
+/// generate::model_registry(). Idempotent; load_model calls it.
+void register_builtin_families();
+
+/// How load_model loads.
+struct ModelOptions {
+  std::optional<mx::Dtype> dtype;     ///< activations / floating weights (nullopt: checkpoint's)
+  io::LoadProgressCallback progress;  ///< called per checkpoint file (weights then read eagerly)
+};
+
+/// A loaded model directory: the language model and, when the directory has them, its tokenizer
+/// and chat template. Movable; caches made from it stay valid across moves.
+class Model {
+ public:
+  Model(std::unique_ptr<generate::LanguageModel> lm, std::filesystem::path dir);
+
+  const generate::LanguageModel& lm() const { return *lm_; }
+  const generate::ModelInfo& info() const { return lm_->info(); }
+  const std::filesystem::path& dir() const { return dir_; }
+  const std::optional<text::Tokenizer>& tokenizer() const { return tokenizer_; }
+  const std::optional<text::ChatTemplate>& chat_template() const { return chat_template_; }
+
+  /// A fresh prompt cache (growing; rotating with max_kv_size; quantized with kv_bits).
+  generate::PromptCache make_cache(const generate::CacheOptions& options = {}) const {
+    return generate::PromptCache(*lm_, options);
+  }
+  /// Token ids of text (with the tokenizer's special tokens). InvalidArgument without a tokenizer.
+  std::vector<int> encode(std::string_view text, bool add_special_tokens = true) const;
+  /// Renders messages ([{"role": ..., "content": ...}]) with the chat template, with the
+  /// assistant header appended, and encodes the result (no extra special tokens, as transformers'
+  /// apply_chat_template). InvalidArgument without a tokenizer or chat template.
+  std::vector<int> encode_chat(const nlohmann::ordered_json& messages,
+                               const text::RenderOptions& options = {
+                                   .add_generation_prompt = true}) const;
+  /// Text of ids. InvalidArgument without a tokenizer.
+  std::string decode(const std::vector<int>& ids, bool skip_special_tokens = false) const;
+
+ private:
+  const text::Tokenizer& need_tokenizer() const;
+  std::unique_ptr<generate::LanguageModel> lm_;
+  std::filesystem::path dir_;
+  std::optional<text::Tokenizer> tokenizer_;
+  std::optional<text::ChatTemplate> chat_template_;
+};
+
+/// Loads dir (config.json + safetensors, plus tokenizer.json / chat template when present).
+/// IoError for a missing directory, ConfigError for a bad config, UnsupportedError for an unknown
+/// model_type, WeightError for missing or mis-shaped tensors.
+Model load_model(const std::filesystem::path& dir, const ModelOptions& options = {});
+
+/// Generated token ids as a C++20 input range; generation advances as it is iterated, e.g.
+/// `for (int tok : generate_tokens(model, cache, params, prompt) | std::views::take(100))`.
+/// The model's tokenizer is used for stop strings and its EOS token unless params names one.
+generate::TokenStream generate_tokens(const Model& model, generate::PromptCache& cache,
+                                      generate::GenerateParams params, std::vector<int> prompt);
+
+/// Generated text pieces (std::string) as a C++20 input range, through the streaming
+/// detokenizer. InvalidArgument when the model has no tokenizer.
+generate::TextStream generate_text(const Model& model, generate::PromptCache& cache,
+                                   generate::GenerateParams params, std::vector<int> prompt);
+
+}  // namespace ominix

@@ -1,0 +1,85 @@
+// The umbrella library: load_model over the built-in families, tokenizer and chat template.
+#include "ominix/ominix.h"
+
+#include <fstream>
+
+#include "ominix/models/qwen3.h"
+
+namespace ominix {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool has_chat_template(const fs::path& dir) {
+  if (fs::exists(dir / "chat_template.jinja") || fs::exists(dir / "chat_template.json"))
+    return true;
+  std::ifstream in(dir / "tokenizer_config.json");
+  if (!in) return false;
+  auto j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  return j.is_object() && j.contains("chat_template") && !j["chat_template"].is_null();
+}
+
+}  // namespace
+
+void register_builtin_families() {
+  static const bool registered = [] {
+    qwen3::register_family();
+    return true;
+  }();
+  (void)registered;
+}
+
+Model::Model(std::unique_ptr<generate::LanguageModel> lm, fs::path dir)
+    : lm_(std::move(lm)), dir_(std::move(dir)) {
+  if (fs::exists(dir_ / "tokenizer.json")) tokenizer_ = text::Tokenizer::from_dir(dir_);
+  if (has_chat_template(dir_)) chat_template_ = text::ChatTemplate::from_model_dir(dir_);
+}
+
+const text::Tokenizer& Model::need_tokenizer() const {
+  if (!tokenizer_)
+    fail<InvalidArgument>("{}: the model directory has no tokenizer.json", dir_.string());
+  return *tokenizer_;
+}
+
+std::vector<int> Model::encode(std::string_view text, bool add_special_tokens) const {
+  auto ids = need_tokenizer().encode(text, add_special_tokens);
+  return {ids.begin(), ids.end()};
+}
+
+std::vector<int> Model::encode_chat(const nlohmann::ordered_json& messages,
+                                    const text::RenderOptions& options) const {
+  if (!chat_template_) fail<InvalidArgument>("{}: the model has no chat template", dir_.string());
+  return encode(chat_template_->render(messages, options), /*add_special_tokens=*/false);
+}
+
+std::string Model::decode(const std::vector<int>& ids, bool skip_special_tokens) const {
+  std::vector<text::TokenId> t(ids.begin(), ids.end());
+  return need_tokenizer().decode(t, skip_special_tokens);
+}
+
+Model load_model(const fs::path& dir, const ModelOptions& options) {
+  register_builtin_families();
+  if (!fs::is_directory(dir)) fail<IoError>("{}: no such model directory", dir.string());
+  std::optional<io::ScopedLoadProgress> progress;
+  if (options.progress) progress.emplace(options.progress);
+  return Model(generate::load_model(dir, {.dtype = options.dtype}), dir);
+}
+
+generate::TokenStream generate_tokens(const Model& model, generate::PromptCache& cache,
+                                      generate::GenerateParams params, std::vector<int> prompt) {
+  if (!params.tokenizer) params.tokenizer = model.tokenizer();
+  return generate::TokenStream(
+      generate::Generator(model.lm(), cache, std::move(prompt), std::move(params)));
+}
+
+generate::TextStream generate_text(const Model& model, generate::PromptCache& cache,
+                                   generate::GenerateParams params, std::vector<int> prompt) {
+  if (!params.tokenizer) params.tokenizer = model.tokenizer();
+  if (!params.tokenizer)
+    fail<InvalidArgument>("{}: generate_text needs a tokenizer.json", model.dir().string());
+  return generate::TextStream(
+      generate::Generator(model.lm(), cache, std::move(prompt), std::move(params)));
+}
+
+}  // namespace ominix
