@@ -106,7 +106,7 @@ int main(int argc, char** argv) {
   out["device"] = ominix::current_device();
   for (const auto& d : ominix::list_devices())
     for (const auto& [k, v] : d.properties)
-      if (d.kind == out["device"] && k == "device_name") out["card"] = v;
+      if (d.kind == ominix::current_device() && k == "device_name") out["card"] = v;
 
   auto t0 = Clock::now();
   auto model = ominix::generate::load_model(model_dir);

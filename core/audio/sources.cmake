@@ -13,4 +13,4 @@ target_sources(ominix_core PRIVATE
 )
 target_include_directories(ominix_core SYSTEM PRIVATE ${OMINIX_SNDFILE_INCLUDE_DIRS} ${OMINIX_SOXR_INCLUDE_DIRS})
 # Plain library names, so that the installed export links them from the system too.
-target_link_libraries(ominix_core PRIVATE ${OMINIX_SNDFILE_LIBRARIES} ${OMINIX_SOXR_LIBRARIES})
+target_link_libraries(ominix_core PRIVATE ${OMINIX_SNDFILE_LINK_LIBRARIES} ${OMINIX_SOXR_LINK_LIBRARIES})

@@ -81,8 +81,9 @@ SafetensorsHeader read_safetensors_header(const std::filesystem::path& path) {
       }
       continue;
     }
+    const std::string& tensor_name = name;  // structured bindings cannot be captured (clang 14)
     auto bad = [&](const std::string& why) -> void {
-      fail<FormatError>("{}: tensor '{}': {}", file, name, why);
+      fail<FormatError>("{}: tensor '{}': {}", file, tensor_name, why);
     };
     if (!entry.is_object()) bad("entry is not an object");
     TensorInfo t;

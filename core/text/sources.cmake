@@ -11,7 +11,7 @@ target_sources(ominix_core PRIVATE
 )
 target_include_directories(ominix_core SYSTEM PRIVATE ${OMINIX_PCRE2_INCLUDE_DIRS} ${OMINIX_UTF8PROC_INCLUDE_DIRS})
 # Plain library names, so that the installed export links them from the system too.
-target_link_libraries(ominix_core PRIVATE ${OMINIX_PCRE2_LIBRARIES} ${OMINIX_UTF8PROC_LIBRARIES})
+target_link_libraries(ominix_core PRIVATE ${OMINIX_PCRE2_LINK_LIBRARIES} ${OMINIX_UTF8PROC_LINK_LIBRARIES})
 # end tokenizer
 # chat templates
 target_sources(ominix_core PRIVATE

@@ -15,7 +15,7 @@ add_executable(fuzz_tokenizer
 )
 target_include_directories(fuzz_tokenizer PRIVATE ${PROJECT_SOURCE_DIR}/include)
 target_link_libraries(fuzz_tokenizer PRIVATE nlohmann_json::nlohmann_json fmt::fmt
-                      ${OMINIX_FUZZ_PCRE2_LIBRARIES} ${OMINIX_FUZZ_UTF8PROC_LIBRARIES})
+                      ${OMINIX_FUZZ_PCRE2_LINK_LIBRARIES} ${OMINIX_FUZZ_UTF8PROC_LINK_LIBRARIES})
 target_compile_definitions(fuzz_tokenizer PRIVATE
   OMINIX_SHARED_TOKENIZERS="${PROJECT_SOURCE_DIR}/../shared/data/tokenizers")
 target_compile_options(fuzz_tokenizer PRIVATE -fsanitize=fuzzer,address,undefined)

@@ -40,7 +40,7 @@ mx::array E(const std::string& key) {
   return expected().at(key);
 }
 
-const nlohmann::json& cases(const std::string& group) {
+const nlohmann::json& cases(const char* group) {
   static nlohmann::json j = tests::load_json(audio_file("cases.json"));
   return j.at(group);
 }
