@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
   ominix::cli::add_info(app, global);
   ominix::cli::add_tokenize(app, global);
   ominix::cli::add_template(app, global);
+  ominix::cli::add_generate(app, global);
+  ominix::cli::add_chat(app, global);
 
   try {
     app.parse(argc, argv);
