@@ -101,6 +101,15 @@ if(TARGET ominix)
              --prompt-ids "${_long}5")
   _cli_error(chat_no_template "chat needs tokenizer.json" chat --model ${_qwen})
 
+  # examples/generate builds against the installed package (ominix::all) and runs.
+  string(REPLACE "," " " _chat_ids "${chat_greedy}")
+  string(REGEX MATCH "^[0-9]+ [0-9]+ [0-9]+ [0-9]+ [0-9]+ [0-9]+ [0-9]+ [0-9]+" _first8 "${_chat_ids}")
+  add_test(NAME package.example_generate
+           COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/package/check_example.sh ${CMAKE_BINARY_DIR}
+                   ${PROJECT_SOURCE_DIR}/examples/generate ${_cli}/chat_model hi 16)
+  set_tests_properties(package.example_generate PROPERTIES LABELS cli TIMEOUT 900
+                       PASS_REGULAR_EXPRESSION "ids: ${_first8}\n")
+
   get_property(_cli_tests DIRECTORY PROPERTY TESTS)
   list(FILTER _cli_tests INCLUDE REGEX "^cli\\.(generate|chat|error)")
   set_tests_properties(${_cli_tests} PROPERTIES LABELS cli)
