@@ -6,9 +6,12 @@
 
 namespace ominix::nn {
 
+Linear::Linear(mx::array weight_, std::optional<mx::array> bias_)
+    : weight(std::move(weight_)), bias(std::move(bias_)), weight_t_(mx::transpose(weight)) {}
+
 mx::array Linear::operator()(const mx::array& x) const {
-  if (bias) return mx::addmm(*bias, x, mx::transpose(weight));
-  return mx::matmul(x, mx::transpose(weight));
+  if (bias) return mx::addmm(*bias, x, weight_t_);
+  return mx::matmul(x, weight_t_);
 }
 
 mx::array QuantizedLinear::operator()(const mx::array& x) const {

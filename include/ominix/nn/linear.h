@@ -16,10 +16,17 @@ namespace ominix::nn {
 namespace mx = mlx::core;
 
 /// y = x W^T + b. weight [out, in], bias [out].
-struct Linear {
+class Linear {
+ public:
+  Linear(mx::array weight, std::optional<mx::array> bias = std::nullopt);
+  mx::array operator()(const mx::array& x) const;
+
   mx::array weight;
   std::optional<mx::array> bias;
-  mx::array operator()(const mx::array& x) const;
+
+ private:
+  // W^T made once: a transpose per call would add a graph node to every decode step.
+  mx::array weight_t_;
 };
 
 /// Quantized y = x W^T + b. weight packed uint32 [out, in*bits/32]; scales (and, for affine,
