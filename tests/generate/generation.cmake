@@ -65,7 +65,7 @@ if(TARGET ominix)
   add_test(NAME cli.generate_text_stream
            COMMAND ominix generate --model ${_cli}/chat_model --prompt hi --max-tokens 8 --temp 0.7
                    --top-p 0.9 --top-k 20 --min-p 0.05 --repetition-penalty 1.1 --seed 1
-                   --system "be brief" --kv-bits 8 --kv-group-size 32)
+                   --system "be brief" --kv-bits 8 --kv-group-size 32 --ignore-eos)
   set_tests_properties(cli.generate_text_stream PROPERTIES
                        PASS_REGULAR_EXPRESSION "generation: 8 tokens")
 
