@@ -6,7 +6,6 @@
 
 #include <optional>
 #include <string>
-#include <tuple>
 #include <variant>
 #include <vector>
 
@@ -15,11 +14,10 @@
 #include "ominix/nn/linear.h"
 #include "ominix/nn/norm.h"
 #include "ominix/nn/rope.h"
+#include "ominix/nn/switch.h"
 
 namespace ominix::qwen3 {
 namespace {
-
-using Quant = std::optional<io::QuantizationConfig>;
 
 struct Attention {
   nn::LinearLayer q_proj, k_proj, v_proj, o_proj;
@@ -91,89 +89,19 @@ struct MLP {
   }
 };
 
-/// The experts' linear layers stacked: weight [E, out, in], or MLX-quantized weight
-/// [E, out, in*bits/32] with scales/biases [E, out, in/group_size] (mlx-lm's
-/// QuantizedSwitchLinear).
-struct SwitchLinear {
-  mx::array weight;
-  std::optional<mx::array> scales, biases;
-  std::optional<io::QuantSpec> spec;
-
-  static SwitchLinear load(io::WeightMap& w, const std::string& p, mx::Shape shape,
-                           const Quant& quant) {
-    if (!w.contains(p + ".scales"))
-      return {w.take(p + ".weight", shape), std::nullopt, std::nullopt, std::nullopt};
-    auto spec = quant ? quant->spec_for(p) : std::nullopt;
-    if (!spec)
-      fail<WeightError>("{}: '{}' is quantized but config.json does not quantize it", w.source(),
-                        p);
-    const int in = shape[2];
-    if (in % spec->group_size != 0 || in * spec->bits % 32 != 0)
-      fail<WeightError>("{}: {} columns do not split into groups of {} at {} bits", p, in,
-                        spec->group_size, spec->bits);
-    SwitchLinear s{w.take(p + ".weight", {shape[0], shape[1], in * spec->bits / 32}),
-                   w.take(p + ".scales", {shape[0], shape[1], in / spec->group_size}), std::nullopt,
-                   spec};
-    if (spec->mode == io::QuantMode::affine)
-      s.biases = w.take(p + ".biases", {shape[0], shape[1], in / spec->group_size});
-    return s;
-  }
-
-  /// x [..., 1, in] times the experts `indices` [...] -> [..., 1, out].
-  mx::array operator()(const mx::array& x, const mx::array& indices, bool sorted) const {
-    if (!spec) return mx::gather_mm(x, mx::swapaxes(weight, -1, -2), std::nullopt, indices, sorted);
-    return mx::gather_qmm(x, weight, *scales, biases, std::nullopt, indices, /*transpose=*/true,
-                          spec->group_size, spec->bits, io::to_string(spec->mode), std::nullopt,
-                          sorted);
-  }
-};
-
-/// ref: switch_layers.py SwitchGLU — each token through its k experts' gated MLPs.
-struct SwitchGLU {
-  SwitchLinear gate_proj, up_proj, down_proj;
-  nn::Activation act;
-
-  /// x [B, L, D], indices [B, L, k] -> [B, L, k, D].
-  mx::array operator()(const mx::array& x, const mx::array& indices) const {
-    const int k = indices.shape(-1);
-    auto h = mx::expand_dims(x, {-2, -3});  // [B,L,D] -> [B,L,1,1,D]
-    auto idx = indices;
-    // Many tokens: sort the (token, expert) pairs by expert so each expert reads contiguous rows.
-    const bool sorted = indices.size() >= 64;
-    std::optional<mx::array> inv_order;
-    if (sorted) {
-      auto flat = mx::flatten(indices);  // [B*L*k]
-      auto order = mx::argsort(flat);
-      inv_order = mx::argsort(order);
-      h = mx::take(mx::flatten(h, 0, -3), mx::floor_divide(order, mx::array(k)),
-                   0);  // [B*L,1,D] -> [B*L*k,1,D]
-      idx = mx::take(flat, order, 0);
-    }
-    auto y =
-        down_proj(nn::gated(act, gate_proj(h, idx, sorted), up_proj(h, idx, sorted)), idx, sorted);
-    if (sorted)
-      y = mx::unflatten(mx::take(y, *inv_order, 0), 0, indices.shape());  // -> [B,L,k,1,D]
-    return mx::squeeze(y, -2);                                            // -> [B,L,k,D]
-  }
-};
-
 /// ref: modeling_qwen3_moe.py Qwen3MoeTopKRouter + Qwen3MoeSparseMoeBlock.
 struct SparseMoeBlock {
   nn::LinearLayer gate;
-  SwitchGLU switch_mlp;
+  nn::SwitchGLU switch_mlp;
   int top_k;
   bool norm_topk_prob;
 
   static SparseMoeBlock load(io::WeightMap& w, const std::string& p, const Config& c) {
-    const int D = c.attention.hidden_size, I = c.moe_intermediate_size, E = c.num_experts;
-    auto experts = [&](const char* name, mx::Shape shape) {
-      return SwitchLinear::load(w, p + "switch_mlp." + name, std::move(shape), c.quantization);
-    };
+    const int D = c.attention.hidden_size, E = c.num_experts;
     return {nn::LinearLayer::load(w, p + "gate", {D, E}, c.quantization),
-            {experts("gate_proj", {E, I, D}), experts("up_proj", {E, I, D}),
-             experts("down_proj", {E, D, I}), c.hidden_act},
-            c.num_experts_per_tok,
-            c.norm_topk_prob};
+            nn::SwitchGLU::load(w, p + "switch_mlp.", {E, D, c.moe_intermediate_size},
+                                c.quantization, {.activation = c.hidden_act}),
+            c.num_experts_per_tok, c.norm_topk_prob};
   }
 
   mx::array operator()(const mx::array& x, const Tap& tap, int layer) const {
@@ -280,18 +208,14 @@ void sanitize(io::WeightMap& w, const Config& c) {
   for (const auto& key : unused) w.ignore(key);
   const int D = c.attention.hidden_size, I = c.moe_intermediate_size;
   for (int l = 0; l < c.num_hidden_layers; ++l) {
+    if (!c.is_sparse(l)) continue;
     const auto p = fmt::format("model.layers.{}.mlp.", l);
-    if (!c.is_sparse(l) || w.contains(p + "switch_mlp.gate_proj.weight") ||
-        w.contains(p + "switch_mlp.gate_proj.scales"))
-      continue;
-    for (auto [name, out, in] :
-         {std::tuple{"gate_proj", I, D}, {"up_proj", I, D}, {"down_proj", D, I}}) {
-      std::vector<mx::array> experts;
-      for (int e = 0; e < c.num_experts; ++e)
-        experts.push_back(w.take(fmt::format("{}experts.{}.{}.weight", p, e, name), {out, in}));
-      w.tensors().insert_or_assign(fmt::format("{}switch_mlp.{}.weight", p, name),
-                                   mx::stack(experts));  // [E,out,in]
-    }
+    nn::stack_experts(w, {.from = p + "experts.",
+                          .to = p + "switch_mlp.",
+                          .num_experts = c.num_experts,
+                          .projections = {{"gate_proj", "gate_proj", {I, D}},
+                                          {"up_proj", "up_proj", {I, D}},
+                                          {"down_proj", "down_proj", {D, I}}}});
   }
 }
 

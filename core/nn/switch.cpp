@@ -1,0 +1,79 @@
+// ref: mlx-lm 0.32.2 mlx_lm/models/switch_layers.py (SwitchLinear, QuantizedSwitchLinear,
+// SwitchGLU, _gather_sort / _scatter_unsort).
+#include "ominix/nn/switch.h"
+
+#include <mlx/ops.h>
+
+#include "ominix/base/error.h"
+
+namespace ominix::nn {
+
+SwitchLinear SwitchLinear::load(io::WeightMap& w, const std::string& prefix, int num_experts,
+                                int in, int out,
+                                const std::optional<io::QuantizationConfig>& quant) {
+  if (!w.contains(prefix + ".scales"))
+    return {w.take(prefix + ".weight", {num_experts, out, in}), std::nullopt, std::nullopt,
+            std::nullopt};
+  auto spec = quant ? quant->spec_for(prefix) : std::nullopt;
+  if (!spec)
+    fail<WeightError>("{}: '{}' is quantized but config.json does not quantize it", w.source(),
+                      prefix);
+  if (in % spec->group_size != 0 || in * spec->bits % 32 != 0)
+    fail<WeightError>("{}: {} columns do not split into groups of {} at {} bits", prefix, in,
+                      spec->group_size, spec->bits);
+  const mx::Shape groups{num_experts, out, in / spec->group_size};
+  SwitchLinear s{w.take(prefix + ".weight", {num_experts, out, in * spec->bits / 32}),
+                 w.take(prefix + ".scales", groups), std::nullopt, spec};
+  if (spec->mode == io::QuantMode::affine) s.biases = w.take(prefix + ".biases", groups);
+  return s;
+}
+
+mx::array SwitchLinear::operator()(const mx::array& x, const mx::array& indices,
+                                   bool sorted) const {
+  if (!spec) return mx::gather_mm(x, mx::swapaxes(weight, -1, -2), std::nullopt, indices, sorted);
+  return mx::gather_qmm(x, weight, *scales, biases, std::nullopt, indices, /*transpose=*/true,
+                        spec->group_size, spec->bits, io::to_string(spec->mode), std::nullopt,
+                        sorted);
+}
+
+SwitchGLU SwitchGLU::load(io::WeightMap& w, const std::string& prefix, const SwitchGLUShape& shape,
+                          const std::optional<io::QuantizationConfig>& quant,
+                          const SwitchGLUOptions& options) {
+  const int E = shape.num_experts, D = shape.dim, I = shape.hidden_dim;
+  return {SwitchLinear::load(w, prefix + "gate_proj", E, D, I, quant),
+          SwitchLinear::load(w, prefix + "up_proj", E, D, I, quant),
+          SwitchLinear::load(w, prefix + "down_proj", E, I, D, quant), options};
+}
+
+mx::array SwitchGLU::operator()(const mx::array& x, const mx::array& indices) const {
+  const int k = indices.shape(-1);
+  auto h = mx::expand_dims(x, {-2, -3});  // [B,L,D] -> [B,L,1,1,D]
+  auto idx = indices;
+  const bool sorted = int(indices.size()) >= options.sort_threshold;
+  std::optional<mx::array> inv_order;
+  if (sorted) {
+    auto flat = mx::flatten(indices);  // [B*L*k]
+    auto order = mx::argsort(flat);
+    inv_order = mx::argsort(order);
+    h = mx::take(mx::flatten(h, 0, -3), mx::floor_divide(order, mx::array(k)),
+                 0);  // [B*L,1,D] -> [B*L*k,1,D]
+    idx = mx::take(flat, order, 0);
+  }
+  auto y = down_proj(gated(options.activation, gate_proj(h, idx, sorted), up_proj(h, idx, sorted)),
+                     idx, sorted);
+  if (sorted) y = mx::unflatten(mx::take(y, *inv_order, 0), 0, indices.shape());  // -> [B,L,k,1,D]
+  return mx::squeeze(y, -2);                                                      // -> [B,L,k,D]
+}
+
+void stack_experts(io::WeightMap& w, const ExpertStack& s) {
+  for (const auto& [name, stacked, shape] : s.projections) {
+    const auto to = s.to + stacked;
+    if (w.contains(to + ".weight") || w.contains(to + ".scales")) continue;
+    std::vector<mx::array> experts;
+    for (int e = 0; e < s.num_experts; ++e)
+      experts.push_back(w.take(fmt::format("{}{}.{}.weight", s.from, e, name), shape));
+    w.tensors().insert_or_assign(to + ".weight", mx::stack(experts));  // [E,out,in]
+  }
+}
+
+}  // namespace ominix::nn

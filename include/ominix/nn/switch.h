@@ -1,0 +1,80 @@
+// Mixture-of-experts layers: the experts' weights stacked [E, out, in] and applied per token with
+// gather_mm / gather_qmm (mlx-lm switch_layers.py), dense or MLX-quantized.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <mlx/array.h>
+
+#include "ominix/io/config.h"
+#include "ominix/io/weights.h"
+#include "ominix/nn/activations.h"
+
+namespace ominix::nn {
+
+namespace mx = mlx::core;
+
+/// The experts' linear layers stacked: weight [E, out, in], or MLX-quantized weight
+/// [E, out, in*bits/32] with scales/biases [E, out, in/group_size] (mlx-lm's
+/// QuantizedSwitchLinear).
+struct SwitchLinear {
+  mx::array weight;
+  std::optional<mx::array> scales, biases;
+  std::optional<io::QuantSpec> spec;
+
+  /// Binds `<prefix>.weight` (+ `.scales`/`.biases` when quantized) for `num_experts` [out, in]
+  /// matrices; WeightError if quantized but `quant` has no spec for `prefix`.
+  static SwitchLinear load(io::WeightMap& w, const std::string& prefix, int num_experts, int in,
+                           int out, const std::optional<io::QuantizationConfig>& quant);
+
+  /// x [..., 1, in] through the experts `indices` [...] -> [..., 1, out]. `sorted`: the indices are
+  /// sorted (gather_mm's sorted_indices fast path).
+  mx::array operator()(const mx::array& x, const mx::array& indices, bool sorted) const;
+};
+
+struct SwitchGLUShape {
+  int num_experts = 0;
+  int dim = 0;         ///< model width D
+  int hidden_dim = 0;  ///< each expert's intermediate size I
+};
+
+struct SwitchGLUOptions {
+  Activation activation = Activation::silu;
+  /// From this many (token, expert) pairs on, pairs are sorted by expert so each expert reads
+  /// contiguous rows (mlx-lm sorts at 64).
+  int sort_threshold = 64;
+};
+
+/// ref: mlx-lm switch_layers.py SwitchGLU — each token through its k experts' gated MLPs,
+/// down_proj(act(gate_proj(x)) * up_proj(x)).
+struct SwitchGLU {
+  SwitchLinear gate_proj, up_proj, down_proj;
+  SwitchGLUOptions options;
+
+  /// Binds `<prefix>{gate,up,down}_proj` (prefix ends with '.').
+  static SwitchGLU load(io::WeightMap& w, const std::string& prefix, const SwitchGLUShape& shape,
+                        const std::optional<io::QuantizationConfig>& quant,
+                        const SwitchGLUOptions& options = {});
+
+  /// x [B, L, D], indices [B, L, k] (int) -> [B, L, k, D].
+  mx::array operator()(const mx::array& x, const mx::array& indices) const;
+};
+
+/// Per-expert checkpoint tensors to stack: `<from><e>.<name>.weight` [out, in] for e in [0, E)
+/// becomes `<to><stacked>.weight` [E, out, in].
+struct ExpertStack {
+  std::string from;  ///< e.g. "model.layers.3.mlp.experts."
+  std::string to;    ///< e.g. "model.layers.3.mlp.switch_mlp."
+  int num_experts = 0;
+  /// (per-expert name, stacked name, per-expert [out, in]).
+  std::vector<std::tuple<std::string, std::string, mx::Shape>> projections;
+};
+
+/// Sanitize step for Hugging Face MoE checkpoints: stacks the experts of `s` unless the stacked
+/// tensors (dense or quantized) are already there. Missing experts are recorded by `w`.
+void stack_experts(io::WeightMap& w, const ExpertStack& s);
+
+}  // namespace ominix::nn
