@@ -1,0 +1,312 @@
+// Port of transformers 5.24.0 src/transformers/models/{glm4,glm4_moe}/modeling_*.py, read beside
+// mlx-lm 0.32.2 mlx_lm/models/{glm4,glm4_moe,switch_layers}.py.
+#include "ominix/models/glm4.h"
+
+#include <mlx/ops.h>
+
+#include <cmath>
+#include <limits>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "models/glm4/config.h"
+#include "ominix/io/weights.h"
+#include "ominix/nn/linear.h"
+#include "ominix/nn/norm.h"
+#include "ominix/nn/rope.h"
+#include "ominix/nn/switch.h"
+
+namespace ominix::glm4 {
+namespace {
+
+nn::LinearLayer linear(io::WeightMap& w, const std::string& key, const Config& c,
+                       nn::LinearShape shape) {
+  return nn::LinearLayer::load(w, key, shape, c.quantization);
+}
+
+struct Attention {
+  nn::LinearLayer q_proj, k_proj, v_proj, o_proj;
+  std::optional<nn::RMSNorm> q_norm, k_norm;  // GLM-4-MoE use_qk_norm: per head, before RoPE
+  nn::RoPE rope;
+  int n_heads, n_kv_heads;
+  float scale;
+
+  static Attention load(io::WeightMap& w, const std::string& p, const Config& c) {
+    const auto& a = c.attention;
+    const int D = a.hidden_size, q_dim = a.num_attention_heads * a.head_dim,
+              kv_dim = a.num_key_value_heads * a.head_dim;
+    const bool bias = a.attention_bias;
+    Attention attn{.q_proj = linear(w, p + "q_proj", c, {D, q_dim, bias}),
+                   .k_proj = linear(w, p + "k_proj", c, {D, kv_dim, bias}),
+                   .v_proj = linear(w, p + "v_proj", c, {D, kv_dim, bias}),
+                   .o_proj = linear(w, p + "o_proj", c, {q_dim, D}),
+                   .q_norm = std::nullopt,
+                   .k_norm = std::nullopt,
+                   .rope = nn::RoPE(c.rope, a.head_dim),
+                   .n_heads = a.num_attention_heads,
+                   .n_kv_heads = a.num_key_value_heads,
+                   .scale = 1.0f / std::sqrt(float(a.head_dim))};
+    if (c.use_qk_norm) {
+      attn.q_norm = nn::RMSNorm::load(w, p + "q_norm", a.head_dim, c.rms_norm_eps);
+      attn.k_norm = nn::RMSNorm::load(w, p + "k_norm", a.head_dim, c.rms_norm_eps);
+    }
+    return attn;
+  }
+
+  mx::array operator()(const mx::array& x, const nn::AttentionMask& mask,
+                       generate::LayerCache& cache) const {
+    const int B = x.shape(0), L = x.shape(1);
+    auto queries = mx::reshape(q_proj(x), {B, L, n_heads, -1});  // [B,L,H*Dh] -> [B,L,H,Dh]
+    auto keys = mx::reshape(k_proj(x), {B, L, n_kv_heads, -1});
+    auto values = mx::reshape(v_proj(x), {B, L, n_kv_heads, -1});
+    if (q_norm) {
+      queries = (*q_norm)(queries);
+      keys = (*k_norm)(keys);
+    }
+    queries = mx::transpose(queries, {0, 2, 1, 3});  // [B,L,H,Dh] -> [B,H,L,Dh]
+    keys = mx::transpose(keys, {0, 2, 1, 3});
+    values = mx::transpose(values, {0, 2, 1, 3});
+    queries = rope(queries, cache.offset());  // only the first Dh * partial_rotary_factor dims
+    keys = rope(keys, cache.offset());
+    auto output = cache.update_and_attend(queries, keys, values, scale, mask);  // [B,H,L,Dh]
+    output = mx::reshape(mx::transpose(output, {0, 2, 1, 3}), {B, L, -1});      // -> [B,L,H*Dh]
+    return o_proj(output);
+  }
+};
+
+/// GLM-4: gate and up in one matrix, gate_up_proj [2I, D] (ref: modeling_glm4.py Glm4MLP).
+struct FusedMLP {
+  nn::LinearLayer gate_up_proj, down_proj;
+  nn::Activation act;
+
+  mx::array operator()(const mx::array& x) const {
+    auto gate_up = mx::split(gate_up_proj(x), 2, -1);  // [B,L,2I] -> 2 x [B,L,I]
+    return down_proj(nn::gated(act, gate_up[0], gate_up[1]));
+  }
+};
+
+/// GLM-4-MoE dense layers and shared experts (ref: modeling_glm4_moe.py Glm4MoeMLP).
+struct MLP {
+  nn::LinearLayer gate_proj, up_proj, down_proj;
+  nn::Activation act;
+
+  static MLP load(io::WeightMap& w, const std::string& p, const Config& c, int hidden_dim) {
+    const int D = c.attention.hidden_size;
+    return {linear(w, p + "gate_proj", c, {D, hidden_dim}),
+            linear(w, p + "up_proj", c, {D, hidden_dim}),
+            linear(w, p + "down_proj", c, {hidden_dim, D}), c.hidden_act};
+  }
+
+  mx::array operator()(const mx::array& x) const {
+    return down_proj(nn::gated(act, gate_proj(x), up_proj(x)));
+  }
+};
+
+/// ref: modeling_glm4_moe.py Glm4MoeTopkRouter + Glm4MoeMoE.
+struct MoE {
+  mx::array gate_weight;              // [E, D], applied in float32
+  mx::array e_score_correction_bias;  // [E], shifts the choice, not the weights
+  nn::SwitchGLU switch_mlp;
+  MLP shared_experts;
+  struct {
+    int top_k, n_group, topk_group;
+    float routed_scaling_factor;
+    bool norm_topk_prob;
+  } c;
+
+  static MoE load(io::WeightMap& w, const std::string& p, const Config& c) {
+    const int D = c.attention.hidden_size, E = c.n_routed_experts;
+    return {w.take(p + "gate.weight", {E, D}),
+            w.take(p + "gate.e_score_correction_bias", {E}),
+            nn::SwitchGLU::load(w, p + "switch_mlp.", {E, D, c.moe_intermediate_size},
+                                c.quantization, {.activation = c.hidden_act}),
+            MLP::load(w, p + "shared_experts.", c, c.moe_intermediate_size * c.n_shared_experts),
+            {c.num_experts_per_tok, c.n_group, c.topk_group, c.routed_scaling_factor,
+             c.norm_topk_prob}};
+  }
+
+  /// x [B, L, D] -> (experts [B, L, k] int32, weights [B, L, k] float32).
+  std::pair<mx::array, mx::array> route(const mx::array& x) const {
+    auto logits = mx::matmul(mx::astype(x, mx::float32),
+                             mx::transpose(mx::astype(gate_weight, mx::float32)));  // [B,L,E]
+    auto scores = mx::sigmoid(logits);
+    auto choice = mx::add(scores, mx::astype(e_score_correction_bias, mx::float32));
+    if (c.n_group > 1 && c.topk_group < c.n_group) {
+      // Keep the topk_group groups whose two best experts score highest.
+      auto grouped = mx::unflatten(choice, -1, {c.n_group, -1});  // [B,L,E] -> [B,L,G,E/G]
+      auto group_scores = mx::sum(mx::topk(grouped, 2, -1), -1, /*keepdims=*/true);  // [B,L,G,1]
+      const int drop = c.n_group - c.topk_group;
+      auto dropped = mx::slice(mx::argpartition(group_scores, drop - 1, -2), {0, 0, 0, 0},
+                               {x.shape(0), x.shape(1), drop, 1});  // [B,L,drop,1]
+      grouped = mx::put_along_axis(grouped, dropped,
+                                   mx::array(-std::numeric_limits<float>::infinity()), -2);
+      choice = mx::flatten(grouped, -2, -1);  // -> [B,L,E]
+    }
+    const int k = c.top_k;
+    auto inds = mx::argpartition(mx::negative(choice), k - 1, -1);
+    inds = mx::slice(inds, {0, 0, 0}, {x.shape(0), x.shape(1), k});  // [B,L,k], unordered
+    auto weights = mx::take_along_axis(scores, inds, -1);            // [B,L,k]
+    if (c.norm_topk_prob)
+      weights = mx::divide(weights, mx::add(mx::sum(weights, -1, true), mx::array(1e-20f)));
+    return {inds, mx::multiply(weights, mx::array(c.routed_scaling_factor))};
+  }
+
+  mx::array operator()(const mx::array& x, const Tap& tap, int layer) const {
+    auto [inds, weights] = route(x);
+    if (tap) tap("router_indices", layer, inds);
+    auto y = switch_mlp(x, inds);  // [B,L,k,D]
+    y = mx::astype(mx::sum(mx::multiply(y, mx::expand_dims(weights, -1)), -2), y.dtype());
+    return mx::add(y, shared_experts(x));  // [B,L,D]
+  }
+};
+
+using FeedForward = std::variant<FusedMLP, MLP, MoE>;
+
+struct DecoderLayer {
+  Attention self_attn;
+  FeedForward mlp;
+  nn::RMSNorm input_layernorm, post_attention_layernorm;
+  std::optional<nn::RMSNorm> post_self_attn_layernorm, post_mlp_layernorm;  // GLM-4 only
+
+  static DecoderLayer load(io::WeightMap& w, const Config& c, int i) {
+    const auto p = fmt::format("model.layers.{}.", i);
+    const int D = c.attention.hidden_size, I = c.intermediate_size;
+    auto norm = [&](const char* name) { return nn::RMSNorm::load(w, p + name, D, c.rms_norm_eps); };
+    FeedForward mlp =
+        c.model_type == ModelType::glm4
+            ? FeedForward(FusedMLP{linear(w, p + "mlp.gate_up_proj", c, {D, 2 * I}),
+                                   linear(w, p + "mlp.down_proj", c, {I, D}), c.hidden_act})
+        : c.is_sparse(i) ? FeedForward(MoE::load(w, p + "mlp.", c))
+                         : FeedForward(MLP::load(w, p + "mlp.", c, I));
+    DecoderLayer layer{
+        Attention::load(w, p + "self_attn.", c), std::move(mlp), norm("input_layernorm"),
+        norm("post_attention_layernorm"),        std::nullopt,   std::nullopt};
+    if (c.model_type == ModelType::glm4) {
+      layer.post_self_attn_layernorm = norm("post_self_attn_layernorm");
+      layer.post_mlp_layernorm = norm("post_mlp_layernorm");
+    }
+    return layer;
+  }
+
+  mx::array operator()(const mx::array& x, const nn::AttentionMask& mask,
+                       generate::LayerCache& cache, const Tap& tap, int layer) const {
+    auto r = self_attn(input_layernorm(x), mask, cache);
+    if (post_self_attn_layernorm) r = (*post_self_attn_layernorm)(r);
+    auto h = mx::add(x, r);
+    auto n = post_attention_layernorm(h);
+    r = std::visit(
+        [&](const auto& m) {
+          if constexpr (std::is_same_v<std::decay_t<decltype(m)>, MoE>)
+            return m(n, tap, layer);
+          else
+            return m(n);
+        },
+        mlp);
+    if (post_mlp_layernorm) r = (*post_mlp_layernorm)(r);
+    return mx::add(h, r);
+  }
+};
+
+class Model final : public generate::LanguageModel {
+ public:
+  Model(Config config, io::WeightMap& w, generate::ModelInfo info, Tap tap)
+      : config_(std::move(config)),
+        info_(std::move(info)),
+        tap_(std::move(tap)),
+        embed_tokens(nn::Embedding::load(w, "model.embed_tokens", config_.vocab_size,
+                                         config_.attention.hidden_size, config_.quantization)),
+        norm(nn::RMSNorm::load(w, "model.norm", config_.attention.hidden_size,
+                               config_.rms_norm_eps)) {
+    for (int i = 0; i < config_.num_hidden_layers; ++i)
+      layers.push_back(DecoderLayer::load(w, config_, i));
+    if (!config_.tie_word_embeddings)
+      lm_head = linear(w, "lm_head", config_, {config_.attention.hidden_size, config_.vocab_size});
+  }
+
+  mx::array operator()(const mx::array& tokens, generate::Cache& cache) const override {
+    if (tokens.ndim() != 2)
+      fail<InvalidArgument>("{}: tokens must be [B, L], got {} dims", info_.model_type,
+                            tokens.ndim());
+    if (cache.num_layers() != layers.size())
+      fail<InvalidArgument>("{}: cache has {} layers, model {}", info_.model_type,
+                            cache.num_layers(), layers.size());
+    auto h = embed_tokens(tokens);  // [B,L] -> [B,L,D]
+    const auto mask = cache.make_mask(tokens.shape(1));
+    for (std::size_t i = 0; i < layers.size(); ++i) h = layers[i](h, mask, cache[i], tap_, int(i));
+    h = norm(h);
+    return lm_head ? (*lm_head)(h) : embed_tokens.as_linear(h);  // [B,L,D] -> [B,L,V]
+  }
+
+  const generate::ModelInfo& info() const override { return info_; }
+
+ private:
+  Config config_;
+  generate::ModelInfo info_;
+  Tap tap_;
+  nn::Embedding embed_tokens;
+  std::vector<DecoderLayer> layers;
+  nn::RMSNorm norm;
+  std::optional<nn::LinearLayer> lm_head;
+};
+
+/// ref: mlx-lm glm4_moe.py Model.sanitize — drops rotary caches, a tied head's copy and the
+/// multi-token-prediction layers (model.layers.{num_hidden_layers}...), and stacks Hugging Face's
+/// per-expert `mlp.experts.N.{gate,up,down}_proj.weight` into `mlp.switch_mlp.*` [E, out, in].
+void sanitize(io::WeightMap& w, const Config& c) {
+  const auto mtp = fmt::format("model.layers.{}.", c.num_hidden_layers);
+  std::vector<std::string> unused;
+  for (const auto& [key, _] : w.tensors())
+    if (key.ends_with("rotary_emb.inv_freq") || key.starts_with(mtp) ||
+        (c.tie_word_embeddings && key.starts_with("lm_head.")))
+      unused.push_back(key);
+  for (const auto& key : unused) w.ignore(key);
+  const int D = c.attention.hidden_size, I = c.moe_intermediate_size;
+  for (int l = 0; l < c.num_hidden_layers; ++l) {
+    if (!c.is_sparse(l)) continue;
+    const auto p = fmt::format("model.layers.{}.mlp.", l);
+    nn::stack_experts(w, {.from = p + "experts.",
+                          .to = p + "switch_mlp.",
+                          .num_experts = c.n_routed_experts,
+                          .projections = {{"gate_proj", "gate_proj", {I, D}},
+                                          {"up_proj", "up_proj", {I, D}},
+                                          {"down_proj", "down_proj", {D, I}}}});
+  }
+}
+
+std::unique_ptr<generate::LanguageModel> build(const std::filesystem::path& dir,
+                                               const io::ConfigReader& reader,
+                                               const generate::LoadModelOptions& options, Tap tap) {
+  auto config = Config::parse(reader);
+  io::WeightMap w(io::load_checkpoint(dir, {.dtype = options.dtype}), dir.string());
+  sanitize(w, config);
+  auto norm = w.tensors().find("model.norm.weight");
+  generate::ModelInfo info{.model_type = reader.required<std::string>("model_type"),
+                           .vocab_size = config.vocab_size,
+                           .num_layers = config.num_hidden_layers,
+                           .max_position_embeddings = config.attention.max_position_embeddings,
+                           .eos_token_ids = generate::read_eos_token_ids(dir, reader),
+                           .bos_token_id = reader.optional<int>("bos_token_id"),
+                           .dtype = norm != w.tensors().end() ? norm->second.dtype() : mx::float32};
+  auto model = std::make_unique<Model>(std::move(config), w, std::move(info), std::move(tap));
+  w.finish();
+  return model;
+}
+
+}  // namespace
+
+void register_family() {
+  for (const char* type : {"glm4", "glm4_moe"})
+    generate::register_model(
+        type,
+        [](const std::filesystem::path& dir, const io::ConfigReader& config,
+           const generate::LoadModelOptions& options) { return build(dir, config, options, {}); });
+}
+
+std::unique_ptr<generate::LanguageModel> load(const std::filesystem::path& dir,
+                                              const generate::LoadModelOptions& options, Tap tap) {
+  return build(dir, io::ConfigReader::load(dir / "config.json"), options, std::move(tap));
+}
+
+}  // namespace ominix::glm4
