@@ -1,0 +1,31 @@
+// The Mistral / Mixtral family (config.json model_type mistral, mixtral).
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string_view>
+
+#include <mlx/array.h>
+
+#include "ominix/generate/model.h"
+
+namespace ominix::mixtral {
+
+namespace mx = mlx::core;
+
+/// Parity-debugging hook, called during the forward with a named intermediate:
+/// "router_indices" (layer, [B, L, num_experts_per_tok] int32, the experts each token is sent to).
+using Tap = std::function<void(std::string_view name, int layer, const mx::array& value)>;
+
+/// Registers the loaders of "mistral" and "mixtral" in generate::model_registry().
+void register_family();
+
+/// Loads a Hugging Face or mlx-community checkpoint directory (config.json + *.safetensors,
+/// single-file or sharded, dense or quantized). ConfigError/UnsupportedError name the config field,
+/// WeightError lists every missing, unexpected or mis-shaped tensor.
+std::unique_ptr<generate::LanguageModel> load(const std::filesystem::path& dir,
+                                              const generate::LoadModelOptions& options = {},
+                                              Tap tap = {});
+
+}  // namespace ominix::mixtral

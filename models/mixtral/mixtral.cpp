@@ -1,0 +1,238 @@
+// Port of transformers 5.24.0 src/transformers/models/{mistral,mixtral}/modeling_*.py, read beside
+// mlx-lm 0.32.2 mlx_lm/models/{llama,mixtral,switch_layers}.py (mlx-lm reads mistral as llama).
+#include "ominix/models/mixtral.h"
+
+#include <mlx/ops.h>
+
+#include <cmath>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "models/mixtral/config.h"
+#include "ominix/io/weights.h"
+#include "ominix/nn/linear.h"
+#include "ominix/nn/norm.h"
+#include "ominix/nn/rope.h"
+#include "ominix/nn/switch.h"
+
+namespace ominix::mixtral {
+namespace {
+
+nn::LinearLayer linear(io::WeightMap& w, const std::string& key, const Config& c,
+                       nn::LinearShape shape) {
+  return nn::LinearLayer::load(w, key, shape, c.quantization);
+}
+
+struct Attention {
+  nn::LinearLayer q_proj, k_proj, v_proj, o_proj;
+  nn::RoPE rope;
+  int n_heads, n_kv_heads;
+  float scale;
+
+  static Attention load(io::WeightMap& w, const std::string& p, const Config& c) {
+    const auto& a = c.attention;
+    const int D = a.hidden_size, q_dim = a.num_attention_heads * a.head_dim,
+              kv_dim = a.num_key_value_heads * a.head_dim;
+    return {.q_proj = linear(w, p + "q_proj", c, {D, q_dim}),
+            .k_proj = linear(w, p + "k_proj", c, {D, kv_dim}),
+            .v_proj = linear(w, p + "v_proj", c, {D, kv_dim}),
+            .o_proj = linear(w, p + "o_proj", c, {q_dim, D}),
+            .rope = nn::RoPE(c.rope, a.head_dim),
+            .n_heads = a.num_attention_heads,
+            .n_kv_heads = a.num_key_value_heads,
+            .scale = 1.0f / std::sqrt(float(a.head_dim))};
+  }
+
+  mx::array operator()(const mx::array& x, const nn::AttentionMask& mask,
+                       generate::LayerCache& cache) const {
+    const int B = x.shape(0), L = x.shape(1);
+    auto queries = mx::reshape(q_proj(x), {B, L, n_heads, -1});  // [B,L,H*Dh] -> [B,L,H,Dh]
+    auto keys = mx::reshape(k_proj(x), {B, L, n_kv_heads, -1});
+    auto values = mx::reshape(v_proj(x), {B, L, n_kv_heads, -1});
+    queries = mx::transpose(queries, {0, 2, 1, 3});  // [B,L,H,Dh] -> [B,H,L,Dh]
+    keys = mx::transpose(keys, {0, 2, 1, 3});
+    values = mx::transpose(values, {0, 2, 1, 3});
+    queries = rope(queries, cache.offset());
+    keys = rope(keys, cache.offset());
+    auto output = cache.update_and_attend(queries, keys, values, scale, mask);  // [B,H,L,Dh]
+    output = mx::reshape(mx::transpose(output, {0, 2, 1, 3}), {B, L, -1});      // -> [B,L,H*Dh]
+    return o_proj(output);
+  }
+};
+
+/// Mistral (ref: modeling_mistral.py MistralMLP).
+struct MLP {
+  nn::LinearLayer gate_proj, up_proj, down_proj;
+  nn::Activation act;
+
+  static MLP load(io::WeightMap& w, const std::string& p, const Config& c) {
+    const int D = c.attention.hidden_size, I = c.intermediate_size;
+    return {linear(w, p + "gate_proj", c, {D, I}), linear(w, p + "up_proj", c, {D, I}),
+            linear(w, p + "down_proj", c, {I, D}), c.hidden_act};
+  }
+
+  mx::array operator()(const mx::array& x) const {
+    return down_proj(nn::gated(act, gate_proj(x), up_proj(x)));
+  }
+};
+
+/// ref: modeling_mixtral.py MixtralTopKRouter + MixtralSparseMoeBlock: the top-k router logits,
+/// softmax over those k (equal to transformers' softmax over all, renormalised over the top k).
+struct SparseMoeBlock {
+  nn::LinearLayer gate;
+  nn::SwitchGLU switch_mlp;
+  int top_k;
+
+  static SparseMoeBlock load(io::WeightMap& w, const std::string& p, const Config& c) {
+    const int D = c.attention.hidden_size, E = c.num_local_experts;
+    return {linear(w, p + "gate", c, {D, E}),
+            nn::SwitchGLU::load(w, p + "switch_mlp.", {E, D, c.intermediate_size}, c.quantization,
+                                {.activation = c.hidden_act}),
+            c.num_experts_per_tok};
+  }
+
+  mx::array operator()(const mx::array& x, const Tap& tap, int layer) const {
+    auto logits = gate(x);  // [B,L,E]
+    auto inds = mx::argpartition(mx::negative(logits), top_k - 1, -1);
+    inds = mx::slice(inds, {0, 0, 0}, {x.shape(0), x.shape(1), top_k});  // [B,L,k], unordered
+    auto scores = mx::softmax(mx::astype(mx::take_along_axis(logits, inds, -1), mx::float32), -1,
+                              /*precise=*/true);  // [B,L,k]
+    if (tap) tap("router_indices", layer, inds);
+    auto y = switch_mlp(x, inds);  // [B,L,k,D]
+    return mx::astype(mx::sum(mx::multiply(y, mx::expand_dims(scores, -1)), -2),
+                      y.dtype());  // [B,L,D]
+  }
+};
+
+struct DecoderLayer {
+  Attention self_attn;
+  std::variant<MLP, SparseMoeBlock> mlp;  // checkpoint key: mlp (Mistral), block_sparse_moe
+  nn::RMSNorm input_layernorm, post_attention_layernorm;
+
+  static DecoderLayer load(io::WeightMap& w, const Config& c, int i) {
+    const auto p = fmt::format("model.layers.{}.", i);
+    const int D = c.attention.hidden_size;
+    std::variant<MLP, SparseMoeBlock> mlp =
+        c.model_type == ModelType::mixtral
+            ? std::variant<MLP, SparseMoeBlock>(SparseMoeBlock::load(w, p + "block_sparse_moe.", c))
+            : MLP::load(w, p + "mlp.", c);
+    return {Attention::load(w, p + "self_attn.", c), std::move(mlp),
+            nn::RMSNorm::load(w, p + "input_layernorm", D, c.rms_norm_eps),
+            nn::RMSNorm::load(w, p + "post_attention_layernorm", D, c.rms_norm_eps)};
+  }
+
+  mx::array operator()(const mx::array& x, const nn::AttentionMask& mask,
+                       generate::LayerCache& cache, const Tap& tap, int layer) const {
+    auto r = self_attn(input_layernorm(x), mask, cache);
+    auto h = mx::add(x, r);
+    auto n = post_attention_layernorm(h);
+    r = std::holds_alternative<MLP>(mlp) ? std::get<MLP>(mlp)(n)
+                                         : std::get<SparseMoeBlock>(mlp)(n, tap, layer);
+    return mx::add(h, r);
+  }
+};
+
+class Model final : public generate::LanguageModel {
+ public:
+  Model(Config config, io::WeightMap& w, generate::ModelInfo info, Tap tap)
+      : config_(std::move(config)),
+        info_(std::move(info)),
+        tap_(std::move(tap)),
+        embed_tokens(nn::Embedding::load(w, "model.embed_tokens", config_.vocab_size,
+                                         config_.attention.hidden_size, config_.quantization)),
+        norm(nn::RMSNorm::load(w, "model.norm", config_.attention.hidden_size,
+                               config_.rms_norm_eps)) {
+    for (int i = 0; i < config_.num_hidden_layers; ++i)
+      layers.push_back(DecoderLayer::load(w, config_, i));
+    if (!config_.tie_word_embeddings)
+      lm_head = linear(w, "lm_head", config_, {config_.attention.hidden_size, config_.vocab_size});
+  }
+
+  mx::array operator()(const mx::array& tokens, generate::Cache& cache) const override {
+    if (tokens.ndim() != 2)
+      fail<InvalidArgument>("{}: tokens must be [B, L], got {} dims", info_.model_type,
+                            tokens.ndim());
+    if (cache.num_layers() != layers.size())
+      fail<InvalidArgument>("{}: cache has {} layers, model {}", info_.model_type,
+                            cache.num_layers(), layers.size());
+    auto h = embed_tokens(tokens);  // [B,L] -> [B,L,D]
+    // ref: modeling_mistral.py MistralModel.forward — one sliding-window mask for every layer.
+    const auto mask =
+        cache.make_mask(tokens.shape(1), {.window_size = config_.attention.sliding_window});
+    for (std::size_t i = 0; i < layers.size(); ++i) h = layers[i](h, mask, cache[i], tap_, int(i));
+    h = norm(h);
+    return lm_head ? (*lm_head)(h) : embed_tokens.as_linear(h);  // [B,L,D] -> [B,L,V]
+  }
+
+  const generate::ModelInfo& info() const override { return info_; }
+
+ private:
+  Config config_;
+  generate::ModelInfo info_;
+  Tap tap_;
+  nn::Embedding embed_tokens;
+  std::vector<DecoderLayer> layers;
+  nn::RMSNorm norm;
+  std::optional<nn::LinearLayer> lm_head;
+};
+
+/// ref: mlx-lm mixtral.py Model.sanitize — drops rotary caches and a tied head's copy, and stacks
+/// Hugging Face's per-expert `block_sparse_moe.experts.N.{w1,w3,w2}.weight` into
+/// `block_sparse_moe.switch_mlp.{gate,up,down}_proj.weight` [E, out, in].
+void sanitize(io::WeightMap& w, const Config& c) {
+  std::vector<std::string> unused;
+  for (const auto& [key, _] : w.tensors())
+    if (key.ends_with("rotary_emb.inv_freq") ||
+        (c.tie_word_embeddings && key.starts_with("lm_head.")))
+      unused.push_back(key);
+  for (const auto& key : unused) w.ignore(key);
+  if (c.model_type != ModelType::mixtral) return;
+  const int D = c.attention.hidden_size, I = c.intermediate_size;
+  for (int l = 0; l < c.num_hidden_layers; ++l) {
+    const auto p = fmt::format("model.layers.{}.block_sparse_moe.", l);
+    nn::stack_experts(w, {.from = p + "experts.",
+                          .to = p + "switch_mlp.",
+                          .num_experts = c.num_local_experts,
+                          .projections = {{"w1", "gate_proj", {I, D}},
+                                          {"w3", "up_proj", {I, D}},
+                                          {"w2", "down_proj", {D, I}}}});
+  }
+}
+
+std::unique_ptr<generate::LanguageModel> build(const std::filesystem::path& dir,
+                                               const io::ConfigReader& reader,
+                                               const generate::LoadModelOptions& options, Tap tap) {
+  auto config = Config::parse(reader);
+  io::WeightMap w(io::load_checkpoint(dir, {.dtype = options.dtype}), dir.string());
+  sanitize(w, config);
+  auto norm = w.tensors().find("model.norm.weight");
+  generate::ModelInfo info{.model_type = reader.required<std::string>("model_type"),
+                           .vocab_size = config.vocab_size,
+                           .num_layers = config.num_hidden_layers,
+                           .max_position_embeddings = config.attention.max_position_embeddings,
+                           .eos_token_ids = generate::read_eos_token_ids(dir, reader),
+                           .bos_token_id = reader.optional<int>("bos_token_id"),
+                           .dtype = norm != w.tensors().end() ? norm->second.dtype() : mx::float32};
+  auto model = std::make_unique<Model>(std::move(config), w, std::move(info), std::move(tap));
+  w.finish();
+  return model;
+}
+
+}  // namespace
+
+void register_family() {
+  for (const char* type : {"mistral", "mixtral"})
+    generate::register_model(
+        type,
+        [](const std::filesystem::path& dir, const io::ConfigReader& config,
+           const generate::LoadModelOptions& options) { return build(dir, config, options, {}); });
+}
+
+std::unique_ptr<generate::LanguageModel> load(const std::filesystem::path& dir,
+                                              const generate::LoadModelOptions& options, Tap tap) {
+  return build(dir, io::ConfigReader::load(dir / "config.json"), options, std::move(tap));
+}
+
+}  // namespace ominix::mixtral
