@@ -1,0 +1,76 @@
+// Paraformer (FunASR): SAN-M encoder, CIF predictor, non-autoregressive SAN-M decoder, from
+// FunASR's released layout (model.pt or model.safetensors, config.yaml, am.mvn, tokens.json).
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <mlx/array.h>
+
+namespace ominix::paraformer {
+
+namespace mx = mlx::core;
+
+struct Model;  // defined in models/paraformer/paraformer.cpp
+struct ModelDeleter {
+  void operator()(Model* m) const;
+};
+using ModelPtr = std::unique_ptr<Model, ModelDeleter>;
+
+/// Loads config.yaml, am.mvn and model.safetensors (else model.pt) from `dir`. ConfigError for
+/// unsupported settings, WeightError naming missing or mis-shaped tensors.
+ModelPtr load_model(const std::filesystem::path& dir);
+
+/// The model's sample rate (frontend_conf.fs).
+int sample_rate(const Model& model);
+
+/// tokens.json: id -> token text, and FunASR's sentence_postprocess to join them.
+class Vocabulary {
+ public:
+  static Vocabulary load(const std::filesystem::path& tokens_json);
+  explicit Vocabulary(std::vector<std::string> tokens) : tokens_(std::move(tokens)) {}
+  const std::string& token(int id) const;
+  std::size_t size() const { return tokens_.size(); }
+  /// Tokens joined as funasr's sentence_postprocess does: Chinese characters without spaces,
+  /// "@@" BPE pieces glued to the next piece, words separated by one space.
+  std::string text(const std::vector<int>& ids) const;
+
+ private:
+  std::vector<std::string> tokens_;
+};
+
+/// The stages, for parity tests. Shapes: B batch, T LFR frames, D model width, N tokens, V vocab.
+struct EncoderOutput {
+  mx::array out;   ///< float32 [B, T, D]
+  mx::array lens;  ///< int32 [B]
+};
+struct CifOutput {
+  mx::array acoustic_embeds;  ///< float32 [B, N, D]
+  mx::array token_num;        ///< int32 [B]
+  mx::array alphas;           ///< float32 [B, T (+1 with a tail threshold)]
+  mx::array peaks;            ///< float32 [B, T (+1)]: integrated weight, >= 1 where it fired
+};
+/// Features [B, T, lfr_m * n_mels] (after LFR and CMVN) with lengths int32 [B].
+EncoderOutput encode(const Model& model, const mx::array& feats, const mx::array& lens);
+CifOutput predict(const Model& model, const EncoderOutput& enc);
+/// Log-probabilities float32 [B, N, V].
+mx::array decode(const Model& model, const EncoderOutput& enc, const CifOutput& cif);
+/// fbank -> LFR -> CMVN of float samples [T] at the model's rate: float32 [frames, lfr_m * n_mels].
+mx::array features(const Model& model, const mx::array& samples);
+
+struct Transcript {
+  std::string text;
+  std::vector<int> tokens;
+  double audio_seconds = 0;
+  double compute_seconds = 0;  ///< the batch's wall time shared by its utterances by length
+};
+
+/// Transcribes float samples [T] at the model's sample rate.
+Transcript transcribe(const Model& model, const mx::array& samples, const Vocabulary& vocab);
+/// Transcribes several utterances as one padded batch.
+std::vector<Transcript> transcribe_batch(const Model& model, const std::vector<mx::array>& samples,
+                                         const Vocabulary& vocab);
+
+}  // namespace ominix::paraformer

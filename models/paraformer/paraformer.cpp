@@ -1,0 +1,656 @@
+// Port of FunASR's Paraformer (modelscope/FunASR v1.x, funasr 1.4.16):
+//   funasr/models/paraformer/model.py (inference), funasr/models/sanm/encoder.py (SANMEncoder,
+//   EncoderLayerSANM), funasr/models/sanm/attention.py (MultiHeadedAttentionSANM,
+//   MultiHeadedAttentionSANMDecoder, MultiHeadedAttentionCrossAtt),
+//   funasr/models/paraformer/cif_predictor.py (CifPredictorV2, tail_process_fn, cif_v1),
+//   funasr/models/paraformer/decoder.py (ParaformerSANMDecoder, DecoderLayerSANM),
+//   funasr/utils/postprocess_utils.py (sentence_postprocess).
+#include "ominix/models/paraformer.h"
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+
+#include <mlx/ops.h>
+#include <mlx/transforms.h>
+#include <yaml-cpp/yaml.h>
+#include <nlohmann/json.hpp>
+
+#include "ominix/audio/cmvn.h"
+#include "ominix/audio/fbank.h"
+#include "ominix/audio/lfr.h"
+#include "ominix/base/error.h"
+#include "ominix/io/torch_zip.h"
+#include "ominix/io/weights.h"
+#include "ominix/nn/linear.h"
+#include "ominix/nn/norm.h"
+
+namespace ominix::paraformer {
+
+namespace {
+
+// ---- Config (config.yaml names) ------------------------------------------------------------
+
+struct EncoderConf {
+  int output_size = 256, attention_heads = 4, linear_units = 2048, num_blocks = 6;
+  int kernel_size = 11, sanm_shfit = 0;
+};
+struct DecoderConf {
+  int attention_heads = 4, linear_units = 2048, num_blocks = 6, att_layer_num = 6;
+  int kernel_size = 21, sanm_shfit = 0;
+};
+struct PredictorConf {
+  int idim = 256, l_order = 1, r_order = 1;
+  float threshold = 1.0f, smooth_factor = 1.0f, noise_threshold = 0.0f, tail_threshold = 0.0f;
+};
+struct FrontendConf {
+  int fs = 16000, n_mels = 80, frame_length = 25, frame_shift = 10, lfr_m = 1, lfr_n = 1;
+  std::string window = "hamming";
+};
+struct Config {
+  EncoderConf encoder;
+  DecoderConf decoder;
+  PredictorConf predictor;
+  FrontendConf frontend;
+  int input_size = 560, vocab_size = 0, blank_id = 0, sos = 1, eos = 2;
+};
+
+template <typename T>
+void read(const YAML::Node& n, const char* key, T& v, const std::string& where) {
+  if (!n || !n[key] || n[key].IsNull()) return;
+  try {
+    v = n[key].as<T>();
+  } catch (const YAML::Exception& e) {
+    fail<ConfigError>("{}: {}: {}", where, key, e.what());
+  }
+}
+
+Config parse_config(const std::filesystem::path& path) {
+  const std::string where = path.string();
+  YAML::Node y;
+  try {
+    y = YAML::LoadFile(where);
+  } catch (const YAML::BadFile&) {
+    fail<IoError>("{}: cannot open", where);
+  } catch (const YAML::Exception& e) {
+    fail<FormatError>("{}: {}", where, e.what());
+  }
+  auto expect = [&](const char* key, const char* value) {
+    if (y[key] && y[key].as<std::string>() != value)
+      fail<UnsupportedError>("{}: {} '{}' is not supported (only {})", where, key,
+                             y[key].as<std::string>(), value);
+  };
+  expect("encoder", "SANMEncoder");
+  expect("decoder", "ParaformerSANMDecoder");
+  expect("predictor", "CifPredictorV2");
+  Config c;
+  const auto e = y["encoder_conf"], d = y["decoder_conf"], p = y["predictor_conf"],
+             f = y["frontend_conf"], m = y["model_conf"];
+  read(e, "output_size", c.encoder.output_size, where);
+  read(e, "attention_heads", c.encoder.attention_heads, where);
+  read(e, "linear_units", c.encoder.linear_units, where);
+  read(e, "num_blocks", c.encoder.num_blocks, where);
+  read(e, "kernel_size", c.encoder.kernel_size, where);
+  read(e, "sanm_shfit", c.encoder.sanm_shfit, where);
+  if (e && e["input_layer"] && e["input_layer"].as<std::string>() != "pe")
+    fail<UnsupportedError>("{}: encoder_conf.input_layer must be 'pe'", where);
+  if (e && e["normalize_before"] && !e["normalize_before"].as<bool>())
+    fail<UnsupportedError>("{}: encoder_conf.normalize_before false is not supported", where);
+  read(d, "attention_heads", c.decoder.attention_heads, where);
+  read(d, "linear_units", c.decoder.linear_units, where);
+  read(d, "num_blocks", c.decoder.num_blocks, where);
+  read(d, "att_layer_num", c.decoder.att_layer_num, where);
+  read(d, "kernel_size", c.decoder.kernel_size, where);
+  read(d, "sanm_shfit", c.decoder.sanm_shfit, where);
+  read(p, "idim", c.predictor.idim, where);
+  read(p, "l_order", c.predictor.l_order, where);
+  read(p, "r_order", c.predictor.r_order, where);
+  read(p, "threshold", c.predictor.threshold, where);
+  read(p, "smooth_factor", c.predictor.smooth_factor, where);
+  read(p, "noise_threshold", c.predictor.noise_threshold, where);
+  read(p, "tail_threshold", c.predictor.tail_threshold, where);
+  read(f, "fs", c.frontend.fs, where);
+  read(f, "n_mels", c.frontend.n_mels, where);
+  read(f, "frame_length", c.frontend.frame_length, where);
+  read(f, "frame_shift", c.frontend.frame_shift, where);
+  read(f, "lfr_m", c.frontend.lfr_m, where);
+  read(f, "lfr_n", c.frontend.lfr_n, where);
+  read(f, "window", c.frontend.window, where);
+  read(y, "input_size", c.input_size, where);
+  read(y, "vocab_size", c.vocab_size, where);
+  read(m, "blank_id", c.blank_id, where);
+  read(m, "sos", c.sos, where);
+  read(m, "eos", c.eos, where);
+  if (c.encoder.output_size % c.encoder.attention_heads ||
+      c.decoder.att_layer_num > c.decoder.num_blocks || c.predictor.idim != c.encoder.output_size ||
+      c.input_size != c.frontend.n_mels * c.frontend.lfr_m)
+    fail<ConfigError>(
+        "{}: inconsistent sizes (output_size/heads, att_layer_num, predictor idim, "
+        "input_size = n_mels * lfr_m)",
+        where);
+  return c;
+}
+
+// ---- Leaf modules --------------------------------------------------------------------------
+
+using nn::LayerNorm;
+using nn::LinearLayer;
+constexpr float kLnEps = 1e-12f;  // funasr's LayerNorm
+
+LayerNorm load_norm(io::WeightMap& w, const std::string& p, int dim) {
+  return LayerNorm::load(w, p, dim, kLnEps);
+}
+LinearLayer load_linear(io::WeightMap& w, const std::string& p, int in, int out, bool bias = true) {
+  return LinearLayer::load(w, p, {.in = in, .out = out, .bias = bias}, std::nullopt);
+}
+
+// FSMN memory: depthwise conv over time, padded (left, right), plus the input, masked.
+struct Fsmn {
+  mx::array weight;  // [D, K, 1]
+  int left = 0, right = 0;
+  // x [B, T, D], mask [B, T, 1] float
+  mx::array operator()(const mx::array& x_in, const mx::array& mask) const {
+    auto x = mx::multiply(x_in, mask);
+    auto h = mx::pad(x, {{0, 0}, {left, right}, {0, 0}});
+    h = mx::conv1d(h, weight, 1, 0, 1, x.shape(2));
+    return mx::multiply(mx::add(h, x), mask);
+  }
+  static Fsmn load(io::WeightMap& w, const std::string& p, int dim, int kernel, int shift) {
+    auto wt = w.take(p + ".weight", {dim, 1, kernel});
+    int left = (kernel - 1) / 2 + (shift > 0 ? shift : 0);
+    return {mx::transpose(wt, {0, 2, 1}), left, kernel - 1 - left};  // [D,1,K] -> [D,K,1]
+  }
+};
+
+// softmax over keys with masked keys excluded; q,k,v [B,H,L,Dh], key_mask [B,1,1,S] bool
+mx::array masked_attention(const mx::array& q, const mx::array& k, const mx::array& v,
+                           const mx::array& key_mask, float scale) {
+  auto scores = mx::matmul(mx::multiply(q, mx::array(scale)), mx::swapaxes(k, -1, -2));
+  scores = mx::where(key_mask, scores, mx::array(-INFINITY));
+  auto attn = mx::where(key_mask, mx::softmax(scores, -1), mx::array(0.0f));
+  return mx::matmul(attn, v);
+}
+
+// [B, L, H*Dh] -> [B, H, L, Dh]
+mx::array heads(const mx::array& x, int h) {
+  return mx::transpose(mx::reshape(x, {x.shape(0), x.shape(1), h, -1}), {0, 2, 1, 3});
+}
+// [B, H, L, Dh] -> [B, L, H*Dh]
+mx::array merge(const mx::array& x) {
+  auto t = mx::transpose(x, {0, 2, 1, 3});
+  return mx::reshape(t, {t.shape(0), t.shape(1), -1});
+}
+
+struct SanmAttention {  // MultiHeadedAttentionSANM
+  LinearLayer linear_q_k_v, linear_out;
+  Fsmn fsmn_block;
+  int h = 4, d = 0;
+  mx::array operator()(const mx::array& x, const mx::array& mask_t,
+                       const mx::array& key_mask) const {
+    auto qkv = mx::split(linear_q_k_v(x), 3, -1);
+    auto fsmn_memory = fsmn_block(qkv[2], mask_t);
+    auto o = masked_attention(heads(qkv[0], h), heads(qkv[1], h), heads(qkv[2], h), key_mask,
+                              1.0f / std::sqrt(static_cast<float>(d / h)));
+    return mx::add(linear_out(merge(o)), fsmn_memory);
+  }
+};
+
+struct EncoderLayer {  // EncoderLayerSANM, normalize_before
+  LayerNorm norm1, norm2;
+  SanmAttention self_attn;
+  LinearLayer w_1, w_2;
+  bool residual = true;
+  mx::array operator()(const mx::array& x, const mx::array& mask_t,
+                       const mx::array& key_mask) const {
+    auto a = self_attn(norm1(x), mask_t, key_mask);
+    auto h = residual ? mx::add(x, a) : a;
+    return mx::add(h, w_2(mx::maximum(w_1(norm2(h)), mx::array(0.0f))));
+  }
+};
+
+struct DecoderFfn {  // PositionwiseFeedForwardDecoderSANM: w_2(norm(relu(w_1(x)))), w_2 no bias
+  LinearLayer w_1, w_2;
+  LayerNorm norm;
+  mx::array operator()(const mx::array& x) const {
+    return w_2(norm(mx::maximum(w_1(x), mx::array(0.0f))));
+  }
+};
+
+struct CrossAttention {  // MultiHeadedAttentionCrossAtt
+  LinearLayer linear_q, linear_k_v, linear_out;
+  int h = 4, d = 0;
+  mx::array operator()(const mx::array& x, const mx::array& memory,
+                       const mx::array& key_mask) const {
+    auto kv = mx::split(linear_k_v(memory), 2, -1);
+    auto o = masked_attention(heads(linear_q(x), h), heads(kv[0], h), heads(kv[1], h), key_mask,
+                              1.0f / std::sqrt(static_cast<float>(d / h)));
+    return linear_out(merge(o));
+  }
+};
+
+struct DecoderLayer {  // DecoderLayerSANM, normalize_before
+  LayerNorm norm1;
+  DecoderFfn feed_forward;
+  std::optional<LayerNorm> norm2, norm3;
+  std::optional<Fsmn> self_attn;
+  std::optional<CrossAttention> src_attn;
+  mx::array operator()(const mx::array& tgt, const mx::array& tgt_mask, const mx::array& memory,
+                       const mx::array& memory_key_mask) const {
+    auto t = feed_forward(norm1(tgt));
+    auto x = t;  // ref: decoder.py DecoderLayerSANM.forward: no residual without self_attn
+    if (self_attn) x = mx::add(tgt, (*self_attn)((*norm2)(t), tgt_mask));
+    if (src_attn) x = mx::add(x, (*src_attn)((*norm3)(x), memory, memory_key_mask));
+    return x;
+  }
+};
+
+mx::array sequence_mask(const mx::array& lens, int max_len) {  // -> bool [B, L]
+  return mx::less(mx::expand_dims(mx::arange(max_len, mx::int32), 0),
+                  mx::expand_dims(mx::astype(lens, mx::int32), 1));
+}
+
+}  // namespace
+
+struct Model {
+  Config config;
+  audio::Cmvn cmvn{mx::array(0.0f), mx::array(0.0f)};
+  std::vector<EncoderLayer> encoders;  // encoders0 then encoders
+  LayerNorm enc_after_norm;
+  mx::array cif_conv_w = mx::array(0.0f), cif_conv_b = mx::array(0.0f);  // [D,K,D], [D]
+  std::optional<LinearLayer> cif_output;
+  std::vector<DecoderLayer> decoders;  // decoders, decoders2, decoders3
+  LayerNorm dec_after_norm;
+  std::optional<LinearLayer> output_layer;
+};
+
+void ModelDeleter::operator()(Model* m) const {
+  std::default_delete<Model>()(m);
+}
+
+int sample_rate(const Model& model) {
+  return model.config.frontend.fs;
+}
+
+ModelPtr load_model(const std::filesystem::path& dir) {
+  if (!std::filesystem::is_directory(dir)) fail<IoError>("{}: not a model directory", dir.string());
+  auto model = ModelPtr(std::make_unique<Model>().release());
+  Config& c = model->config;
+  c = parse_config(dir / "config.yaml");
+  model->cmvn = audio::load_cmvn(dir / "am.mvn");
+  io::TensorMap t;
+  std::string source;
+  if (std::filesystem::exists(dir / "model.safetensors")) {
+    source = (dir / "model.safetensors").string();
+    t = io::load_safetensors(source);
+  } else {
+    source = (dir / "model.pt").string();
+    t = io::load_torch_zip(source);
+  }
+  io::WeightMap w(std::move(t), source);
+  for (auto it = w.tensors().begin(); it != w.tensors().end();) {  // training-only modules
+    const auto& k = it->first;
+    if (k.rfind("ctc.", 0) == 0 || k.rfind("decoder.embed.", 0) == 0 ||
+        k.rfind("criterion", 0) == 0)
+      it = w.tensors().erase(it);
+    else
+      ++it;
+  }
+  const auto& e = c.encoder;
+  const int D = e.output_size;
+  for (int i = 0; i < e.num_blocks; ++i) {
+    const std::string p =
+        i == 0 ? "encoder.encoders0.0" : fmt::format("encoder.encoders.{}", i - 1);
+    const int in = i == 0 ? c.input_size : D;
+    model->encoders.push_back(EncoderLayer{
+        .norm1 = load_norm(w, p + ".norm1", in),
+        .norm2 = load_norm(w, p + ".norm2", D),
+        .self_attn = SanmAttention{load_linear(w, p + ".self_attn.linear_q_k_v", in, 3 * D),
+                                   load_linear(w, p + ".self_attn.linear_out", D, D),
+                                   Fsmn::load(w, p + ".self_attn.fsmn_block", D, e.kernel_size,
+                                              e.sanm_shfit),
+                                   e.attention_heads, D},
+        .w_1 = load_linear(w, p + ".feed_forward.w_1", D, e.linear_units),
+        .w_2 = load_linear(w, p + ".feed_forward.w_2", e.linear_units, D),
+        .residual = in == D});
+  }
+  model->enc_after_norm = load_norm(w, "encoder.after_norm", D);
+  const auto& pc = c.predictor;
+  const int K = pc.l_order + pc.r_order + 1;
+  model->cif_conv_w = mx::transpose(w.take("predictor.cif_conv1d.weight", {D, D, K}), {0, 2, 1});
+  model->cif_conv_b = w.take("predictor.cif_conv1d.bias", {D});
+  model->cif_output = load_linear(w, "predictor.cif_output", D, 1);
+  const auto& d = c.decoder;
+  auto ffn = [&](const std::string& p) {
+    return DecoderFfn{load_linear(w, p + ".w_1", D, d.linear_units),
+                      load_linear(w, p + ".w_2", d.linear_units, D, false),
+                      load_norm(w, p + ".norm", d.linear_units)};
+  };
+  for (int i = 0; i < d.num_blocks; ++i) {
+    const bool att = i < d.att_layer_num;
+    const std::string p = att ? fmt::format("decoder.decoders.{}", i)
+                              : fmt::format("decoder.decoders2.{}", i - d.att_layer_num);
+    DecoderLayer l{.norm1 = load_norm(w, p + ".norm1", D),
+                   .feed_forward = ffn(p + ".feed_forward")};
+    l.norm2 = load_norm(w, p + ".norm2", D);
+    l.self_attn =
+        Fsmn::load(w, p + ".self_attn.fsmn_block", D, d.kernel_size, att ? d.sanm_shfit : 0);
+    if (att) {
+      l.norm3 = load_norm(w, p + ".norm3", D);
+      l.src_attn =
+          CrossAttention{load_linear(w, p + ".src_attn.linear_q", D, D),
+                         load_linear(w, p + ".src_attn.linear_k_v", D, 2 * D),
+                         load_linear(w, p + ".src_attn.linear_out", D, D), d.attention_heads, D};
+    }
+    model->decoders.push_back(std::move(l));
+  }
+  model->decoders.push_back(DecoderLayer{.norm1 = load_norm(w, "decoder.decoders3.0.norm1", D),
+                                         .feed_forward = ffn("decoder.decoders3.0.feed_forward")});
+  model->dec_after_norm = load_norm(w, "decoder.after_norm", D);
+  auto out_w = w.take("decoder.output_layer.weight");
+  if (out_w.ndim() != 2) fail<WeightError>("{}: decoder.output_layer.weight is not 2-D", source);
+  if (c.vocab_size == 0) c.vocab_size = out_w.shape(0);
+  w.tensors().emplace("decoder.output_layer.weight", out_w);
+  model->output_layer = load_linear(w, "decoder.output_layer", D, c.vocab_size);
+  w.finish();
+  return model;
+}
+
+mx::array features(const Model& model, const mx::array& samples) {
+  const auto& f = model.config.frontend;
+  audio::FbankOptions o;
+  o.sample_rate = static_cast<float>(f.fs);
+  o.frame_length_ms = static_cast<float>(f.frame_length);
+  o.frame_shift_ms = static_cast<float>(f.frame_shift);
+  o.num_mel_bins = f.n_mels;
+  o.window_type = f.window == "hamming" ? audio::KaldiWindow::hamming : audio::KaldiWindow::povey;
+  o.energy_floor = 0.0f;
+  o.input_scale = 32768.0f;
+  auto fb = audio::fbank(samples, o);
+  auto x = audio::lfr(fb, {.m = f.lfr_m, .n = f.lfr_n});
+  return audio::apply_cmvn(x, model.cmvn);
+}
+
+EncoderOutput encode(const Model& model, const mx::array& feats, const mx::array& lens) {
+  const int B = feats.shape(0), T = feats.shape(1), in = feats.shape(2);
+  auto valid = sequence_mask(lens, T);                               // [B, T]
+  auto mask_t = mx::expand_dims(mx::astype(valid, mx::float32), 2);  // [B, T, 1]
+  auto key_mask = mx::reshape(valid, {B, 1, 1, T});                  // [B, 1, 1, T]
+  // SinusoidalPositionEncoder over depth `in`, positions 1..T.
+  const float half = in / 2.0f;
+  auto inv = mx::exp(mx::multiply(mx::arange(0.0, static_cast<double>(in / 2), 1.0, mx::float32),
+                                  mx::array(-std::log(10000.0f) / (half - 1.0f))));
+  auto pos = mx::arange(1.0, T + 1.0, 1.0, mx::float32);
+  auto scaled = mx::multiply(mx::expand_dims(pos, 1), mx::expand_dims(inv, 0));  // [T, in/2]
+  auto pe = mx::concatenate({mx::sin(scaled), mx::cos(scaled)}, 1);              // [T, in]
+  auto x = mx::add(
+      mx::multiply(feats,
+                   mx::array(std::sqrt(static_cast<float>(model.config.encoder.output_size)))),
+      pe);
+  for (const auto& l : model.encoders) x = l(x, mask_t, key_mask);
+  return {model.enc_after_norm(x), mx::astype(lens, mx::int32)};
+}
+
+CifOutput predict(const Model& model, const EncoderOutput& enc) {
+  const auto& pc = model.config.predictor;
+  const int B = enc.out.shape(0), T = enc.out.shape(1), D = enc.out.shape(2);
+  auto h = mx::pad(enc.out, {{0, 0}, {pc.l_order, pc.r_order}, {0, 0}});
+  h = mx::maximum(mx::add(mx::conv1d(h, model.cif_conv_w), model.cif_conv_b), mx::array(0.0f));
+  auto a = mx::sigmoid(mx::squeeze((*model.cif_output)(h), -1));  // [B, T]
+  a = mx::maximum(
+      mx::subtract(mx::multiply(a, mx::array(pc.smooth_factor)), mx::array(pc.noise_threshold)),
+      mx::array(0.0f));
+  auto valid = mx::astype(sequence_mask(enc.lens, T), mx::float32);
+  a = mx::multiply(a, valid);
+  auto hidden = enc.out;
+  int Tt = T;
+  if (pc.tail_threshold > 0.0f) {  // ref: cif_predictor.py tail_process_fn (tail_mask=True)
+    auto zeros = mx::zeros({B, 1}, mx::float32);
+    auto tail = mx::subtract(mx::concatenate({mx::ones({B, 1}), valid}, 1),
+                             mx::concatenate({valid, zeros}, 1));
+    a = mx::add(mx::concatenate({a, zeros}, 1), mx::multiply(tail, mx::array(pc.tail_threshold)));
+    hidden = mx::concatenate({hidden, mx::zeros({B, 1, D})}, 1);
+    Tt = T + 1;
+  }
+  mx::eval({a, hidden});
+  // ref: cif_predictor.py cif_wo_hidden_v1 / cif_v1: fire where floor(cumsum (in float64, cast to
+  // float32)) increases; frames from the prefix sums of alpha * hidden.
+  const auto ah = mx::contiguous(mx::astype(a, mx::float32));
+  const auto hh = mx::contiguous(hidden);
+  mx::eval({ah, hh});
+  const float* A = ah.data<float>();
+  const float* H = hh.data<float>();
+  std::vector<float> peaks(static_cast<std::size_t>(B) * Tt);
+  std::vector<int> token_num(B);
+  std::vector<std::vector<float>> frames(B);
+  int max_len = 0, max_floor = 0;
+  for (int b = 0; b < B; ++b) {
+    double s = 0;
+    float prev_floor = 0, sum_f = 0;
+    std::vector<float> P(D, 0.0f), last_P(D, 0.0f), last_rem(D, 0.0f);
+    for (int t = 0; t < Tt; ++t) {
+      const float at = A[b * Tt + t];
+      s += at;
+      sum_f += at;
+      const float prefix = static_cast<float>(s), fl = std::floor(prefix);
+      const bool fire = (t == 0 ? fl : fl - prev_floor) > 0;
+      prev_floor = fl;
+      peaks[b * Tt + t] = (fire ? 1.0f : 0.0f) + prefix - fl;
+      for (int k = 0; k < D; ++k) P[k] += at * H[(static_cast<std::size_t>(b) * Tt + t) * D + k];
+      if (fire) {
+        const float fires = 1.0f + (prefix - fl), r = fires - std::floor(fires);
+        for (int k = 0; k < D; ++k) {
+          const float rem = r * H[(static_cast<std::size_t>(b) * Tt + t) * D + k];
+          frames[b].push_back(P[k] - last_P[k] + last_rem[k] - rem);
+          last_P[k] = P[k], last_rem[k] = rem;
+        }
+      }
+    }
+    token_num[b] = static_cast<int>(std::floor(sum_f));  // tail_process_fn floors; inference rounds
+    if (pc.tail_threshold <= 0.0f) token_num[b] = static_cast<int>(std::nearbyint(sum_f));
+    max_len = std::max(max_len, static_cast<int>(std::nearbyint(sum_f)));
+    max_floor = std::max(max_floor, token_num[b]);
+  }
+  const int N = pc.tail_threshold > 0.0f ? std::min(max_len, max_floor) : max_len;
+  std::vector<float> emb(static_cast<std::size_t>(B) * N * D, 0.0f);
+  for (int b = 0; b < B; ++b) {
+    const int n = std::min<int>(static_cast<int>(frames[b].size()) / D, N);
+    std::copy(frames[b].begin(), frames[b].begin() + static_cast<std::ptrdiff_t>(n) * D,
+              emb.begin() + static_cast<std::ptrdiff_t>(b) * N * D);
+  }
+  return {mx::array(emb.begin(), {B, N, D}, mx::float32),
+          mx::array(token_num.begin(), {B}, mx::int32), ah,
+          mx::array(peaks.begin(), {B, Tt}, mx::float32)};
+}
+
+mx::array decode(const Model& model, const EncoderOutput& enc, const CifOutput& cif) {
+  const int B = enc.out.shape(0), T = enc.out.shape(1), N = cif.acoustic_embeds.shape(1);
+  auto tgt_mask =
+      mx::expand_dims(mx::astype(sequence_mask(cif.token_num, N), mx::float32), 2);  // [B,N,1]
+  auto mem_mask = mx::reshape(sequence_mask(enc.lens, T), {B, 1, 1, T});
+  auto x = cif.acoustic_embeds;
+  for (const auto& l : model.decoders) x = l(x, tgt_mask, enc.out, mem_mask);
+  auto logits = (*model.output_layer)(model.dec_after_norm(x));  // [B, N, V]
+  return mx::subtract(logits, mx::logsumexp(logits, -1, true));
+}
+
+// ---- Vocabulary ----------------------------------------------------------------------------
+
+Vocabulary Vocabulary::load(const std::filesystem::path& tokens_json) {
+  std::ifstream in(tokens_json);
+  if (!in) fail<IoError>("{}: cannot open", tokens_json.string());
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    fail<FormatError>("{}: {}", tokens_json.string(), e.what());
+  }
+  if (!j.is_array()) fail<FormatError>("{}: not a JSON list of tokens", tokens_json.string());
+  std::vector<std::string> t;
+  for (const auto& x : j) {
+    if (!x.is_string()) fail<FormatError>("{}: token that is not a string", tokens_json.string());
+    t.push_back(x.get<std::string>());
+  }
+  return Vocabulary(std::move(t));
+}
+
+const std::string& Vocabulary::token(int id) const {
+  if (id < 0 || static_cast<std::size_t>(id) >= tokens_.size())
+    fail<InvalidArgument>("token id {} outside the vocabulary of {}", id, tokens_.size());
+  return tokens_[id];
+}
+
+namespace {
+
+std::u32string utf32(const std::string& s) {
+  std::u32string out;
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    int n = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    char32_t v = n == 1 ? c : n == 2 ? (c & 0x1F) : n == 3 ? (c & 0x0F) : (c & 0x07);
+    for (int k = 1; k < n && i + k < s.size(); ++k) v = (v << 6) | (s[i + k] & 0x3F);
+    out.push_back(v);
+    i += n;
+  }
+  return out;
+}
+
+std::string strip_markers(std::string s) {  // isAll*'s cleaning
+  for (const char* m : {" ", "</s>", "<s>", "<unk>", "<OOV>"})
+    for (std::size_t p; (p = s.find(m)) != std::string::npos;) s.erase(p, std::strlen(m));
+  return s;
+}
+
+// ref: postprocess_utils.isChinese: a Python string comparison "\u4e00" <= s <= "\u9fff".
+bool is_chinese(const std::string& s) {
+  const auto u = utf32(s);
+  const std::u32string lo = U"\u4e00", hi = U"\u9fff";
+  return (lo <= u && u <= hi) ||
+         (!u.empty() && u.size() == 1 && ((u[0] >= '0' && u[0] <= '9') || u[0] == '@'));
+}
+bool is_alpha_char(char32_t c) {  // Python str.isalpha, approximated: letters of Latin and CJK
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= 0xC0 && c <= 0x24F) ||
+         (c >= 0x4E00 && c <= 0x9FFF);
+}
+bool is_alpha(const std::string& s) {
+  const auto u = utf32(s);
+  if (u.empty()) return false;
+  for (auto c : u)
+    if (!is_alpha_char(c)) return false;
+  return true;
+}
+// isAllChinese / isAllAlpha over a list of strings (each cleaned first).
+template <typename Pred>
+bool all_of_cleaned(const std::vector<std::string>& xs, Pred pred) {
+  if (xs.empty()) return false;
+  for (const auto& x : xs)
+    if (!pred(strip_markers(x))) return false;
+  return true;
+}
+std::vector<std::string> chars_of(const std::string& s) {
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const std::size_t n = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    out.push_back(s.substr(i, n));
+    i += n;
+  }
+  return out;
+}
+bool all_alpha_word(const std::string& s) {
+  const auto cs = chars_of(s);
+  return all_of_cleaned(
+      cs, [](const std::string& c) { return c == "'" || (is_alpha(c) && !is_chinese(c)); });
+}
+
+}  // namespace
+
+std::string Vocabulary::text(const std::vector<int>& ids) const {
+  std::vector<std::string> words;
+  for (int id : ids) {
+    const auto& t = token(id);
+    if (t == "<s>" || t == "</s>" || t == "<unk>" || t == "<OOV>") continue;
+    words.push_back(t);
+  }
+  std::vector<std::string> out;
+  std::string item;
+  auto list_all_alpha = [&] {
+    return all_of_cleaned(
+        words, [](const std::string& c) { return c == "'" || (is_alpha(c) && !is_chinese(c)); });
+  };
+  if (all_of_cleaned(words, is_chinese)) {
+    for (const auto& w : words) out.push_back(strip_markers(w).empty() ? "" : w);
+  } else if (list_all_alpha()) {
+    for (const auto& w : words) {
+      if (w.find("@@") != std::string::npos) {
+        item += w.substr(0, w.find("@@")) + w.substr(w.find("@@") + 2);
+      } else {
+        out.push_back(item + w), out.push_back(" "), item.clear();
+      }
+    }
+  } else {
+    bool alpha_blank = false;
+    for (const auto& w : words) {
+      if (all_of_cleaned(chars_of(w), is_chinese)) {
+        if (alpha_blank) out.pop_back();
+        out.push_back(w), alpha_blank = false;
+      } else if (w.find("@@") != std::string::npos) {
+        item += w.substr(0, w.find("@@")) + w.substr(w.find("@@") + 2), alpha_blank = false;
+      } else if (all_alpha_word(w)) {
+        out.push_back(item + w), out.push_back(" "), item.clear(), alpha_blank = true;
+      } else {
+        out.push_back(w);
+      }
+    }
+  }
+  std::string s;
+  for (const auto& w : out) s += w;
+  const auto b = s.find_first_not_of(" \t\n"), e = s.find_last_not_of(" \t\n");
+  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
+}
+
+std::vector<Transcript> transcribe_batch(const Model& model, const std::vector<mx::array>& samples,
+                                         const Vocabulary& vocab) {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<mx::array> feats;
+  std::vector<int> lens;
+  int T = 0;
+  for (const auto& s : samples) {
+    feats.push_back(features(model, s));
+    lens.push_back(feats.back().shape(0));
+    T = std::max(T, lens.back());
+  }
+  std::vector<mx::array> padded;
+  for (auto& f : feats) padded.push_back(mx::pad(f, {{0, T - f.shape(0)}, {0, 0}}));
+  const int B = static_cast<int>(samples.size());
+  std::vector<Transcript> out(B);
+  if (B == 0 || T == 0) return out;
+  auto enc = encode(model, mx::stack(padded, 0), mx::array(lens.begin(), {B}, mx::int32));
+  auto cif = predict(model, enc);
+  auto ids = mx::argmax(decode(model, enc, cif), -1);  // [B, N]
+  mx::eval(ids);
+  const auto tn = cif.token_num;
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double total_audio = 0;
+  for (int b = 0; b < B; ++b) total_audio += samples[b].size() / double(model.config.frontend.fs);
+  const auto ids32 = mx::astype(ids, mx::int32);
+  mx::eval(ids32);
+  const int N = ids32.shape(1);
+  for (int b = 0; b < B; ++b) {
+    const int n = std::min(N, tn.data<int>()[b]);
+    for (int i = 0; i < n; ++i) {
+      const int id = ids32.data<int>()[b * N + i];
+      if (id != model.config.blank_id && id != model.config.sos && id != model.config.eos)
+        out[b].tokens.push_back(id);
+    }
+    out[b].text = vocab.text(out[b].tokens);
+    out[b].audio_seconds = samples[b].size() / double(model.config.frontend.fs);
+    out[b].compute_seconds = total_audio > 0 ? secs * out[b].audio_seconds / total_audio : secs;
+  }
+  return out;
+}
+
+Transcript transcribe(const Model& model, const mx::array& samples, const Vocabulary& vocab) {
+  return transcribe_batch(model, {samples}, vocab).at(0);
+}
+
+}  // namespace ominix::paraformer
