@@ -3,6 +3,8 @@
 
 #include <fstream>
 
+#include "ominix/models/glm4.h"
+#include "ominix/models/mixtral.h"
 #include "ominix/models/qwen3.h"
 
 namespace ominix {
@@ -25,6 +27,8 @@ bool has_chat_template(const fs::path& dir) {
 void register_builtin_families() {
   static const bool registered = [] {
     qwen3::register_family();
+    glm4::register_family();
+    mixtral::register_family();
     return true;
   }();
   (void)registered;
