@@ -5,7 +5,10 @@
 
 #include "ominix/models/glm4.h"
 #include "ominix/models/mixtral.h"
+#include "ominix/io/gguf.h"
+#include "ominix/models/gemma3.h"
 #include "ominix/models/qwen3.h"
+#include "ominix/text/gguf_tokenizer.h"
 
 namespace ominix {
 
@@ -27,6 +30,7 @@ bool has_chat_template(const fs::path& dir) {
 void register_builtin_families() {
   static const bool registered = [] {
     qwen3::register_family();
+    gemma3::register_family();
     glm4::register_family();
     mixtral::register_family();
     return true;
@@ -34,8 +38,27 @@ void register_builtin_families() {
   (void)registered;
 }
 
+bool is_gguf(const fs::path& p) { return fs::is_regular_file(p) && p.extension() == ".gguf"; }
+
+/// A directory without config.json but with exactly one .gguf file stands for that file.
+fs::path resolve_gguf(const fs::path& dir) {
+  if (is_gguf(dir) || !fs::is_directory(dir) || fs::exists(dir / "config.json")) return dir;
+  std::vector<fs::path> found;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (is_gguf(e.path())) found.push_back(e.path());
+  return found.size() == 1 ? found.front() : dir;
+}
+
 Model::Model(std::unique_ptr<generate::LanguageModel> lm, fs::path dir)
     : lm_(std::move(lm)), dir_(std::move(dir)) {
+  if (is_gguf(dir_)) {  // tokenizer and chat template from the GGUF metadata
+    const auto file = io::GgufFile::open(dir_);
+    if (!file.metadata().has("tokenizer.ggml.tokens")) return;
+    const auto data = io::GgufTokenizerData::parse(file.metadata());
+    tokenizer_ = text::tokenizer_from_gguf(data, file.metadata().architecture(), dir_.string());
+    chat_template_ = text::chat_template_from_gguf(data);
+    return;
+  }
   if (fs::exists(dir_ / "tokenizer.json")) tokenizer_ = text::Tokenizer::from_dir(dir_);
   if (has_chat_template(dir_)) chat_template_ = text::ChatTemplate::from_model_dir(dir_);
 }
@@ -62,9 +85,17 @@ std::string Model::decode(const std::vector<int>& ids, bool skip_special_tokens)
   return need_tokenizer().decode(t, skip_special_tokens);
 }
 
-Model load_model(const fs::path& dir, const ModelOptions& options) {
+Model load_model(const fs::path& path, const ModelOptions& options) {
   register_builtin_families();
-  if (!fs::is_directory(dir)) fail<IoError>("{}: no such model directory", dir.string());
+  const auto dir = resolve_gguf(path);
+  if (is_gguf(dir)) {
+    const auto arch = io::GgufFile::open(dir).metadata().architecture();
+    if (arch != "gemma3")
+      fail<UnsupportedError>("{}: GGUF architecture '{}' is not supported (gemma3)", dir.string(),
+                             arch);
+    return Model(gemma3::load_gguf(dir, {.dtype = options.dtype}), dir);
+  }
+  if (!fs::is_directory(dir)) fail<IoError>("{}: no such model directory or .gguf file", dir.string());
   std::optional<io::ScopedLoadProgress> progress;
   if (options.progress) progress.emplace(options.progress);
   return Model(generate::load_model(dir, {.dtype = options.dtype}), dir);

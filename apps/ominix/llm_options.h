@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -12,6 +13,7 @@
 #include <fmt/core.h>
 #include <CLI/CLI.hpp>
 
+#include "ominix/models/gemma3.h"
 #include "ominix/ominix.h"
 
 namespace ominix::cli {
@@ -35,7 +37,11 @@ struct LlmArgs {
 };
 
 inline void add_llm_options(CLI::App* cmd, LlmArgs& a) {
-  cmd->add_option("--model", a.model, "Model directory (config.json, *.safetensors)")->required();
+  a.model = gemma3::default_model().string();
+  cmd->add_option("--model", a.model,
+                  "Model directory (config.json, *.safetensors) or .gguf file (default: the "
+                  "model scripts/setup.sh installs, or $OMINIX_MODEL)")
+      ->capture_default_str();
   cmd->add_option("--max-tokens", a.max_tokens, "Generate at most this many tokens")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--temp", a.temp, "Sampling temperature (0: greedy)")
@@ -80,6 +86,10 @@ inline Model load_with_progress(const std::string& dir) {
       std::fflush(stderr);
     };
   }
+  if (!std::filesystem::exists(dir))
+    fail<IoError>("{}: no such model (run scripts/setup.sh to install the default model, or pass "
+                  "--model)",
+                  dir);
   return load_model(dir, options);
 }
 

@@ -23,3 +23,6 @@ target_sources(ominix_core PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/jinja_value.cpp
 )
 # end chat templates
+# gguf tokenizer
+target_sources(ominix_core PRIVATE ${CMAKE_CURRENT_LIST_DIR}/gguf_tokenizer.cpp)
+# end gguf tokenizer

@@ -1,0 +1,187 @@
+// GGUF tokenizers as transformers 5.24 builds them (integrations/gguf/gguf_tokenizer_mapping.py
+// gemma_tokenizer + add_gguf_special_tokens, models/gemma/tokenization_gemma.py GemmaTokenizer):
+// the equivalent tokenizer.json is assembled and handed to Tokenizer::from_json.
+#include "ominix/text/gguf_tokenizer.h"
+
+#include <algorithm>
+#include <map>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "json_util.h"
+#include "ominix/base/error.h"
+
+namespace ominix::text {
+namespace {
+
+using nlohmann::json;
+const std::string kSpace = "\u2581";
+
+/// The code points of a UTF-8 string (one per byte where the bytes are malformed).
+std::vector<std::string> code_points(std::string_view s) {
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
+    if (i + n > s.size()) n = 1;
+    out.emplace_back(s.substr(i, n));
+    i += n;
+  }
+  return out;
+}
+
+/// Python's str.isspace for one code point (what `not t.strip()` tests).
+bool is_py_space(std::string_view cp) {
+  static const std::vector<std::string> kSpaces = {
+      "\t", "\n", "\v", "\f", "\r", "\x1c", "\x1d", "\x1e", "\x1f", " ", "\u0085", "\u00a0",
+      "\u1680", "\u2000", "\u2001", "\u2002", "\u2003", "\u2004", "\u2005", "\u2006", "\u2007",
+      "\u2008", "\u2009", "\u200a", "\u2028", "\u2029", "\u202f", "\u205f", "\u3000"};
+  return std::find(kSpaces.begin(), kSpaces.end(), cp) != kSpaces.end();
+}
+
+/// ref: gemma_tokenizer — a whitespace-only token holding a space is respelled as that many "▁".
+std::string respell(const std::string& t) {
+  if (t.find(' ') == std::string::npos) return t;
+  const auto cps = code_points(t);
+  if (!std::all_of(cps.begin(), cps.end(), [](const auto& c) { return is_py_space(c); })) return t;
+  std::string out;
+  for (std::size_t i = 0; i < cps.size(); ++i) out += kSpace;
+  return out;
+}
+
+json string_pattern(const std::string& s) { return {{"String", s}}; }
+
+json added_token(int id, const std::string& content, bool special) {
+  return {{"id", id},          {"content", content}, {"single_word", false}, {"lstrip", false},
+          {"rstrip", false},   {"normalized", false}, {"special", special}};
+}
+
+}  // namespace
+
+Tokenizer tokenizer_from_gguf(const io::GgufTokenizerData& data, const std::string& architecture,
+                              const std::string& source) {
+  if (data.model != "llama" ||
+      (architecture != "gemma" && architecture != "gemma2" && architecture != "gemma3"))
+    fail<UnsupportedError>(
+        "{}: GGUF tokenizer '{}' of architecture '{}' is not supported (llama of gemma, gemma2, "
+        "gemma3)",
+        source, data.model, architecture);
+  const auto& raw = data.tokens;
+  std::vector<std::string> tokens;
+  tokens.reserve(raw.size());
+  for (const auto& t : raw) tokens.push_back(respell(t));
+
+  // vocab {token: index}, later duplicates winning as in a Python dict.
+  std::unordered_map<std::string, int> vocab;
+  for (std::size_t i = 0; i < tokens.size(); ++i) vocab.insert_or_assign(tokens[i], int(i));
+
+  // ref: tokenization_utils_base.py generate_merges with scores -index: every split of every
+  // token into two vocabulary pieces, best (lowest index) token first, longer left piece first.
+  std::vector<std::pair<int, std::string>> order;  // (last index, token), once per token
+  for (const auto& [t, i] : vocab) order.emplace_back(i, t);
+  std::sort(order.begin(), order.end());
+  json merges = json::array();
+  for (const auto& [index, t] : order) {
+    const auto cps = code_points(t);
+    std::vector<std::size_t> offsets{0};
+    for (const auto& c : cps) offsets.push_back(offsets.back() + c.size());
+    for (std::size_t k = cps.size() - 1; k >= 1 && cps.size() > 1; --k) {
+      const auto left = t.substr(0, offsets[k]), right = t.substr(offsets[k]);
+      if (vocab.count(left) && vocab.count(right)) merges.push_back(json::array({left, right}));
+    }
+  }
+
+  json vocab_json = json::object();
+  for (const auto& [index, t] : order) vocab_json[t] = index;
+
+  // ref: add_gguf_special_tokens — control tokens special, user-defined ones (if in the vocab)
+  // plain; GemmaTokenizer adds its bos/eos/unk/pad/mask tokens as special too.
+  std::map<int, json> added;
+  const auto& types = data.token_type;
+  for (std::size_t i = 0; i < types.size(); ++i) {
+    if (types[i] == 3) {
+      const auto it = vocab.find(raw[i]);
+      added.insert_or_assign(it != vocab.end() ? it->second : int(i), added_token(
+          it != vocab.end() ? it->second : int(i), raw[i], true));
+    }
+  }
+  for (std::size_t i = 0; i < types.size(); ++i)
+    if (types[i] == 4)
+      if (auto it = vocab.find(raw[i]); it != vocab.end() && !added.count(it->second))
+        added.emplace(it->second, added_token(it->second, raw[i], false));
+  auto special = [&](const std::optional<std::int64_t>& id) -> std::optional<std::string> {
+    if (!id) return std::nullopt;
+    const auto& t = tokens.at(std::size_t(*id));
+    if (!added.count(int(*id))) added.emplace(int(*id), added_token(int(*id), t, true));
+    return t;
+  };
+  const auto bos = special(data.bos_token_id), eos = special(data.eos_token_id);
+  special(data.unknown_token_id);
+  special(data.padding_token_id);
+  json added_json = json::array();
+  for (auto& [_, a] : added) added_json.push_back(std::move(a));
+
+  // Post-processor: <bos> $A (add_bos_token defaults to true for "llama" files), then <eos>.
+  json single = json::array(), specials = json::object();
+  auto special_piece = [&](const std::string& t, int id) {
+    single.push_back({{"SpecialToken", {{"id", t}, {"type_id", 0}}}});
+    specials[t] = {{"id", t}, {"ids", json::array({id})}, {"tokens", json::array({t})}};
+  };
+  if (data.add_bos_token.value_or(true) && bos) special_piece(*bos, int(*data.bos_token_id));
+  single.push_back({{"Sequence", {{"id", "A"}, {"type_id", 0}}}});
+  if (data.add_eos_token.value_or(false) && eos) special_piece(*eos, int(*data.eos_token_id));
+
+  const auto unk = data.unknown_token_id ? json(tokens.at(std::size_t(*data.unknown_token_id)))
+                                         : json("<unk>");
+  json j = {
+      {"version", "1.0"},
+      {"truncation", nullptr},
+      {"padding", nullptr},
+      {"added_tokens", std::move(added_json)},
+      {"normalizer", {{"type", "Replace"}, {"pattern", string_pattern(" ")}, {"content", kSpace}}},
+      {"pre_tokenizer",
+       {{"type", "Split"},
+        {"pattern", string_pattern(" ")},
+        {"behavior", "MergedWithPrevious"},
+        {"invert", false}}},
+      {"post_processor",
+       {{"type", "TemplateProcessing"},
+        {"single", single},
+        {"pair", single},
+        {"special_tokens", std::move(specials)}}},
+      {"decoder",
+       {{"type", "Sequence"},
+        {"decoders",
+         json::array({{{"type", "Replace"}, {"pattern", string_pattern(kSpace)}, {"content", " "}},
+                      {{"type", "ByteFallback"}},
+                      {{"type", "Fuse"}}})}}},
+      {"model",
+       {{"type", "BPE"},
+        {"dropout", nullptr},
+        {"unk_token", unk},
+        {"continuing_subword_prefix", nullptr},
+        {"end_of_word_suffix", nullptr},
+        {"fuse_unk", true},
+        {"byte_fallback", true},
+        {"ignore_merges", false},
+        {"vocab", std::move(vocab_json)},
+        {"merges", std::move(merges)}}}};
+  return Tokenizer::from_json(j.dump(), source);
+}
+
+std::optional<ChatTemplate> chat_template_from_gguf(const io::GgufTokenizerData& data) {
+  if (!data.chat_template) return std::nullopt;
+  std::vector<std::pair<std::string, std::string>> specials;
+  auto add = [&](const char* name, const std::optional<std::int64_t>& id) {
+    if (id) specials.emplace_back(name, data.tokens.at(std::size_t(*id)));
+  };
+  add("bos_token", data.bos_token_id);
+  add("eos_token", data.eos_token_id);
+  add("unk_token", data.unknown_token_id);
+  add("pad_token", data.padding_token_id);
+  return ChatTemplate(*data.chat_template, std::move(specials));
+}
+
+}  // namespace ominix::text
