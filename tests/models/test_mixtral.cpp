@@ -61,6 +61,10 @@ void expect_logits_close(const mx::array& got, const mx::array& ref, double tol)
   EXPECT_FALSE(std::isnan(d.max_abs));
   EXPECT_LE(d.max_abs, tol * scale_of(ref)) << "rel " << d.rel << ", max abs " << d.max_abs;
   EXPECT_LE(d.rel, tol) << "rel " << d.rel << ", max abs " << d.max_abs;
+  // Measured errors in --gtest_output=xml (the last comparison of a test).
+  ::testing::Test::RecordProperty("rel", fmt::format("{:.2e}", d.rel));
+  ::testing::Test::RecordProperty("max_abs_over_scale",
+                                  fmt::format("{:.2e}", d.max_abs / scale_of(ref)));
 }
 
 int argmax_last(const mx::array& logits) {  // [1, L, V] -> the last position's argmax
