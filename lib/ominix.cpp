@@ -3,10 +3,10 @@
 
 #include <fstream>
 
-#include "ominix/models/glm4.h"
-#include "ominix/models/mixtral.h"
 #include "ominix/io/gguf.h"
 #include "ominix/models/gemma3.h"
+#include "ominix/models/glm4.h"
+#include "ominix/models/mixtral.h"
 #include "ominix/models/qwen3.h"
 #include "ominix/text/gguf_tokenizer.h"
 
