@@ -16,5 +16,6 @@ void add_template(CLI::App& app, const GlobalOptions& global);
 void add_generate(CLI::App& app, const GlobalOptions& global);
 void add_chat(CLI::App& app, const GlobalOptions& global);
 void add_transcribe(CLI::App& app, const GlobalOptions& global);
+void add_convert(CLI::App& app, const GlobalOptions& global);
 
 }  // namespace ominix::cli

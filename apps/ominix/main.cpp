@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   ominix::cli::add_generate(app, global);
   ominix::cli::add_chat(app, global);
   ominix::cli::add_transcribe(app, global);
+  ominix::cli::add_convert(app, global);
 
   try {
     app.parse(argc, argv);
