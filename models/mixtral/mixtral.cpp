@@ -182,12 +182,7 @@ class Model final : public generate::LanguageModel {
 /// Hugging Face's per-expert `block_sparse_moe.experts.N.{w1,w3,w2}.weight` into
 /// `block_sparse_moe.switch_mlp.{gate,up,down}_proj.weight` [E, out, in].
 void sanitize(io::WeightMap& w, const Config& c) {
-  std::vector<std::string> unused;
-  for (const auto& [key, _] : w.tensors())
-    if (key.ends_with("rotary_emb.inv_freq") ||
-        (c.tie_word_embeddings && key.starts_with("lm_head.")))
-      unused.push_back(key);
-  for (const auto& key : unused) w.ignore(key);
+  generate::drop_unbound_tensors(w, c.tie_word_embeddings);
   if (c.model_type != ModelType::mixtral) return;
   const int D = c.attention.hidden_size, I = c.intermediate_size;
   for (int l = 0; l < c.num_hidden_layers; ++l) {
@@ -207,14 +202,12 @@ std::unique_ptr<generate::LanguageModel> build(const std::filesystem::path& dir,
   auto config = Config::parse(reader);
   io::WeightMap w(io::load_checkpoint(dir, {.dtype = options.dtype}), dir.string());
   sanitize(w, config);
-  auto norm = w.tensors().find("model.norm.weight");
-  generate::ModelInfo info{.model_type = reader.required<std::string>("model_type"),
-                           .vocab_size = config.vocab_size,
-                           .num_layers = config.num_hidden_layers,
-                           .max_position_embeddings = config.attention.max_position_embeddings,
-                           .eos_token_ids = generate::read_eos_token_ids(dir, reader),
-                           .bos_token_id = reader.optional<int>("bos_token_id"),
-                           .dtype = norm != w.tensors().end() ? norm->second.dtype() : mx::float32};
+  auto info = generate::make_model_info(
+      dir, reader,
+      {.vocab_size = config.vocab_size,
+       .num_layers = config.num_hidden_layers,
+       .max_position_embeddings = config.attention.max_position_embeddings},
+      w);
   auto model = std::make_unique<Model>(std::move(config), w, std::move(info), std::move(tap));
   w.finish();
   return model;

@@ -2,14 +2,11 @@
 // logits at every position, greedy continuations, MoE routing) and mlx-lm 0.32.2 (quantized).
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <unistd.h>
 
 #include <gtest/gtest.h>
 #include <mlx/mlx.h>
@@ -18,6 +15,8 @@
 #include "ominix/generate/model.h"
 #include "ominix/io/weights.h"
 #include "ominix/models/glm4.h"
+#include "support/lm_golden.h"
+#include "support/lm_testing.h"
 #include "support/testing.h"
 
 using namespace ominix;
@@ -26,17 +25,23 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int kPrompt = 12, kNew = 32;
-// Logits parity: max |ours - ref| <= tol * max |ref| and ||ours - ref|| / ||ref|| <= tol, the
-// tolerances of test_qwen3.cpp: fp32 against transformers, quantized against mlx-lm.
-constexpr double kFp32Tol = 1e-5;
-constexpr double kQuantTol = 5e-5;
+using tests::copy_model;
+using tests::error_of;
+using tests::expect_logits_close;
+using tests::forward;
+using tests::greedy;
+using tests::kFp32Tol;
+using tests::kNew;
+using tests::kQuantTol;
+using tests::row;
+using tests::TempDir;
+using tests::to_vector;
 
 fs::path model_dir(const std::string& name) {
   return tests::fixture("models/glm4/" + name);
 }
 io::TensorMap expected(const std::string& name) {
-  return io::load_safetensors(model_dir(name) / "expected.safetensors");
+  return tests::load_expected(model_dir(name));
 }
 
 std::unique_ptr<generate::LanguageModel> load(const std::string& name,
@@ -45,169 +50,18 @@ std::unique_ptr<generate::LanguageModel> load(const std::string& name,
   return glm4::load(model_dir(name), o, std::move(tap));
 }
 
-mx::array row(const mx::array& a, int b) {
-  return mx::slice(a, {b, 0}, {b + 1, a.shape(1)});
-}  // [1, L]
-
-double scale_of(const mx::array& ref) {
-  auto m = mx::max(mx::abs(ref));
-  return m.item<float>();
-}
-
-void expect_logits_close(const mx::array& got, const mx::array& ref, double tol) {
-  ASSERT_EQ(got.shape(), ref.shape());
-  auto d = tests::diff(got, ref);
-  EXPECT_FALSE(std::isnan(d.max_abs));
-  EXPECT_LE(d.max_abs, tol * scale_of(ref)) << "rel " << d.rel << ", max abs " << d.max_abs;
-  EXPECT_LE(d.rel, tol) << "rel " << d.rel << ", max abs " << d.max_abs;
-  // Measured errors in --gtest_output=xml (the last comparison of a test).
-  ::testing::Test::RecordProperty("rel", fmt::format("{:.2e}", d.rel));
-  ::testing::Test::RecordProperty("max_abs_over_scale",
-                                  fmt::format("{:.2e}", d.max_abs / scale_of(ref)));
-}
-
-int argmax_last(const mx::array& logits) {  // [1, L, V] -> the last position's argmax
-  auto last = mx::slice(logits, {0, logits.shape(1) - 1, 0}, logits.shape());
-  return mx::astype(mx::argmax(mx::flatten(last)), mx::int32).item<int>();
-}
-
-/// Greedy decoding with the model's KV cache: prefill the prompt [1, L], then one token per step.
-std::vector<int> greedy(const generate::LanguageModel& m, const mx::array& prompt, int n,
-                        const generate::CacheOptions& cache_options = {}) {
-  auto cache = m.make_cache(cache_options);
-  auto logits = m(prompt, cache);
-  std::vector<int> out;
-  for (int i = 0; i < n; ++i) {
-    out.push_back(argmax_last(logits));
-    logits = m(mx::array({out.back()}, {1, 1}, mx::int32), cache);
-    mx::eval(cache.state());
-  }
-  return out;
-}
-
-std::vector<int> to_vector(const mx::array& a) {
-  auto v = mx::astype(mx::flatten(a), mx::int32);
-  mx::eval(v);
-  return {v.data<int>(), v.data<int>() + v.size()};
-}
-
-mx::array forward(const generate::LanguageModel& m, const mx::array& tokens) {
-  auto cache = m.make_cache();
-  return m(tokens, cache);
-}
-
-/// A scratch directory removed at the end of the test.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name)
-      : path(fs::temp_directory_path() /
-             ("ominix_glm4_" + name + "_" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
-
-/// A copy of a fixture's checkpoint whose config.json is edited by `edit` and tensors by
-/// `edit_tensors`.
-void copy_model(const std::string& name, const fs::path& to,
-                const std::function<void(nlohmann::json&)>& edit,
-                const std::function<void(io::TensorMap&)>& edit_tensors = {}) {
-  auto config = tests::load_json(model_dir(name) / "config.json");
-  edit(config);
-  std::ofstream(to / "config.json") << config.dump(2);
-  auto tensors = io::load_checkpoint(model_dir(name));
-  if (edit_tensors) edit_tensors(tensors);
-  io::save_safetensors(to / "model.safetensors", tensors);
-}
-
-template <typename E>
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no exception";
-  return {};
-}
-
 // ----------------------------------------------------------------------------------------------
 // fp32 parity with transformers.
 
-class Glm4Golden : public ::testing::TestWithParam<std::string> {};
+class Glm4Golden : public tests::LmGolden {};
 
-TEST_P(Glm4Golden, LogitsAtEveryPositionMatchTransformers) {
-  auto model = load(GetParam());
-  auto ref = expected(GetParam());
-  expect_logits_close(forward(*model, ref.at("input_ids")), ref.at("logits"), kFp32Tol);
-}
-
-TEST_P(Glm4Golden, GreedyContinuationMatchesTransformersGenerate) {
-  auto model = load(GetParam());
-  auto ref = expected(GetParam());
-  for (int b = 0; b < 2; ++b) {
-    SCOPED_TRACE(b);
-    EXPECT_EQ(greedy(*model, row(ref.at("input_ids"), b), kNew),
-              to_vector(row(ref.at("greedy"), b)));
-  }
-}
-
-// Prompt + continuation in one pass (for MoE, 2*44*2 routed pairs take the sorted-by-expert path).
-TEST_P(Glm4Golden, FullSequenceWithoutCacheReproducesGreedy) {
-  auto model = load(GetParam());
-  auto ref = expected(GetParam());
-  auto tokens = mx::concatenate({ref.at("input_ids"), ref.at("greedy")}, 1);  // [2, 44]
-  auto logits = forward(*model, tokens);
-  expect_logits_close(mx::slice(logits, {0, 0, 0}, {2, kPrompt, logits.shape(2)}), ref.at("logits"),
-                      kFp32Tol);
-  auto next = mx::argmax(
-      mx::slice(logits, {0, kPrompt - 1, 0}, {2, kPrompt + kNew - 1, logits.shape(2)}), -1);
-  EXPECT_EQ(to_vector(next), to_vector(ref.at("greedy")));
-}
-
-TEST_P(Glm4Golden, IncrementalDecodeEqualsFullForward) {
-  auto model = load(GetParam());
-  auto ref = expected(GetParam());
-  auto tokens = mx::concatenate({ref.at("input_ids"), ref.at("greedy")}, 1);  // [2, 44]
-  const int T = tokens.shape(1), V = model->info().vocab_size;
-  auto full = forward(*model, tokens);
-  auto cache = model->make_cache();
-  (*model)(mx::slice(tokens, {0, 0}, {2, kPrompt}), cache);
-  for (int t = kPrompt; t < T; ++t) {
-    auto step = (*model)(mx::slice(tokens, {0, t}, {2, t + 1}), cache);  // [2, 1, V]
-    mx::eval(cache.state());
-    expect_logits_close(step, mx::slice(full, {0, t, 0}, {2, t + 1, V}), kFp32Tol);
-  }
-}
-
-TEST_P(Glm4Golden, ChunkedPrefillMatchesOnePass) {
-  auto model = load(GetParam());
-  auto ref = expected(GetParam());
-  auto cache = model->make_cache();
-  std::vector<mx::array> chunks;
-  for (int s = 0; s < kPrompt; s += 3) {
-    chunks.push_back((*model)(mx::slice(ref.at("input_ids"), {0, s}, {2, s + 3}), cache));
-    mx::eval(cache.state());
-  }
-  expect_logits_close(mx::concatenate(chunks, 1), ref.at("logits"), kFp32Tol);
-}
-
-TEST_P(Glm4Golden, CacheOffsetAdvancesByExactlyL) {
-  auto model = load(GetParam());
-  auto ids = expected(GetParam()).at("input_ids");
-  auto cache = model->make_cache();
-  auto logits = (*model)(ids, cache);
-  EXPECT_EQ(logits.shape(), (mx::Shape{2, kPrompt, model->info().vocab_size}));
-  for (std::size_t l = 0; l < cache.num_layers(); ++l) EXPECT_EQ(cache[l].offset(), kPrompt) << l;
-  (*model)(mx::slice(ids, {0, 0}, {2, 5}), cache);
-  for (std::size_t l = 0; l < cache.num_layers(); ++l)
-    EXPECT_EQ(cache[l].offset(), kPrompt + 5) << l;
-}
+OMINIX_LM_GOLDEN_TESTS(Glm4Golden)
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Glm4Golden,
-                         ::testing::Values("glm4", "glm4_moe", "glm4_moe_plain"),
-                         [](const auto& info) { return info.param; });
+                         ::testing::ValuesIn(tests::lm_fixtures(
+                             model_dir, [](const fs::path& dir) { return glm4::load(dir); },
+                             {"glm4", "glm4_moe", "glm4_moe_plain"})),
+                         tests::lm_fixture_name);
 
 // ----------------------------------------------------------------------------------------------
 // MoE routing (sigmoid + correction bias, grouped top-k), dtypes, quantized.
@@ -281,7 +135,7 @@ TEST(Glm4Registry, LoadModelDispatchesOnModelType) {
 TEST(Glm4Errors, MtpLayersAreDroppedAndMissingTensorsNamed) {
   TempDir dir("mtp");
   copy_model(
-      "glm4_moe", dir.path, [](auto&) {},
+      model_dir("glm4_moe"), dir.path, [](auto&) {},
       [](io::TensorMap& t) {
         t.insert_or_assign("model.layers.3.eh_proj.weight", mx::ones({4}));  // the MTP layer
       });
@@ -290,12 +144,12 @@ TEST(Glm4Errors, MtpLayersAreDroppedAndMissingTensorsNamed) {
                       kFp32Tol);
   TempDir missing("missing");
   copy_model(
-      "glm4", missing.path, [](auto&) {},
+      model_dir("glm4"), missing.path, [](auto&) {},
       [](io::TensorMap& t) { t.erase("model.layers.1.post_mlp_layernorm.weight"); });
   auto msg = error_of<WeightError>([&] { glm4::load(missing.path); });
   EXPECT_NE(msg.find("model.layers.1.post_mlp_layernorm.weight"), std::string::npos) << msg;
   copy_model(
-      "glm4_moe", missing.path, [](auto&) {},
+      model_dir("glm4_moe"), missing.path, [](auto&) {},
       [](io::TensorMap& t) {
         t.erase("model.layers.2.mlp.experts.3.down_proj.weight");
         t.erase("model.layers.1.mlp.gate.e_score_correction_bias");
@@ -325,14 +179,14 @@ TEST(Glm4Errors, BadConfigFieldsAreNamed) {
   for (const auto& [name, edit, field] : config_errors) {
     SCOPED_TRACE(field);
     TempDir dir("config");
-    copy_model(name, dir.path, edit);
+    copy_model(model_dir(name), dir.path, edit);
     auto msg = error_of<ConfigError>([&] { glm4::load(dir.path); });
     EXPECT_NE(msg.find(std::string("config.json: ") + field), std::string::npos) << msg;
   }
   for (auto [key, value] :
        {std::pair{"scoring_func", "softmax"}, {"topk_method", "greedy"}, {"model_type", "glm"}}) {
     TempDir dir("unsupported");
-    copy_model("glm4_moe", dir.path, [&](auto& c) { c[key] = value; });
+    copy_model(model_dir("glm4_moe"), dir.path, [&](auto& c) { c[key] = value; });
     auto msg = error_of<UnsupportedError>([&] { glm4::load(dir.path); });
     EXPECT_NE(msg.find(std::string("config.json: ") + key), std::string::npos) << msg;
   }

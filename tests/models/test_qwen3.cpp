@@ -2,14 +2,11 @@
 // (fp32 logits at every position, greedy continuations, MoE routing) and mlx-lm 0.32.2 (quantized).
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <unistd.h>
 
 #include <gtest/gtest.h>
 #include <mlx/mlx.h>
@@ -18,6 +15,8 @@
 #include "ominix/generate/model.h"
 #include "ominix/io/weights.h"
 #include "ominix/models/qwen3.h"
+#include "support/lm_golden.h"
+#include "support/lm_testing.h"
 #include "support/testing.h"
 
 using namespace ominix;
@@ -26,18 +25,24 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int kPrompt = 12, kNew = 32;
-// Logits parity: max |ours - ref| <= tol * max |ref| and ||ours - ref|| / ||ref|| <= tol.
-// fp32 against transformers (measured on the CPU: max abs <= 6.7e-6 at logit scale ~6, normalised
-// <= 8e-7), quantized against mlx-lm (measured: max abs <= 4.6e-6, normalised <= 5.5e-7).
-constexpr double kFp32Tol = 1e-5;
-constexpr double kQuantTol = 5e-5;
+using tests::copy_model;
+using tests::error_of;
+using tests::expect_logits_close;
+using tests::forward;
+using tests::greedy;
+using tests::kFp32Tol;
+using tests::kNew;
+using tests::kPrompt;
+using tests::kQuantTol;
+using tests::row;
+using tests::TempDir;
+using tests::to_vector;
 
 fs::path model_dir(const std::string& name) {
   return tests::fixture("models/qwen3/" + name);
 }
 io::TensorMap expected(const std::string& name) {
-  return io::load_safetensors(model_dir(name) / "expected.safetensors");
+  return tests::load_expected(model_dir(name));
 }
 
 std::unique_ptr<generate::LanguageModel> load(const std::string& name,
@@ -46,169 +51,16 @@ std::unique_ptr<generate::LanguageModel> load(const std::string& name,
   return qwen3::load(model_dir(name), o, std::move(tap));
 }
 
-mx::array row(const mx::array& a, int b) {
-  return mx::slice(a, {b, 0}, {b + 1, a.shape(1)});
-}  // [1, L]
-
-double scale_of(const mx::array& ref) {
-  auto m = mx::max(mx::abs(ref));
-  return m.item<float>();
-}
-
-void expect_logits_close(const mx::array& got, const mx::array& ref, double tol) {
-  ASSERT_EQ(got.shape(), ref.shape());
-  auto d = tests::diff(got, ref);
-  EXPECT_FALSE(std::isnan(d.max_abs));
-  EXPECT_LE(d.max_abs, tol * scale_of(ref)) << "rel " << d.rel << ", max abs " << d.max_abs;
-  EXPECT_LE(d.rel, tol) << "rel " << d.rel << ", max abs " << d.max_abs;
-}
-
-int argmax_last(const mx::array& logits) {  // [1, L, V] -> the last position's argmax
-  auto last = mx::slice(logits, {0, logits.shape(1) - 1, 0}, logits.shape());
-  return mx::astype(mx::argmax(mx::flatten(last)), mx::int32).item<int>();
-}
-
-/// Greedy decoding with the model's KV cache: prefill the prompt [1, L], then one token per step.
-std::vector<int> greedy(const generate::LanguageModel& m, const mx::array& prompt, int n,
-                        const generate::CacheOptions& cache_options = {}) {
-  auto cache = m.make_cache(cache_options);
-  auto logits = m(prompt, cache);
-  std::vector<int> out;
-  for (int i = 0; i < n; ++i) {
-    out.push_back(argmax_last(logits));
-    logits = m(mx::array({out.back()}, {1, 1}, mx::int32), cache);
-    mx::eval(cache.state());
-  }
-  return out;
-}
-
-std::vector<int> to_vector(const mx::array& a) {
-  auto v = mx::astype(mx::flatten(a), mx::int32);
-  mx::eval(v);
-  return {v.data<int>(), v.data<int>() + v.size()};
-}
-
-mx::array forward(const generate::LanguageModel& m, const mx::array& tokens) {
-  auto cache = m.make_cache();
-  return m(tokens, cache);
-}
-
-/// A scratch directory removed at the end of the test.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name)
-      : path(fs::temp_directory_path() /
-             ("ominix_qwen3_" + name + "_" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
-
-/// A copy of a fixture's checkpoint whose config.json is edited by `edit` and tensors by
-/// `edit_tensors`.
-void copy_model(const std::string& name, const fs::path& to,
-                const std::function<void(nlohmann::json&)>& edit,
-                const std::function<void(io::TensorMap&)>& edit_tensors = {}) {
-  auto config = tests::load_json(model_dir(name) / "config.json");
-  edit(config);
-  std::ofstream(to / "config.json") << config.dump(2);
-  auto tensors = io::load_checkpoint(model_dir(name));
-  if (edit_tensors) edit_tensors(tensors);
-  io::save_safetensors(to / "model.safetensors", tensors);
-}
-
-template <typename E>
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no exception";
-  return {};
-}
-
 // ----------------------------------------------------------------------------------------------
 // fp32 parity with transformers, for every architecture and config flavour.
 
-class Qwen3Golden : public ::testing::TestWithParam<std::string> {};
+class Qwen3Golden : public tests::LmGolden {};
 
-TEST_P(Qwen3Golden, LogitsAtEveryPositionMatchTransformers) {
-  auto model = load(GetParam());
-  auto ref = expected(GetParam());
-  expect_logits_close(forward(*model, ref.at("input_ids")), ref.at("logits"), kFp32Tol);
-}
-
-TEST_P(Qwen3Golden, GreedyContinuationMatchesTransformersGenerate) {
-  auto model = load(GetParam());
-  auto ref = expected(GetParam());
-  for (int b = 0; b < 2; ++b) {
-    SCOPED_TRACE(b);
-    EXPECT_EQ(greedy(*model, row(ref.at("input_ids"), b), kNew),
-              to_vector(row(ref.at("greedy"), b)));
-  }
-}
-
-// Prompt + continuation in one pass without a warm cache: argmax at each position is the next
-// greedy token, and the prompt positions keep the reference logits (for MoE, 2*44*2 routed pairs
-// take the sorted-by-expert path).
-TEST_P(Qwen3Golden, FullSequenceWithoutCacheReproducesGreedy) {
-  auto model = load(GetParam());
-  auto ref = expected(GetParam());
-  auto tokens = mx::concatenate({ref.at("input_ids"), ref.at("greedy")}, 1);  // [2, 44]
-  auto logits = forward(*model, tokens);
-  expect_logits_close(mx::slice(logits, {0, 0, 0}, {2, kPrompt, logits.shape(2)}), ref.at("logits"),
-                      kFp32Tol);
-  auto next = mx::argmax(
-      mx::slice(logits, {0, kPrompt - 1, 0}, {2, kPrompt + kNew - 1, logits.shape(2)}), -1);
-  EXPECT_EQ(to_vector(next), to_vector(ref.at("greedy")));
-}
-
-TEST_P(Qwen3Golden, IncrementalDecodeEqualsFullForward) {
-  auto model = load(GetParam());
-  auto ref = expected(GetParam());
-  auto tokens = mx::concatenate({ref.at("input_ids"), ref.at("greedy")}, 1);  // [2, 44]
-  const int T = tokens.shape(1), V = model->info().vocab_size;
-  auto full = forward(*model, tokens);
-  auto cache = model->make_cache();
-  (*model)(mx::slice(tokens, {0, 0}, {2, kPrompt}), cache);
-  for (int t = kPrompt; t < T; ++t) {
-    auto step = (*model)(mx::slice(tokens, {0, t}, {2, t + 1}), cache);  // [2, 1, V]
-    mx::eval(cache.state());
-    expect_logits_close(step, mx::slice(full, {0, t, 0}, {2, t + 1, V}), kFp32Tol);
-  }
-}
-
-TEST_P(Qwen3Golden, ChunkedPrefillMatchesOnePass) {
-  auto model = load(GetParam());
-  auto ref = expected(GetParam());
-  auto cache = model->make_cache();
-  std::vector<mx::array> chunks;
-  for (int s = 0; s < kPrompt; s += 3) {
-    chunks.push_back((*model)(mx::slice(ref.at("input_ids"), {0, s}, {2, s + 3}), cache));
-    mx::eval(cache.state());
-  }
-  expect_logits_close(mx::concatenate(chunks, 1), ref.at("logits"), kFp32Tol);
-}
-
-TEST_P(Qwen3Golden, CacheOffsetAdvancesByExactlyL) {
-  auto model = load(GetParam());
-  auto ids = expected(GetParam()).at("input_ids");
-  auto cache = model->make_cache();
-  ASSERT_EQ(cache.num_layers(), std::size_t(model->info().num_layers));
-  auto logits = (*model)(ids, cache);
-  EXPECT_EQ(logits.shape(), (mx::Shape{2, kPrompt, model->info().vocab_size}));
-  EXPECT_EQ(logits.dtype(), mx::float32);
-  for (std::size_t l = 0; l < cache.num_layers(); ++l) EXPECT_EQ(cache[l].offset(), kPrompt) << l;
-  (*model)(mx::slice(ids, {0, 0}, {2, 5}), cache);
-  for (std::size_t l = 0; l < cache.num_layers(); ++l)
-    EXPECT_EQ(cache[l].offset(), kPrompt + 5) << l;
-}
+OMINIX_LM_GOLDEN_TESTS(Qwen3Golden)
 
 TEST_P(Qwen3Golden, BatchRowsEqualSingleSequences) {
-  auto model = load(GetParam());
-  auto ref = expected(GetParam());
+  auto model = GetParam().load(GetParam().dir);
+  auto ref = tests::load_expected(GetParam().dir);
   for (int b = 0; b < 2; ++b)
     expect_logits_close(
         forward(*model, row(ref.at("input_ids"), b)),
@@ -217,9 +69,11 @@ TEST_P(Qwen3Golden, BatchRowsEqualSingleSequences) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Qwen3Golden,
-                         ::testing::Values("qwen2_tied", "qwen2_swa", "qwen3_untied", "qwen3_moe",
-                                           "qwen3_moe_step2"),
-                         [](const auto& info) { return info.param; });
+                         ::testing::ValuesIn(tests::lm_fixtures(
+                             model_dir, [](const fs::path& dir) { return qwen3::load(dir); },
+                             {"qwen2_tied", "qwen2_swa", "qwen3_untied", "qwen3_moe",
+                              "qwen3_moe_step2"})),
+                         tests::lm_fixture_name);
 
 // ----------------------------------------------------------------------------------------------
 // MoE routing, caches, dtypes.
@@ -328,7 +182,7 @@ TEST(Qwen3Registry, LoadModelDispatchesOnModelType) {
 TEST(Qwen3Registry, UnsupportedModelTypeIsNamed) {
   qwen3::register_family();
   TempDir dir("llama");
-  copy_model("qwen2_tied", dir.path, [](auto& c) { c["model_type"] = "llama4_text"; });
+  copy_model(model_dir("qwen2_tied"), dir.path, [](auto& c) { c["model_type"] = "llama4_text"; });
   auto msg = error_of<UnsupportedError>([&] { generate::load_model(dir.path); });
   EXPECT_NE(msg.find("model_type"), std::string::npos) << msg;
   EXPECT_NE(msg.find("qwen3_moe"), std::string::npos) << msg;  // lists the known types
@@ -339,7 +193,7 @@ TEST(Qwen3Registry, UnsupportedModelTypeIsNamed) {
 TEST(Qwen3Errors, MissingTensorsAreAllNamed) {
   TempDir dir("missing");
   copy_model(
-      "qwen3_moe", dir.path, [](auto&) {},
+      model_dir("qwen3_moe"), dir.path, [](auto&) {},
       [](io::TensorMap& t) {
         t.erase("model.layers.0.self_attn.k_norm.weight");
         t.erase("model.layers.2.mlp.experts.3.down_proj.weight");
@@ -351,7 +205,7 @@ TEST(Qwen3Errors, MissingTensorsAreAllNamed) {
 
 TEST(Qwen3Errors, MisShapedTensorIsNamed) {
   TempDir dir("shape");
-  copy_model("qwen2_tied", dir.path, [](auto& c) { c["intermediate_size"] = 96; });
+  copy_model(model_dir("qwen2_tied"), dir.path, [](auto& c) { c["intermediate_size"] = 96; });
   auto msg = error_of<WeightError>([&] { qwen3::load(dir.path); });
   EXPECT_NE(msg.find("model.layers.0.mlp.gate_proj.weight"), std::string::npos) << msg;
   EXPECT_NE(msg.find("[96, 64]"), std::string::npos) << msg;
@@ -360,7 +214,7 @@ TEST(Qwen3Errors, MisShapedTensorIsNamed) {
 TEST(Qwen3Errors, UnexpectedTensorIsNamed) {
   TempDir dir("unexpected");
   copy_model(
-      "qwen3_untied", dir.path, [](auto&) {},
+      model_dir("qwen3_untied"), dir.path, [](auto&) {},
       [](io::TensorMap& t) {
         t.insert_or_assign("model.layers.0.self_attn.rotary_emb.inv_freq",
                            mx::ones({8}));  // ignored
@@ -399,12 +253,12 @@ TEST(Qwen3Errors, BadConfigFieldsAreNamed) {
   for (const auto& [name, edit, field] : config_errors) {
     SCOPED_TRACE(field);
     TempDir dir("config");
-    copy_model(name, dir.path, edit);
+    copy_model(model_dir(name), dir.path, edit);
     auto msg = error_of<ConfigError>([&] { qwen3::load(dir.path); });
     EXPECT_NE(msg.find(std::string("config.json: ") + field), std::string::npos) << msg;
   }
   TempDir dir("act");
-  copy_model("qwen2_tied", dir.path, [](auto& c) { c["hidden_act"] = "mish"; });
+  copy_model(model_dir("qwen2_tied"), dir.path, [](auto& c) { c["hidden_act"] = "mish"; });
   auto msg = error_of<UnsupportedError>([&] { qwen3::load(dir.path); });
   EXPECT_NE(msg.find("hidden_act"), std::string::npos) << msg;
 }

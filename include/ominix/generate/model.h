@@ -17,6 +17,7 @@
 #include "ominix/base/error.h"
 #include "ominix/generate/cache.h"
 #include "ominix/io/config.h"
+#include "ominix/io/weights.h"
 
 namespace ominix::generate {
 
@@ -58,13 +59,51 @@ inline std::vector<int> read_eos_token_ids(const std::filesystem::path& dir,
   return ids;
 }
 
+/// Drops the checkpoint tensors that no module binds: rotary caches (`*rotary_emb.inv_freq`), with
+/// tied embeddings the head's copy (`lm_head.*`), and every key starting with one of
+/// `also_prefixes` (e.g. GLM-4-MoE's multi-token-prediction layer). The first step of a sanitize.
+inline void drop_unbound_tensors(io::WeightMap& w, bool tie_word_embeddings,
+                                 const std::vector<std::string>& also_prefixes = {}) {
+  std::vector<std::string> unused;
+  for (const auto& [key, _] : w.tensors())
+    if (key.ends_with("rotary_emb.inv_freq") ||
+        std::any_of(also_prefixes.begin(), also_prefixes.end(),
+                    [&](const std::string& p) { return key.starts_with(p); }) ||
+        (tie_word_embeddings && key.starts_with("lm_head.")))
+      unused.push_back(key);
+  for (const auto& key : unused) w.ignore(key);
+}
+
+/// The sizes of ModelInfo that a family reads from its own Config.
+struct ModelShape {
+  int vocab_size = 0;
+  int num_layers = 0;
+  int max_position_embeddings = 0;
+};
+
+/// ModelInfo for a checkpoint in `dir`: model_type, bos_token_id and the EOS ids
+/// (read_eos_token_ids) from `config`, the sizes from `shape`, and the activations dtype of `w`'s
+/// model.norm.weight (float32 when there is none). Reads `w` without taking anything.
+inline ModelInfo make_model_info(const std::filesystem::path& dir, const io::ConfigReader& config,
+                                 const ModelShape& shape, io::WeightMap& w) {
+  auto norm = w.tensors().find("model.norm.weight");
+  return {.model_type = config.required<std::string>("model_type"),
+          .vocab_size = shape.vocab_size,
+          .num_layers = shape.num_layers,
+          .max_position_embeddings = shape.max_position_embeddings,
+          .eos_token_ids = read_eos_token_ids(dir, config),
+          .bos_token_id = config.optional<int>("bos_token_id"),
+          .dtype = norm != w.tensors().end() ? norm->second.dtype() : mx::float32};
+}
+
 /// How to load: dtype of activations/floating weights (nullopt: the checkpoint's own).
 struct LoadModelOptions {
   std::optional<mx::Dtype> dtype;
 };
 
-using ModelLoader = std::function<std::unique_ptr<LanguageModel>(
-    const std::filesystem::path& dir, const io::ConfigReader& config, const LoadModelOptions& options)>;
+using ModelLoader = std::function<std::unique_ptr<LanguageModel>(const std::filesystem::path& dir,
+                                                                 const io::ConfigReader& config,
+                                                                 const LoadModelOptions& options)>;
 
 /// model_type -> loader. A family registers each model_type it reads.
 inline std::map<std::string, ModelLoader>& model_registry() {
@@ -86,7 +125,8 @@ inline std::unique_ptr<LanguageModel> load_model(const std::filesystem::path& di
   if (it == model_registry().end()) {
     std::string known;
     for (const auto& [name, _] : model_registry()) known += (known.empty() ? "" : ", ") + name;
-    fail<UnsupportedError>("{}: model_type '{}' is not supported (known: {})", config.field("model_type"), type,
+    fail<UnsupportedError>("{}: model_type '{}' is not supported (known: {})",
+                           config.field("model_type"), type,
                            known.empty() ? "none registered" : known);
   }
   return it->second(dir, config, options);
