@@ -86,10 +86,12 @@ inline Model load_with_progress(const std::string& dir) {
       std::fflush(stderr);
     };
   }
-  if (!std::filesystem::exists(dir))
-    fail<IoError>("{}: no such model (run scripts/setup.sh to install the default model, or pass "
-                  "--model)",
-                  dir);
+  if (!std::filesystem::exists(dir)) {
+    if (dir == gemma3::default_model().string())
+      fail<IoError>("{}: the default model is not installed (run scripts/setup.sh, or pass --model)",
+                    dir);
+    fail<IoError>("{}: no such model directory or .gguf file", dir);
+  }
   return load_model(dir, options);
 }
 
