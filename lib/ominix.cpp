@@ -38,7 +38,9 @@ void register_builtin_families() {
   (void)registered;
 }
 
-bool is_gguf(const fs::path& p) { return fs::is_regular_file(p) && p.extension() == ".gguf"; }
+bool is_gguf(const fs::path& p) {
+  return fs::is_regular_file(p) && p.extension() == ".gguf";
+}
 
 /// A directory without config.json but with exactly one .gguf file stands for that file.
 fs::path resolve_gguf(const fs::path& dir) {
@@ -95,7 +97,8 @@ Model load_model(const fs::path& path, const ModelOptions& options) {
                              arch);
     return Model(gemma3::load_gguf(dir, {.dtype = options.dtype}), dir);
   }
-  if (!fs::is_directory(dir)) fail<IoError>("{}: no such model directory or .gguf file", dir.string());
+  if (!fs::is_directory(dir))
+    fail<IoError>("{}: no such model directory or .gguf file", dir.string());
   std::optional<io::ScopedLoadProgress> progress;
   if (options.progress) progress.emplace(options.progress);
   return Model(generate::load_model(dir, {.dtype = options.dtype}), dir);

@@ -43,7 +43,8 @@ io::TensorMap read_weights(const fs::path& dir) {
 bool quantizable(const std::string& name, const mx::array& a, int group_size) {
   if (!name.ends_with(".weight") || (a.ndim() != 2 && a.ndim() != 3)) return false;
   if (!mx::issubdtype(a.dtype(), mx::floating)) return false;
-  if (name.ends_with("mlp.gate.weight") || name.ends_with("block_sparse_moe.gate.weight")) return false;
+  if (name.ends_with("mlp.gate.weight") || name.ends_with("block_sparse_moe.gate.weight"))
+    return false;
   return a.shape(-1) % group_size == 0;
 }
 
@@ -53,8 +54,9 @@ void convert(const ConvertOptions& o) {
     fail<InvalidArgument>("{}: output directory exists and is not empty", o.out.string());
   const bool has_config_json = fs::exists(o.model / "config.json");
   if (o.quantize_bits && !has_config_json)
-    fail<UnsupportedError>("{}: --quantize writes the quantization into config.json, which this model does not have",
-                           o.model.string());
+    fail<UnsupportedError>(
+        "{}: --quantize writes the quantization into config.json, which this model does not have",
+        o.model.string());
   io::QuantSpec spec{o.group_size, o.quantize_bits, io::QuantMode::affine};
   if (o.quantize_bits) io::validate(spec, "--quantize/--group-size");
 
@@ -85,36 +87,44 @@ void convert(const ConvertOptions& o) {
   fs::remove_all(tmp);
   fs::create_directories(tmp);
   io::save_safetensors(tmp / "model.safetensors", out, {{"format", "mlx"}});
-  static const std::set<std::string> kWeightFiles = {"model.pt", "model.safetensors", "model.safetensors.index.json"};
+  static const std::set<std::string> kWeightFiles = {"model.pt", "model.safetensors",
+                                                     "model.safetensors.index.json"};
   for (const auto& e : fs::directory_iterator(o.model)) {
     const auto name = e.path().filename().string();
-    if (!e.is_regular_file() || kWeightFiles.count(name) || e.path().extension() == ".safetensors") continue;
+    if (!e.is_regular_file() || kWeightFiles.count(name) || e.path().extension() == ".safetensors")
+      continue;
     fs::copy_file(e.path(), tmp / name);
   }
   if (o.quantize_bits) {
     auto config = io::ConfigReader::load(o.model / "config.json").json();
-    nlohmann::json q = {{"group_size", o.group_size}, {"bits", o.quantize_bits}, {"mode", "affine"}};
+    nlohmann::json q = {
+        {"group_size", o.group_size}, {"bits", o.quantize_bits}, {"mode", "affine"}};
     config["quantization"] = q;
     config["quantization_config"] = q;
     std::ofstream(tmp / "config.json") << config.dump(2) << "\n";
   }
   if (fs::exists(o.out)) fs::remove(o.out);
   fs::rename(tmp, o.out);
-  fmt::print("wrote {} ({} tensors{})\n", (o.out / "model.safetensors").string(), out.size(),
-             o.quantize_bits ? fmt::format(", {} quantized to {} bits", quantized, o.quantize_bits) : "");
+  fmt::print(
+      "wrote {} ({} tensors{})\n", (o.out / "model.safetensors").string(), out.size(),
+      o.quantize_bits ? fmt::format(", {} quantized to {} bits", quantized, o.quantize_bits) : "");
 }
 
 }  // namespace
 
 void add_convert(CLI::App& app, const GlobalOptions& global) {
-  auto* cmd = app.add_subcommand("convert", "Rewrite a checkpoint as safetensors, optionally quantized");
+  auto* cmd =
+      app.add_subcommand("convert", "Rewrite a checkpoint as safetensors, optionally quantized");
   auto o = std::make_shared<ConvertOptions>();
   cmd->add_option("--model", o->model, "Model directory (safetensors or model.pt)")->required();
   cmd->add_option("--out", o->out, "Output directory (must not exist or be empty)")->required();
-  cmd->add_option("--quantize", o->quantize_bits, "Quantize weight matrices to this many bits (MLX affine)")
+  cmd->add_option("--quantize", o->quantize_bits,
+                  "Quantize weight matrices to this many bits (MLX affine)")
       ->check(CLI::IsMember({2, 3, 4, 5, 6, 8}));
-  cmd->add_option("--group-size", o->group_size, "Quantization group size")->check(CLI::IsMember({32, 64, 128}));
-  cmd->add_option("--dtype", o->dtype, "Cast floating tensors")->check(CLI::IsMember({"float16", "bfloat16", "float32"}));
+  cmd->add_option("--group-size", o->group_size, "Quantization group size")
+      ->check(CLI::IsMember({32, 64, 128}));
+  cmd->add_option("--dtype", o->dtype, "Cast floating tensors")
+      ->check(CLI::IsMember({"float16", "bfloat16", "float32"}));
   cmd->callback([&global, o] {
     set_device(parse_device_kind(global.device));
     convert(*o);

@@ -88,8 +88,8 @@ inline Model load_with_progress(const std::string& dir) {
   }
   if (!std::filesystem::exists(dir)) {
     if (dir == gemma3::default_model().string())
-      fail<IoError>("{}: the default model is not installed (run scripts/setup.sh, or pass --model)",
-                    dir);
+      fail<IoError>(
+          "{}: the default model is not installed (run scripts/setup.sh, or pass --model)", dir);
     fail<IoError>("{}: no such model directory or .gguf file", dir);
   }
   return load_model(dir, options);

@@ -13,7 +13,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", ominix::version());
   ominix::cli::GlobalOptions global;
-  app.add_option("--device", global.device, "auto, cpu or gpu")->check(CLI::IsMember({"auto", "cpu", "gpu"}));
+  app.add_option("--device", global.device, "auto, cpu or gpu")
+      ->check(CLI::IsMember({"auto", "cpu", "gpu"}));
 
   ominix::cli::add_info(app, global);
   ominix::cli::add_tokenize(app, global);

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <mlx/mlx.h>
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "ominix/base/device.h"
@@ -25,7 +25,9 @@ using ominix::generate::LanguageModel;
 
 namespace {
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 mx::array random_tokens(int n, int vocab, int seed) {
   return mx::random::randint(0, vocab, {1, n}, mx::int32, mx::random::key(seed));

@@ -23,9 +23,9 @@ struct DtypeEntry {
   mx::Dtype dtype;
 };
 constexpr DtypeEntry kDtypes[] = {
-    {"BOOL", mx::bool_},     {"U8", mx::uint8},     {"I8", mx::int8},       {"U16", mx::uint16},
-    {"I16", mx::int16},      {"U32", mx::uint32},   {"I32", mx::int32},     {"U64", mx::uint64},
-    {"I64", mx::int64},      {"F16", mx::float16},  {"BF16", mx::bfloat16}, {"F32", mx::float32},
+    {"BOOL", mx::bool_},  {"U8", mx::uint8},    {"I8", mx::int8},       {"U16", mx::uint16},
+    {"I16", mx::int16},   {"U32", mx::uint32},  {"I32", mx::int32},     {"U64", mx::uint64},
+    {"I64", mx::int64},   {"F16", mx::float16}, {"BF16", mx::bfloat16}, {"F32", mx::float32},
     {"F64", mx::float64},
 };
 
@@ -45,14 +45,17 @@ SafetensorsHeader read_safetensors_header(const std::filesystem::path& path) {
   SafetensorsHeader h;
   h.file_size = std::filesystem::file_size(path, ec);
   if (ec) fail<IoError>("{}: cannot read size: {}", file, ec.message());
-  if (h.file_size < 8) fail<FormatError>("{}: truncated: {} bytes, shorter than the 8-byte header length", file, h.file_size);
+  if (h.file_size < 8)
+    fail<FormatError>("{}: truncated: {} bytes, shorter than the 8-byte header length", file,
+                      h.file_size);
 
   unsigned char len_bytes[8];
   in.read(reinterpret_cast<char*>(len_bytes), 8);
   std::uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | len_bytes[i];
   if (header_len > kMaxHeaderBytes)
-    fail<FormatError>("{}: header length {} is implausible (limit {})", file, header_len, kMaxHeaderBytes);
+    fail<FormatError>("{}: header length {} is implausible (limit {})", file, header_len,
+                      kMaxHeaderBytes);
   if (header_len > h.file_size - 8)
     fail<FormatError>("{}: truncated: header says {} bytes, file has {} after the length", file,
                       header_len, h.file_size - 8);
@@ -101,27 +104,30 @@ SafetensorsHeader read_safetensors_header(const std::filesystem::path& path) {
     if (shape->size() > kMaxRank) bad("rank " + std::to_string(shape->size()) + " is too large");
     std::uint64_t numel = 1;
     for (const auto& d : *shape) {
-      if (!d.is_number_unsigned()) bad("shape " + shape->dump() + " has a non-integer or negative dimension");
+      if (!d.is_number_unsigned())
+        bad("shape " + shape->dump() + " has a non-integer or negative dimension");
       auto v = d.get<std::uint64_t>();
-      if (v > std::uint64_t(std::numeric_limits<int32_t>::max())) bad("dimension " + std::to_string(v) + " is too large");
+      if (v > std::uint64_t(std::numeric_limits<int32_t>::max()))
+        bad("dimension " + std::to_string(v) + " is too large");
       if (v != 0 && numel > std::numeric_limits<std::uint64_t>::max() / v) bad("shape overflows");
       numel *= v;
       t.shape.push_back(static_cast<int>(v));
     }
     auto offs = entry.find("data_offsets");
-    if (offs == entry.end() || !offs->is_array() || offs->size() != 2 || !(*offs)[0].is_number_unsigned() ||
-        !(*offs)[1].is_number_unsigned())
+    if (offs == entry.end() || !offs->is_array() || offs->size() != 2 ||
+        !(*offs)[0].is_number_unsigned() || !(*offs)[1].is_number_unsigned())
       bad("data_offsets must be two non-negative integers");
     t.begin = (*offs)[0].get<std::uint64_t>();
     t.end = (*offs)[1].get<std::uint64_t>();
     if (t.end < t.begin) bad("data_offsets end before they begin");
-    if (numel > std::numeric_limits<std::uint64_t>::max() / t.dtype.size()) bad("byte size overflows");
+    if (numel > std::numeric_limits<std::uint64_t>::max() / t.dtype.size())
+      bad("byte size overflows");
     if (t.end - t.begin != numel * t.dtype.size())
-      bad(fmt::format("shape {} of {} needs {} bytes, data_offsets give {}", shape->dump(), t.dtype_name,
-                      numel * t.dtype.size(), t.end - t.begin));
+      bad(fmt::format("shape {} of {} needs {} bytes, data_offsets give {}", shape->dump(),
+                      t.dtype_name, numel * t.dtype.size(), t.end - t.begin));
     if (t.end > data_size)
-      fail<FormatError>("{}: truncated: tensor '{}' ends at byte {} of the data, which has {}", file, name,
-                        t.end, data_size);
+      fail<FormatError>("{}: truncated: tensor '{}' ends at byte {} of the data, which has {}",
+                        file, name, t.end, data_size);
     h.tensors.push_back(std::move(t));
   }
   std::sort(h.tensors.begin(), h.tensors.end(), [](const TensorInfo& a, const TensorInfo& b) {
@@ -184,7 +190,8 @@ void save_safetensors(const std::filesystem::path& path, const TensorMap& tensor
     for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(n >> (8 * i));
     out.write(reinterpret_cast<const char*>(len), 8);
     out.write(text.data(), static_cast<std::streamsize>(text.size()));
-    for (const auto& a : arrays) out.write(a.data<char>(), static_cast<std::streamsize>(a.nbytes()));
+    for (const auto& a : arrays)
+      out.write(a.data<char>(), static_cast<std::streamsize>(a.nbytes()));
     out.flush();
     if (!out) {
       std::filesystem::remove(tmp);

@@ -22,7 +22,11 @@ mx::array QuantizedLinear::operator()(const mx::array& x) const {
 
 QuantizedLinear QuantizedLinear::from(const Linear& dense, const io::QuantSpec& spec) {
   auto parts = mx::quantize(dense.weight, spec.group_size, spec.bits, io::to_string(spec.mode));
-  QuantizedLinear q{.weight = parts[0], .scales = parts[1], .biases = std::nullopt, .bias = dense.bias, .spec = spec};
+  QuantizedLinear q{.weight = parts[0],
+                    .scales = parts[1],
+                    .biases = std::nullopt,
+                    .bias = dense.bias,
+                    .spec = spec};
   if (parts.size() > 2) q.biases = parts[2];
   return q;
 }
@@ -32,14 +36,16 @@ QuantizedLinear load_quantized(io::WeightMap& w, const std::string& prefix, int 
   if (cols % spec.group_size != 0 || (cols * spec.bits) % 32 != 0)
     fail<WeightError>("{}: {} columns do not split into groups of {} at {} bits", prefix, cols,
                       spec.group_size, spec.bits);
-  if (auto it = w.tensors().find(prefix + ".weight"); it != w.tensors().end() && it->second.dtype() != mx::uint32)
+  if (auto it = w.tensors().find(prefix + ".weight");
+      it != w.tensors().end() && it->second.dtype() != mx::uint32)
     w.reject_dtype(prefix + ".weight", "packed quantized weight must be uint32");
   QuantizedLinear q{.weight = w.take(prefix + ".weight", {rows, cols * spec.bits / 32}),
                     .scales = w.take(prefix + ".scales", {rows, cols / spec.group_size}),
                     .biases = std::nullopt,
                     .bias = std::nullopt,
                     .spec = spec};
-  if (spec.mode == io::QuantMode::affine) q.biases = w.take(prefix + ".biases", {rows, cols / spec.group_size});
+  if (spec.mode == io::QuantMode::affine)
+    q.biases = w.take(prefix + ".biases", {rows, cols / spec.group_size});
   return q;
 }
 
@@ -47,12 +53,14 @@ namespace {
 io::QuantSpec spec_or_fail(io::WeightMap& w, const std::string& prefix,
                            const std::optional<io::QuantizationConfig>& quant) {
   if (!quant)
-    fail<WeightError>("{}: '{}.scales' marks a quantized layer, but config.json has no quantization section",
-                      w.source(), prefix);
+    fail<WeightError>(
+        "{}: '{}.scales' marks a quantized layer, but config.json has no quantization section",
+        w.source(), prefix);
   auto spec = quant->spec_for(prefix);
   if (!spec)
-    fail<WeightError>("{}: '{}' is quantized in the checkpoint but excluded by config.json's quantization",
-                      w.source(), prefix);
+    fail<WeightError>(
+        "{}: '{}' is quantized in the checkpoint but excluded by config.json's quantization",
+        w.source(), prefix);
   return *spec;
 }
 }  // namespace
@@ -85,8 +93,8 @@ mx::array Embedding::operator()(const mx::array& ids) const {
   const auto& q = std::get<QuantizedLinear>(impl_);
   std::optional<mx::array> biases;
   if (q.biases) biases = mx::take(*q.biases, ids, 0);
-  return mx::dequantize(mx::take(q.weight, ids, 0), mx::take(q.scales, ids, 0), biases, q.spec.group_size,
-                        q.spec.bits, io::to_string(q.spec.mode));
+  return mx::dequantize(mx::take(q.weight, ids, 0), mx::take(q.scales, ids, 0), biases,
+                        q.spec.group_size, q.spec.bits, io::to_string(q.spec.mode));
 }
 
 mx::array Embedding::as_linear(const mx::array& x) const {

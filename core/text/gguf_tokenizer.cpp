@@ -35,9 +35,10 @@ std::vector<std::string> code_points(std::string_view s) {
 /// Python's str.isspace for one code point (what `not t.strip()` tests).
 bool is_py_space(std::string_view cp) {
   static const std::vector<std::string> kSpaces = {
-      "\t", "\n", "\v", "\f", "\r", "\x1c", "\x1d", "\x1e", "\x1f", " ", "\u0085", "\u00a0",
-      "\u1680", "\u2000", "\u2001", "\u2002", "\u2003", "\u2004", "\u2005", "\u2006", "\u2007",
-      "\u2008", "\u2009", "\u200a", "\u2028", "\u2029", "\u202f", "\u205f", "\u3000"};
+      "\t",     "\n",     "\v",     "\f",     "\r",     "\x1c",   "\x1d",   "\x1e",
+      "\x1f",   " ",      "\u0085", "\u00a0", "\u1680", "\u2000", "\u2001", "\u2002",
+      "\u2003", "\u2004", "\u2005", "\u2006", "\u2007", "\u2008", "\u2009", "\u200a",
+      "\u2028", "\u2029", "\u202f", "\u205f", "\u3000"};
   return std::find(kSpaces.begin(), kSpaces.end(), cp) != kSpaces.end();
 }
 
@@ -51,11 +52,13 @@ std::string respell(const std::string& t) {
   return out;
 }
 
-json string_pattern(const std::string& s) { return {{"String", s}}; }
+json string_pattern(const std::string& s) {
+  return {{"String", s}};
+}
 
 json added_token(int id, const std::string& content, bool special) {
-  return {{"id", id},          {"content", content}, {"single_word", false}, {"lstrip", false},
-          {"rstrip", false},   {"normalized", false}, {"special", special}};
+  return {{"id", id},        {"content", content},  {"single_word", false}, {"lstrip", false},
+          {"rstrip", false}, {"normalized", false}, {"special", special}};
 }
 
 }  // namespace
@@ -103,8 +106,8 @@ Tokenizer tokenizer_from_gguf(const io::GgufTokenizerData& data, const std::stri
   for (std::size_t i = 0; i < types.size(); ++i) {
     if (types[i] == 3) {
       const auto it = vocab.find(raw[i]);
-      added.insert_or_assign(it != vocab.end() ? it->second : int(i), added_token(
-          it != vocab.end() ? it->second : int(i), raw[i], true));
+      added.insert_or_assign(it != vocab.end() ? it->second : int(i),
+                             added_token(it != vocab.end() ? it->second : int(i), raw[i], true));
     }
   }
   for (std::size_t i = 0; i < types.size(); ++i)
@@ -133,8 +136,8 @@ Tokenizer tokenizer_from_gguf(const io::GgufTokenizerData& data, const std::stri
   single.push_back({{"Sequence", {{"id", "A"}, {"type_id", 0}}}});
   if (data.add_eos_token.value_or(false) && eos) special_piece(*eos, int(*data.eos_token_id));
 
-  const auto unk = data.unknown_token_id ? json(tokens.at(std::size_t(*data.unknown_token_id)))
-                                         : json("<unk>");
+  const auto unk =
+      data.unknown_token_id ? json(tokens.at(std::size_t(*data.unknown_token_id))) : json("<unk>");
   json j = {
       {"version", "1.0"},
       {"truncation", nullptr},

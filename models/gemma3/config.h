@@ -63,7 +63,8 @@ inline Config Config::parse(const io::ConfigReader& top) {
   if (j.contains("rope_parameters") && j["rope_parameters"].contains("full_attention")) {
     cfg.rope_global = detail::rope(j["rope_parameters"]["full_attention"], c);
     cfg.rope_local = detail::rope(
-        j["rope_parameters"].value("sliding_attention", nlohmann::json{{"rope_theta", 10000.0}}), c);
+        j["rope_parameters"].value("sliding_attention", nlohmann::json{{"rope_theta", 10000.0}}),
+        c);
   } else {
     nlohmann::json global = c.has("rope_scaling") ? j["rope_scaling"] : nlohmann::json::object();
     global["rope_theta"] = c.get<double>("rope_theta", 1e6);
@@ -111,7 +112,8 @@ inline Config Config::parse(const io::ConfigReader& top) {
   positive(cfg.rms_norm_eps, "rms_norm_eps");
   positive(cfg.query_pre_attn_scalar, "query_pre_attn_scalar");
   positive(cfg.sliding_window, "sliding_window");
-  if (cfg.final_logit_softcapping) positive(*cfg.final_logit_softcapping, "final_logit_softcapping");
+  if (cfg.final_logit_softcapping)
+    positive(*cfg.final_logit_softcapping, "final_logit_softcapping");
   if (int(cfg.layer_types.size()) != cfg.num_hidden_layers)
     fail<ConfigError>("{}: {} entries for {} layers", c.field("layer_types"),
                       cfg.layer_types.size(), cfg.num_hidden_layers);

@@ -74,7 +74,7 @@ struct Attention {
     queries = rope(mx::transpose(queries, {0, 2, 1, 3}), cache.offset());  // -> [B,H,L,Dh]
     keys = rope(mx::transpose(keys, {0, 2, 1, 3}), cache.offset());
     values = mx::transpose(values, {0, 2, 1, 3});
-    auto output = cache.update_and_attend(queries, keys, values, scale, mask);  // [B,H,L,Dh]
+    auto output = cache.update_and_attend(queries, keys, values, scale, mask);    // [B,H,L,Dh]
     return o_proj(mx::reshape(mx::transpose(output, {0, 2, 1, 3}), {B, L, -1}));  // [B,L,H*Dh]
   }
 };
@@ -148,8 +148,8 @@ class Model final : public generate::LanguageModel {
     const int L = tokens.shape(1);
     // ref: Gemma3TextScaledWordEmbedding — the scale is rounded to the weights' dtype first.
     auto h = embed_tokens(tokens);  // [B,L] -> [B,L,D]
-    h = mx::multiply(h, mx::astype(mx::array(std::sqrt(float(config_.attention.hidden_size))),
-                                   h.dtype()));
+    h = mx::multiply(
+        h, mx::astype(mx::array(std::sqrt(float(config_.attention.hidden_size))), h.dtype()));
     // Each kind's mask from a cache of that kind (mlx-lm gemma3_text.py Gemma3Model).
     const auto n = int(layers.size());
     const auto full = first_full_ < n ? cache[first_full_].make_mask(L) : nn::AttentionMask{};
@@ -235,9 +235,8 @@ std::unique_ptr<generate::LanguageModel> build(const std::filesystem::path& dir,
   auto embed = w.tensors().find("model.embed_tokens.scales");
   if (embed == w.tensors().end()) embed = w.tensors().find("model.embed_tokens.weight");
   const auto dtype = embed != w.tensors().end() ? embed->second.dtype() : mx::float32;
-  const auto text = reader.required<std::string>("model_type") == "gemma3"
-                        ? reader.child("text_config")
-                        : reader;
+  const auto text =
+      reader.required<std::string>("model_type") == "gemma3" ? reader.child("text_config") : reader;
   auto bos = reader.optional<int>("bos_token_id");
   if (!bos) bos = text.optional<int>("bos_token_id");
   auto eos = generate::read_eos_token_ids(dir, reader);
@@ -251,12 +250,18 @@ std::unique_ptr<generate::LanguageModel> build(const std::filesystem::path& dir,
 /// llama.cpp's tensor names -> transformers' (gguf-py constants.py MODEL_ARCH.GEMMA3).
 std::string rename_gguf(const std::string& name) {
   static const std::vector<std::pair<std::string, std::string>> kLayer = {
-      {"attn_q.", "self_attn.q_proj."},         {"attn_k.", "self_attn.k_proj."},
-      {"attn_v.", "self_attn.v_proj."},         {"attn_output.", "self_attn.o_proj."},
-      {"attn_q_norm.", "self_attn.q_norm."},    {"attn_k_norm.", "self_attn.k_norm."},
-      {"attn_norm.", "input_layernorm."},       {"post_attention_norm.", "post_attention_layernorm."},
-      {"ffn_norm.", "pre_feedforward_layernorm."}, {"post_ffw_norm.", "post_feedforward_layernorm."},
-      {"ffn_gate.", "mlp.gate_proj."},          {"ffn_up.", "mlp.up_proj."},
+      {"attn_q.", "self_attn.q_proj."},
+      {"attn_k.", "self_attn.k_proj."},
+      {"attn_v.", "self_attn.v_proj."},
+      {"attn_output.", "self_attn.o_proj."},
+      {"attn_q_norm.", "self_attn.q_norm."},
+      {"attn_k_norm.", "self_attn.k_norm."},
+      {"attn_norm.", "input_layernorm."},
+      {"post_attention_norm.", "post_attention_layernorm."},
+      {"ffn_norm.", "pre_feedforward_layernorm."},
+      {"post_ffw_norm.", "post_feedforward_layernorm."},
+      {"ffn_gate.", "mlp.gate_proj."},
+      {"ffn_up.", "mlp.up_proj."},
       {"ffn_down.", "mlp.down_proj."}};
   if (name.starts_with("token_embd.")) return "model.embed_tokens." + name.substr(11);
   if (name.starts_with("output_norm.")) return "model.norm." + name.substr(12);
@@ -280,25 +285,24 @@ nlohmann::json gguf_config(const io::GgufMetadata& m, int vocab_size) {
   const int heads = m.required<int>(key("attention.head_count"));
   const int embd = m.required<int>(key("embedding_length"));
   const int head_dim = m.get<int>(key("attention.key_length"), embd / heads);
-  nlohmann::json c{
-      {"model_type", "gemma3_text"},
-      {"vocab_size", vocab_size},
-      {"max_position_embeddings", m.get<int>(key("context_length"), 131072)},
-      {"hidden_size", embd},
-      {"num_hidden_layers", layers},
-      {"intermediate_size", m.required<int>(key("feed_forward_length"))},
-      {"num_attention_heads", heads},
-      {"num_key_value_heads", m.get<int>(key("attention.head_count_kv"), heads)},
-      {"head_dim", head_dim},
-      {"query_pre_attn_scalar", head_dim},
-      {"rms_norm_eps", m.get<double>(key("attention.layer_norm_rms_epsilon"), 1e-6)},
-      {"sliding_window", m.get<int>(key("attention.sliding_window"), 4096)},
-      {"rope_theta", m.get<double>(key("rope.freq_base"), 1e6)},
-      {"rope_local_base_freq", m.get<double>(key("rope.freq_base_swa"), 1e4)},
-      {"final_logit_softcapping", m.optional<double>(key("final_logit_softcapping"))
-                                      ? nlohmann::json(*m.optional<double>(
-                                            key("final_logit_softcapping")))
-                                      : nlohmann::json(nullptr)}};
+  nlohmann::json c{{"model_type", "gemma3_text"},
+                   {"vocab_size", vocab_size},
+                   {"max_position_embeddings", m.get<int>(key("context_length"), 131072)},
+                   {"hidden_size", embd},
+                   {"num_hidden_layers", layers},
+                   {"intermediate_size", m.required<int>(key("feed_forward_length"))},
+                   {"num_attention_heads", heads},
+                   {"num_key_value_heads", m.get<int>(key("attention.head_count_kv"), heads)},
+                   {"head_dim", head_dim},
+                   {"query_pre_attn_scalar", head_dim},
+                   {"rms_norm_eps", m.get<double>(key("attention.layer_norm_rms_epsilon"), 1e-6)},
+                   {"sliding_window", m.get<int>(key("attention.sliding_window"), 4096)},
+                   {"rope_theta", m.get<double>(key("rope.freq_base"), 1e6)},
+                   {"rope_local_base_freq", m.get<double>(key("rope.freq_base_swa"), 1e4)},
+                   {"final_logit_softcapping",
+                    m.optional<double>(key("final_logit_softcapping"))
+                        ? nlohmann::json(*m.optional<double>(key("final_logit_softcapping")))
+                        : nlohmann::json(nullptr)}};
   const auto scaling = m.get<std::string>(key("rope.scaling.type"), "none");
   if (scaling == "linear")
     c["rope_scaling"] = {{"rope_type", "linear"},
@@ -306,7 +310,8 @@ nlohmann::json gguf_config(const io::GgufMetadata& m, int vocab_size) {
   else if (scaling != "none")
     fail<UnsupportedError>("{}: rope scaling '{}' is not supported for gemma3",
                            m.field(key("rope.scaling.type")), scaling);
-  if (const auto* p = m.find(key("attention.sliding_window_pattern")); p && p->is_array() && p->element_type == io::GgufType::boolean) {
+  if (const auto* p = m.find(key("attention.sliding_window_pattern"));
+      p && p->is_array() && p->element_type == io::GgufType::boolean) {
     c["layer_types"] = nlohmann::json::array();
     for (bool sliding : std::get<std::vector<bool>>(p->data))
       c["layer_types"].push_back(sliding ? "sliding_attention" : "full_attention");
@@ -319,8 +324,7 @@ nlohmann::json gguf_config(const io::GgufMetadata& m, int vocab_size) {
 }  // namespace
 
 void register_family() {
-  for (const char* type : {"gemma3_text", "gemma3"})
-    generate::register_model(type, build);
+  for (const char* type : {"gemma3_text", "gemma3"}) generate::register_model(type, build);
 }
 
 std::unique_ptr<generate::LanguageModel> load(const std::filesystem::path& dir,
@@ -330,13 +334,12 @@ std::unique_ptr<generate::LanguageModel> load(const std::filesystem::path& dir,
 
 std::unique_ptr<generate::LanguageModel> load_gguf(const std::filesystem::path& file,
                                                    const generate::LoadModelOptions& options) {
-  auto ck = io::load_gguf_checkpoint(file, {.dtype = options.dtype.value_or(mx::float32)},
-                                     rename_gguf);
+  auto ck =
+      io::load_gguf_checkpoint(file, {.dtype = options.dtype.value_or(mx::float32)}, rename_gguf);
   if (const auto arch = ck.metadata.architecture(); arch != "gemma3")
     fail<UnsupportedError>("{}: architecture '{}' is not gemma3", file.string(), arch);
   auto embed = ck.tensors.find("model.embed_tokens.weight");
-  if (embed == ck.tensors.end())
-    fail<WeightError>("{}: no token_embd.weight", file.string());
+  if (embed == ck.tensors.end()) fail<WeightError>("{}: no token_embd.weight", file.string());
   const int vocab = ck.metadata.get<int>("gemma3.vocab_size", embed->second.shape(0));
   const io::ConfigReader reader(gguf_config(ck.metadata, vocab), file.string());
   auto config = Config::parse(reader);

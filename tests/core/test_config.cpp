@@ -10,7 +10,9 @@ using namespace ominix;
 using nlohmann::json;
 
 namespace {
-io::ConfigReader reader(const json& j) { return io::ConfigReader(j, "config.json"); }
+io::ConfigReader reader(const json& j) {
+  return io::ConfigReader(j, "config.json");
+}
 
 template <typename E, typename F>
 std::string error_of(F&& f) {
@@ -42,13 +44,17 @@ TEST(Config, AttentionDefaults) {
 }
 
 TEST(Config, AttentionErrorsNameTheField) {
-  auto msg = error_of<ConfigError>([] { io::AttentionConfig::parse(reader({{"num_attention_heads", 8}})); });
+  auto msg = error_of<ConfigError>([] {
+    io::AttentionConfig::parse(reader({{"num_attention_heads", 8}}));
+  });
   EXPECT_NE(msg.find("config.json: hidden_size"), std::string::npos) << msg;
-  msg = error_of<ConfigError>(
-      [] { io::AttentionConfig::parse(reader({{"hidden_size", "256"}, {"num_attention_heads", 8}})); });
+  msg = error_of<ConfigError>([] {
+    io::AttentionConfig::parse(reader({{"hidden_size", "256"}, {"num_attention_heads", 8}}));
+  });
   EXPECT_NE(msg.find("hidden_size: expected an integer"), std::string::npos) << msg;
   msg = error_of<ConfigError>([] {
-    io::AttentionConfig::parse(reader({{"hidden_size", 256}, {"num_attention_heads", 8}, {"num_key_value_heads", 3}}));
+    io::AttentionConfig::parse(
+        reader({{"hidden_size", 256}, {"num_attention_heads", 8}, {"num_key_value_heads", 3}}));
   });
   EXPECT_NE(msg.find("num_key_value_heads"), std::string::npos) << msg;
 }
@@ -82,12 +88,17 @@ TEST(Config, RopeV4AndV5Agree) {
 }
 
 TEST(Config, RopeErrors) {
-  auto msg = error_of<UnsupportedError>(
-      [] { io::RopeConfig::parse(reader({{"rope_scaling", {{"type", "longrope"}, {"factor", 2.0}}}})); });
+  auto msg = error_of<UnsupportedError>([] {
+    io::RopeConfig::parse(reader({{"rope_scaling", {{"type", "longrope"}, {"factor", 2.0}}}}));
+  });
   EXPECT_NE(msg.find("longrope"), std::string::npos) << msg;
-  msg = error_of<ConfigError>([] { io::RopeConfig::parse(reader({{"rope_scaling", {{"type", "linear"}}}})); });
+  msg = error_of<ConfigError>([] {
+    io::RopeConfig::parse(reader({{"rope_scaling", {{"type", "linear"}}}}));
+  });
   EXPECT_NE(msg.find("rope_scaling: factor"), std::string::npos) << msg;
-  msg = error_of<ConfigError>([] { io::RopeConfig::parse(reader({{"partial_rotary_factor", 1.5}})); });
+  msg = error_of<ConfigError>([] {
+    io::RopeConfig::parse(reader({{"partial_rotary_factor", 1.5}}));
+  });
   EXPECT_NE(msg.find("partial_rotary_factor"), std::string::npos) << msg;
 }
 
@@ -100,25 +111,31 @@ TEST(Config, QuantizationAsMlxLmWritesIt) {
   EXPECT_EQ(q->spec_for("down_proj"), (io::QuantSpec{32, 8, io::QuantMode::affine}));
   EXPECT_FALSE(io::QuantizationConfig::parse(reader(json::object())));
 
-  auto skip = io::QuantizationConfig::parse(reader({{"quantization", {{"group_size", 64}, {"bits", 4}, {"lm_head", false}}}}));
+  auto skip = io::QuantizationConfig::parse(
+      reader({{"quantization", {{"group_size", 64}, {"bits", 4}, {"lm_head", false}}}}));
   EXPECT_FALSE(skip->spec_for("lm_head"));
 }
 
 TEST(Config, QuantizationErrors) {
-  auto msg = error_of<ConfigError>(
-      [] { io::QuantizationConfig::parse(reader({{"quantization", {{"group_size", 64}, {"bits", 7}}}})); });
+  auto msg = error_of<ConfigError>([] {
+    io::QuantizationConfig::parse(reader({{"quantization", {{"group_size", 64}, {"bits", 7}}}}));
+  });
   EXPECT_NE(msg.find("bits = 7"), std::string::npos) << msg;
   EXPECT_NE(msg.find("config.json: quantization"), std::string::npos) << msg;
   msg = error_of<ConfigError>([] {
     io::QuantizationConfig::parse(
-        reader({{"quantization", {{"group_size", 64}, {"bits", 4}, {"model.layers.0.mlp", {{"bits", 9}}}}}}));
+        reader({{"quantization",
+                 {{"group_size", 64}, {"bits", 4}, {"model.layers.0.mlp", {{"bits", 9}}}}}}));
   });
   EXPECT_NE(msg.find("model.layers.0.mlp"), std::string::npos) << msg;
-  msg = error_of<ConfigError>(
-      [] { io::QuantizationConfig::parse(reader({{"quantization", {{"group_size", 48}, {"bits", 4}}}})); });
+  msg = error_of<ConfigError>([] {
+    io::QuantizationConfig::parse(reader({{"quantization", {{"group_size", 48}, {"bits", 4}}}}));
+  });
   EXPECT_NE(msg.find("group_size = 48"), std::string::npos) << msg;
-  msg = error_of<UnsupportedError>(
-      [] { io::QuantizationConfig::parse(reader({{"quantization_config", {{"quant_method", "gptq"}, {"bits", 4}}}})); });
+  msg = error_of<UnsupportedError>([] {
+    io::QuantizationConfig::parse(
+        reader({{"quantization_config", {{"quant_method", "gptq"}, {"bits", 4}}}}));
+  });
   EXPECT_NE(msg.find("gptq"), std::string::npos) << msg;
 }
 

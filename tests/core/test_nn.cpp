@@ -15,7 +15,9 @@ const io::TensorMap& layers() {
   static io::TensorMap t = io::load_safetensors(tests::fixture("core/layers.safetensors"));
   return t;
 }
-mx::array L(const std::string& k) { return layers().at(k); }
+mx::array L(const std::string& k) {
+  return layers().at(k);
+}
 }  // namespace
 
 TEST(Linear, MatchesTorch) {
@@ -67,7 +69,8 @@ class Quantized : public ::testing::Test {
   void SetUp() override {
     auto dir = tests::fixture("core/quantized");
     quant_ = io::QuantizationConfig::parse(io::ConfigReader::load(dir / "config.json"));
-    weights_ = std::make_unique<io::WeightMap>(io::load_checkpoint(dir), "quantized/model.safetensors");
+    weights_ =
+        std::make_unique<io::WeightMap>(io::load_checkpoint(dir), "quantized/model.safetensors");
     expected_ = io::load_safetensors(tests::fixture("core/quantized_expected.safetensors"));
   }
   std::optional<io::QuantizationConfig> quant_;
@@ -111,7 +114,8 @@ TEST_F(Quantized, WrongSpecGivesShapeErrors) {
     weights_->finish(/*allow_unexpected=*/true);
     FAIL() << "no error";
   } catch (const WeightError& e) {
-    EXPECT_NE(std::string(e.what()).find("'q_proj.weight' has shape [64, 16], expected [64, 32]"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("'q_proj.weight' has shape [64, 16], expected [64, 32]"),
+              std::string::npos)
         << e.what();
   }
 }
@@ -124,7 +128,8 @@ TEST_F(Quantized, WrongDtypeIsNamed) {
     weights_->finish(/*allow_unexpected=*/true);
     FAIL() << "no error";
   } catch (const WeightError& e) {
-    EXPECT_NE(std::string(e.what()).find("'q_proj.weight': packed quantized weight must be uint32"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("'q_proj.weight': packed quantized weight must be uint32"),
+              std::string::npos)
         << e.what();
   }
 }

@@ -60,9 +60,12 @@ TEST(Masks, MatchTransformersMaskFunctions) {
   }
   EXPECT_EQ(checked, 4);
   auto lengths = mx::array({3, 5});
-  EXPECT_TRUE(mx::array_equal(nn::padding_mask(lengths, 5), mx::astype(attn().at("pad_right"), mx::bool_)).item<bool>());
   EXPECT_TRUE(
-      mx::array_equal(nn::padding_mask(lengths, 5, true), mx::astype(attn().at("pad_left"), mx::bool_)).item<bool>());
+      mx::array_equal(nn::padding_mask(lengths, 5), mx::astype(attn().at("pad_right"), mx::bool_))
+          .item<bool>());
+  EXPECT_TRUE(mx::array_equal(nn::padding_mask(lengths, 5, true),
+                              mx::astype(attn().at("pad_left"), mx::bool_))
+                  .item<bool>());
 }
 
 TEST(Sdpa, MatchesTorchWithGqa) {
@@ -73,19 +76,23 @@ TEST(Sdpa, MatchesTorchWithGqa) {
     const std::string name = c["name"];
     SCOPED_TRACE(name);
     const auto& t = attn();
-    auto q = t.at("sdpa_" + name + ".q"), k = t.at("sdpa_" + name + ".k"), v = t.at("sdpa_" + name + ".v");
+    auto q = t.at("sdpa_" + name + ".q"), k = t.at("sdpa_" + name + ".k"),
+         v = t.at("sdpa_" + name + ".v");
     const int L = q.shape(2), S = k.shape(2);
     nn::AttentionMask mask = nn::NoMask{};
     std::string kind = c["mask"].is_null() ? "" : c["mask"].get<std::string>();
     if (kind == "causal") mask = nn::CausalMask{};
     if (kind == "pad_left") mask = nn::padding_mask(mx::array({3, 5}), S, true);
     if (kind == "pad_left_causal")
-      mask = nn::combine_masks(nn::causal_mask(L, S - L), nn::padding_mask(mx::array({3, 5}), S, true));
+      mask = nn::combine_masks(nn::causal_mask(L, S - L),
+                               nn::padding_mask(mx::array({3, 5}), S, true));
     if (kind == "sliding3") mask = nn::causal_mask(L, S - L, 3);
     auto out = nn::sdpa(q, k, v, c["scale"].get<float>(), mask);
     OMINIX_EXPECT_CLOSE(out, t.at("sdpa_" + name + ".out"), 2e-5);
     // An explicit causal mask gives the same as the fused causal mode.
-    if (kind == "causal") OMINIX_EXPECT_CLOSE(nn::sdpa(q, k, v, c["scale"].get<float>(), nn::causal_mask(L, S - L)), out, 1e-6);
+    if (kind == "causal")
+      OMINIX_EXPECT_CLOSE(nn::sdpa(q, k, v, c["scale"].get<float>(), nn::causal_mask(L, S - L)),
+                          out, 1e-6);
     ++checked;
   }
   EXPECT_EQ(checked, 6);

@@ -17,8 +17,9 @@ namespace {
 class Safetensors : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("ominix_st_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() /
+           ("ominix_st_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(dir_);
   }
   void TearDown() override { fs::remove_all(dir_); }
@@ -110,27 +111,31 @@ TEST_F(Safetensors, HeaderLengthLies) {
 }
 
 TEST_F(Safetensors, ShapeDisagreesWithOffsets) {
-  auto p = raw("shape.safetensors", R"({"a":{"dtype":"F32","shape":[4,4],"data_offsets":[0,32]}})", 32);
+  auto p =
+      raw("shape.safetensors", R"({"a":{"dtype":"F32","shape":[4,4],"data_offsets":[0,32]}})", 32);
   auto msg = error(p);
   EXPECT_NE(msg.find("tensor 'a'"), std::string::npos) << msg;
   EXPECT_NE(msg.find("needs 64 bytes"), std::string::npos) << msg;
 }
 
 TEST_F(Safetensors, BadDtypeAndJson) {
-  auto p = raw("dt.safetensors", R"({"a":{"dtype":"F8_E5M2","shape":[4],"data_offsets":[0,4]}})", 4);
+  auto p =
+      raw("dt.safetensors", R"({"a":{"dtype":"F8_E5M2","shape":[4],"data_offsets":[0,4]}})", 4);
   EXPECT_NE(error(p).find("unsupported dtype 'F8_E5M2'"), std::string::npos) << error(p);
   auto j = raw("json.safetensors", R"({"a":{"dtype":"F32",)", 0);
   EXPECT_NE(error(j).find("not valid JSON"), std::string::npos) << error(j);
-  auto neg = raw("neg.safetensors", R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4);
+  auto neg =
+      raw("neg.safetensors", R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4);
   EXPECT_NE(error(neg).find("negative"), std::string::npos) << error(neg);
   auto off = raw("off.safetensors", R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[8,4]}})", 8);
   EXPECT_NE(error(off).find("end before"), std::string::npos) << error(off);
 }
 
 TEST_F(Safetensors, OverlappingTensors) {
-  auto p = raw("ov.safetensors",
-               R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})",
-               16);
+  auto p = raw(
+      "ov.safetensors",
+      R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})",
+      16);
   auto msg = error(p);
   EXPECT_NE(msg.find("overlap"), std::string::npos) << msg;
 }

@@ -40,8 +40,9 @@ TEST(Checkpoint, DtypeConversionOnLoad) {
 class ShardErrors : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("ominix_shards_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() /
+           ("ominix_shards_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::copy(tests::fixture("core/ckpt_sharded"), dir_);
   }
@@ -55,7 +56,8 @@ TEST_F(ShardErrors, MissingShard) {
     io::load_checkpoint(dir_);
     FAIL() << "no error";
   } catch (const IoError& e) {
-    EXPECT_NE(std::string(e.what()).find("shard 'model-00002-of-00003.safetensors' is missing"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("shard 'model-00002-of-00003.safetensors' is missing"),
+              std::string::npos)
         << e.what();
   }
 }

@@ -64,7 +64,8 @@ TEST_F(Gpu, SdpaCausalGqa) {
     // decode step with an explicit window mask
     auto q1 = mx::astype(mx::random::normal({2, 16, 1, 128}), dt);
     auto mask = nn::causal_mask(1, 32, 8);
-    expect_rel(both([&] { return nn::sdpa(q1, k, v, 0.088f, mask); }), dt == mx::float32 ? 1e-3 : 2e-2);
+    expect_rel(both([&] { return nn::sdpa(q1, k, v, 0.088f, mask); }),
+               dt == mx::float32 ? 1e-3 : 2e-2);
   }
 }
 
@@ -83,7 +84,8 @@ TEST_F(Gpu, QuantizedMatmul) {
   auto w = mx::random::normal({1024, 512});
   for (int bits : {4, 8}) {
     for (int batch : {1, 37}) {
-      auto q = nn::QuantizedLinear::from(nn::Linear{w, std::nullopt}, {64, bits, io::QuantMode::affine});
+      auto q =
+          nn::QuantizedLinear::from(nn::Linear{w, std::nullopt}, {64, bits, io::QuantMode::affine});
       auto x = mx::random::normal({batch, 512});
       SCOPED_TRACE(bits);
       expect_rel(both([&] { return q(x); }), 1e-3);

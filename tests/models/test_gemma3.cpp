@@ -25,9 +25,13 @@ namespace {
 // Logits parity as qwen3's tests: max |ours - ref| <= tol * max |ref| and normalised <= tol.
 constexpr double kFp32Tol = 1e-5;
 
-fs::path dir() { return tests::fixture("models/gemma3"); }
+fs::path dir() {
+  return tests::fixture("models/gemma3");
+}
 
-mx::array row(const mx::array& a, int b) { return mx::slice(a, {b, 0}, {b + 1, a.shape(1)}); }
+mx::array row(const mx::array& a, int b) {
+  return mx::slice(a, {b, 0}, {b + 1, a.shape(1)});
+}
 
 std::vector<int> to_vector(const mx::array& a) {
   auto v = mx::astype(mx::flatten(a), mx::int32);
@@ -197,11 +201,13 @@ TEST(Gemma3Default, GreedyCompletionsMatchTransformersAndAreFactual) {
     auto ids = tok.encode(prompt);
     EXPECT_EQ(ids, c["prompt_ids"].get<std::vector<text::TokenId>>());
     const auto expected = c["greedy_ids"].get<std::vector<int>>();
-    auto out = greedy(*model, mx::array(ids.data(), {1, int(ids.size())}, mx::int32), int(expected.size()));
+    auto out = greedy(*model, mx::array(ids.data(), {1, int(ids.size())}, mx::int32),
+                      int(expected.size()));
     EXPECT_EQ(std::vector<int>(out.begin(), out.end()), expected);
     const auto text = tok.decode(std::vector<text::TokenId>(out.begin(), out.end()), true);
     if (!c["answer"].is_null()) {
-      EXPECT_NE(text.find(c["answer"].get<std::string>()), std::string::npos) << prompt << " -> " << text;
+      EXPECT_NE(text.find(c["answer"].get<std::string>()), std::string::npos)
+          << prompt << " -> " << text;
     }
   }
 }

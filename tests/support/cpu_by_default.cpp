@@ -16,5 +16,6 @@ class DeviceEnvironment : public ::testing::Environment {
     ominix::set_device(ominix::parse_device_kind(env ? env : "cpu"));
   }
 };
-const auto* const kRegistered = ::testing::AddGlobalTestEnvironment(std::make_unique<DeviceEnvironment>().release());
+const auto* const kRegistered =
+    ::testing::AddGlobalTestEnvironment(std::make_unique<DeviceEnvironment>().release());
 }  // namespace

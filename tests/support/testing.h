@@ -17,7 +17,9 @@ namespace ominix::tests {
 namespace mx = mlx::core;
 
 #ifdef OMINIX_FIXTURES
-inline std::filesystem::path fixture(const std::string& rel) { return std::filesystem::path(OMINIX_FIXTURES) / rel; }
+inline std::filesystem::path fixture(const std::string& rel) {
+  return std::filesystem::path(OMINIX_FIXTURES) / rel;
+}
 #endif
 
 /// A JSON fixture of any shape (case lists are arrays).
@@ -49,7 +51,7 @@ inline Diff diff(const mx::array& a, const mx::array& b) {
     auto _a = (a);                                                                               \
     auto _b = (b);                                                                               \
     ASSERT_EQ(_a.shape(), _b.shape());                                                           \
-    auto _d = ::ominix::tests::diff(_a, _b);                                                   \
+    auto _d = ::ominix::tests::diff(_a, _b);                                                     \
     EXPECT_FALSE(std::isnan(_d.max_abs)) << "NaN in result";                                     \
     EXPECT_LE(_d.max_abs, (atol)) << "rel error " << _d.rel << ", max abs error " << _d.max_abs; \
   } while (0)

@@ -73,7 +73,8 @@ TEST(ChatTemplate, RealTemplatesMatchTransformers) {
 
 TEST(ChatTemplate, FromSharedQwen3ModelDir) {
   fs::path dir = fs::path(OMINIX_SHARED_TOKENIZERS) / "qwen3";
-  ASSERT_TRUE(fs::exists(dir / "tokenizer_config.json")) << dir << ": the shared/ data must sit beside the clone";
+  ASSERT_TRUE(fs::exists(dir / "tokenizer_config.json"))
+      << dir << ": the shared/ data must sit beside the clone";
   ChatTemplate t = ChatTemplate::from_model_dir(dir);
   EXPECT_EQ(t.source(), read_text(kFixtures / "qwen3.jinja"));
   // bos_token is null in Qwen3's config: not passed. eos and pad are.

@@ -56,8 +56,10 @@ TEST_P(TokenizerGolden, MatchesHuggingFace) {
   if (fx.contains("tokenizer_dir")) {
     const fs::path dir =
         fs::path(OMINIX_SHARED_TOKENIZERS) / fx["tokenizer_dir"].get<std::string>();
-    // The real tokenizers are shared/ data beside the clone (CI lays it there): absent is a failure.
-    if (!fs::exists(dir)) FAIL() << dir << " is absent (the shared/ data must sit beside the clone)";
+    // The real tokenizers are shared/ data beside the clone (CI lays it there): absent is a
+    // failure.
+    if (!fs::exists(dir))
+      FAIL() << dir << " is absent (the shared/ data must sit beside the clone)";
     tok = Tokenizer::from_dir(dir);
   } else {
     tok = Tokenizer::from_json(fx["tokenizer"].dump(), GetParam());
