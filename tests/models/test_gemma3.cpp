@@ -164,7 +164,8 @@ TEST(Gemma3Tokenizer, TinyGgufChatTemplateRendersLikeTransformers) {
   auto data = io::GgufTokenizerData::parse(file.metadata());
   auto tmpl = text::chat_template_from_gguf(data);
   ASSERT_TRUE(tmpl.has_value());
-  for (const auto& c : tests::load_json(dir() / "tiny_tokenizer.json")["chat"])
+  const auto fixture = tests::load_json(dir() / "tiny_tokenizer.json");  // outlives the loop
+  for (const auto& c : fixture["chat"])
     EXPECT_EQ(tmpl->render(nlohmann::ordered_json(c["messages"]), {.add_generation_prompt = true}),
               c["text"].get<std::string>());
 }
