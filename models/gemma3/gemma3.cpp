@@ -16,6 +16,7 @@
 #include "ominix/io/gguf.h"
 #include "ominix/io/weights.h"
 #include "ominix/nn/linear.h"
+#include "ominix/nn/mlp.h"
 #include "ominix/nn/rope.h"
 
 namespace ominix::gemma3 {
@@ -79,14 +80,7 @@ struct Attention {
   }
 };
 
-struct MLP {
-  nn::LinearLayer gate_proj, up_proj, down_proj;
-  nn::Activation act;
-
-  mx::array operator()(const mx::array& x) const {
-    return down_proj(nn::gated(act, gate_proj(x), up_proj(x)));
-  }
-};
+using MLP = nn::GatedMLP;
 
 struct DecoderLayer {
   Attention self_attn;

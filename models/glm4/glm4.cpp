@@ -14,6 +14,7 @@
 #include "models/glm4/config.h"
 #include "ominix/io/weights.h"
 #include "ominix/nn/linear.h"
+#include "ominix/nn/mlp.h"
 #include "ominix/nn/norm.h"
 #include "ominix/nn/rope.h"
 #include "ominix/nn/switch.h"
@@ -88,21 +89,7 @@ struct FusedMLP {
 };
 
 /// GLM-4-MoE dense layers and shared experts (ref: modeling_glm4_moe.py Glm4MoeMLP).
-struct MLP {
-  nn::LinearLayer gate_proj, up_proj, down_proj;
-  nn::Activation act;
-
-  static MLP load(io::WeightMap& w, const std::string& p, const Config& c, int hidden_dim) {
-    const int D = c.attention.hidden_size;
-    return {linear(w, p + "gate_proj", c, {D, hidden_dim}),
-            linear(w, p + "up_proj", c, {D, hidden_dim}),
-            linear(w, p + "down_proj", c, {hidden_dim, D}), c.hidden_act};
-  }
-
-  mx::array operator()(const mx::array& x) const {
-    return down_proj(nn::gated(act, gate_proj(x), up_proj(x)));
-  }
-};
+using MLP = nn::GatedMLP;
 
 /// ref: modeling_glm4_moe.py Glm4MoeTopkRouter + Glm4MoeMoE.
 struct MoE {
@@ -122,7 +109,10 @@ struct MoE {
             w.take(p + "gate.e_score_correction_bias", {E}),
             nn::SwitchGLU::load(w, p + "switch_mlp.", {E, D, c.moe_intermediate_size},
                                 c.quantization, {.activation = c.hidden_act}),
-            MLP::load(w, p + "shared_experts.", c, c.moe_intermediate_size * c.n_shared_experts),
+            MLP::load(w, p + "shared_experts.",
+                      {c.attention.hidden_size, c.moe_intermediate_size * c.n_shared_experts,
+                       c.hidden_act},
+                      c.quantization),
             {c.num_experts_per_tok, c.n_group, c.topk_group, c.routed_scaling_factor,
              c.norm_topk_prob}};
   }
@@ -178,8 +168,9 @@ struct DecoderLayer {
         c.model_type == ModelType::glm4
             ? FeedForward(FusedMLP{linear(w, p + "mlp.gate_up_proj", c, {D, 2 * I}),
                                    linear(w, p + "mlp.down_proj", c, {I, D}), c.hidden_act})
-        : c.is_sparse(i) ? FeedForward(MoE::load(w, p + "mlp.", c))
-                         : FeedForward(MLP::load(w, p + "mlp.", c, I));
+        : c.is_sparse(i)
+            ? FeedForward(MoE::load(w, p + "mlp.", c))
+            : FeedForward(MLP::load(w, p + "mlp.", {D, I, c.hidden_act}, c.quantization));
     DecoderLayer layer{
         Attention::load(w, p + "self_attn.", c), std::move(mlp), norm("input_layernorm"),
         norm("post_attention_layernorm"),        std::nullopt,   std::nullopt};

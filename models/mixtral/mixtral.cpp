@@ -13,6 +13,7 @@
 #include "models/mixtral/config.h"
 #include "ominix/io/weights.h"
 #include "ominix/nn/linear.h"
+#include "ominix/nn/mlp.h"
 #include "ominix/nn/norm.h"
 #include "ominix/nn/rope.h"
 #include "ominix/nn/switch.h"
@@ -63,20 +64,7 @@ struct Attention {
 };
 
 /// Mistral (ref: modeling_mistral.py MistralMLP).
-struct MLP {
-  nn::LinearLayer gate_proj, up_proj, down_proj;
-  nn::Activation act;
-
-  static MLP load(io::WeightMap& w, const std::string& p, const Config& c) {
-    const int D = c.attention.hidden_size, I = c.intermediate_size;
-    return {linear(w, p + "gate_proj", c, {D, I}), linear(w, p + "up_proj", c, {D, I}),
-            linear(w, p + "down_proj", c, {I, D}), c.hidden_act};
-  }
-
-  mx::array operator()(const mx::array& x) const {
-    return down_proj(nn::gated(act, gate_proj(x), up_proj(x)));
-  }
-};
+using MLP = nn::GatedMLP;
 
 /// ref: modeling_mixtral.py MixtralTopKRouter + MixtralSparseMoeBlock: the top-k router logits,
 /// softmax over those k (equal to transformers' softmax over all, renormalised over the top k).
@@ -117,7 +105,8 @@ struct DecoderLayer {
     std::variant<MLP, SparseMoeBlock> mlp =
         c.model_type == ModelType::mixtral
             ? std::variant<MLP, SparseMoeBlock>(SparseMoeBlock::load(w, p + "block_sparse_moe.", c))
-            : MLP::load(w, p + "mlp.", c);
+            : MLP::load(w, p + "mlp.", {c.attention.hidden_size, c.intermediate_size, c.hidden_act},
+                        c.quantization);
     return {Attention::load(w, p + "self_attn.", c), std::move(mlp),
             nn::RMSNorm::load(w, p + "input_layernorm", D, c.rms_norm_eps),
             nn::RMSNorm::load(w, p + "post_attention_layernorm", D, c.rms_norm_eps)};

@@ -12,6 +12,7 @@
 #include "models/qwen3/config.h"
 #include "ominix/io/weights.h"
 #include "ominix/nn/linear.h"
+#include "ominix/nn/mlp.h"
 #include "ominix/nn/norm.h"
 #include "ominix/nn/rope.h"
 #include "ominix/nn/switch.h"
@@ -71,23 +72,7 @@ struct Attention {
   }
 };
 
-struct MLP {
-  nn::LinearLayer gate_proj, up_proj, down_proj;
-  nn::Activation act;
-
-  static MLP load(io::WeightMap& w, const std::string& p, const Config& c, int hidden_dim) {
-    const int D = c.attention.hidden_size;
-    auto linear = [&](const char* name, nn::LinearShape shape) {
-      return nn::LinearLayer::load(w, p + name, shape, c.quantization);
-    };
-    return {linear("gate_proj", {D, hidden_dim}), linear("up_proj", {D, hidden_dim}),
-            linear("down_proj", {hidden_dim, D}), c.hidden_act};
-  }
-
-  mx::array operator()(const mx::array& x) const {
-    return down_proj(nn::gated(act, gate_proj(x), up_proj(x)));
-  }
-};
+using MLP = nn::GatedMLP;
 
 /// ref: modeling_qwen3_moe.py Qwen3MoeTopKRouter + Qwen3MoeSparseMoeBlock.
 struct SparseMoeBlock {
@@ -129,8 +114,10 @@ struct DecoderLayer {
     const auto p = fmt::format("model.layers.{}.", i);
     const int D = c.attention.hidden_size;
     std::variant<MLP, SparseMoeBlock> mlp =
-        c.is_sparse(i) ? std::variant<MLP, SparseMoeBlock>(SparseMoeBlock::load(w, p + "mlp.", c))
-                       : MLP::load(w, p + "mlp.", c, c.intermediate_size);
+        c.is_sparse(i)
+            ? std::variant<MLP, SparseMoeBlock>(SparseMoeBlock::load(w, p + "mlp.", c))
+            : MLP::load(w, p + "mlp.", {c.attention.hidden_size, c.intermediate_size, c.hidden_act},
+                        c.quantization);
     return {Attention::load(w, p + "self_attn.", c), std::move(mlp),
             nn::RMSNorm::load(w, p + "input_layernorm", D, c.rms_norm_eps),
             nn::RMSNorm::load(w, p + "post_attention_layernorm", D, c.rms_norm_eps)};
