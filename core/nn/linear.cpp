@@ -1,6 +1,7 @@
 #include "ominix/nn/linear.h"
 
 #include <mlx/ops.h>
+#include <mlx/transforms.h>
 
 #include "ominix/base/error.h"
 
@@ -79,6 +80,95 @@ LinearLayer LinearLayer::load(io::WeightMap& w, const std::string& prefix, const
 
 mx::array LinearLayer::operator()(const mx::array& x) const {
   return std::visit([&](const auto& l) { return l(x); }, impl_);
+}
+
+int LinearLayer::out_features() const {
+  return std::visit([](const auto& l) { return l.weight.shape(0); }, impl_);
+}
+
+namespace {
+// Concatenates the optional member `get` of every part along axis 0: nullopt when no part has
+// it, and no result (false) when only some do.
+template <typename Part, typename Get>
+bool join_optional(const std::vector<const Part*>& parts, Get get, std::optional<mx::array>& out) {
+  std::vector<mx::array> have;
+  for (const auto* p : parts)
+    if (const auto& v = get(*p)) have.push_back(*v);
+  if (have.empty()) return true;
+  if (have.size() != parts.size()) return false;
+  out = mx::concatenate(have, 0);
+  return true;
+}
+}  // namespace
+
+std::optional<LinearLayer> LinearLayer::concat(const std::vector<LinearLayer>& parts) {
+  if (parts.empty()) return std::nullopt;
+  std::vector<const Linear*> dense;
+  std::vector<const QuantizedLinear*> quant;
+  for (const auto& p : parts) {
+    if (auto* d = std::get_if<Linear>(&p.impl_))
+      dense.push_back(d);
+    else
+      quant.push_back(&std::get<QuantizedLinear>(p.impl_));
+  }
+  auto weights = [](const auto& ps) {
+    std::vector<mx::array> out;
+    for (const auto* p : ps) out.push_back(p->weight);
+    return mx::concatenate(out, 0);
+  };
+  if (dense.size() == parts.size()) {
+    std::optional<mx::array> bias;
+    if (!join_optional(
+            dense, [](const Linear& l) { return l.bias; }, bias))
+      return std::nullopt;
+    Linear joined(weights(dense), bias);
+    mx::eval(joined.weight);
+    if (joined.bias) mx::eval(*joined.bias);
+    return LinearLayer(std::move(joined));
+  }
+  if (quant.size() != parts.size()) return std::nullopt;
+  for (const auto* q : quant)
+    if (!(q->spec == quant[0]->spec)) return std::nullopt;
+  std::vector<mx::array> scales;
+  for (const auto* q : quant) scales.push_back(q->scales);
+  QuantizedLinear joined{.weight = weights(quant),
+                         .scales = mx::concatenate(scales, 0),
+                         .biases = std::nullopt,
+                         .bias = std::nullopt,
+                         .spec = quant[0]->spec};
+  if (!join_optional(
+          quant, [](const QuantizedLinear& q) { return q.biases; }, joined.biases) ||
+      !join_optional(
+          quant, [](const QuantizedLinear& q) { return q.bias; }, joined.bias))
+    return std::nullopt;
+  std::vector<mx::array> all{joined.weight, joined.scales};
+  if (joined.biases) all.push_back(*joined.biases);
+  if (joined.bias) all.push_back(*joined.bias);
+  mx::eval(all);
+  return LinearLayer(std::move(joined));
+}
+
+FusedLinear::FusedLinear(std::vector<LinearLayer> parts) {
+  for (const auto& p : parts) outs_.push_back(p.out_features());
+  joined_ = LinearLayer::concat(parts);
+  if (!joined_) parts_ = std::move(parts);
+}
+
+std::vector<mx::array> FusedLinear::operator()(const mx::array& x) const {
+  if (!joined_) {
+    std::vector<mx::array> out;
+    for (const auto& p : parts_) out.push_back(p(x));
+    return out;
+  }
+  mx::Shape at;
+  int sum = 0;
+  for (std::size_t i = 0; i + 1 < outs_.size(); ++i) at.push_back(sum += outs_[i]);
+  return mx::split((*joined_)(x), at, -1);
+}
+
+std::optional<mx::array> FusedLinear::joint(const mx::array& x) const {
+  if (!joined_) return std::nullopt;
+  return (*joined_)(x);
 }
 
 Embedding Embedding::load(io::WeightMap& w, const std::string& prefix, int vocab, int dim,

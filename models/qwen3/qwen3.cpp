@@ -11,6 +11,7 @@
 
 #include "models/qwen3/config.h"
 #include "ominix/io/weights.h"
+#include "ominix/nn/fused.h"
 #include "ominix/nn/linear.h"
 #include "ominix/nn/mlp.h"
 #include "ominix/nn/norm.h"
@@ -21,7 +22,8 @@ namespace ominix::qwen3 {
 namespace {
 
 struct Attention {
-  nn::LinearLayer q_proj, k_proj, v_proj, o_proj;
+  nn::FusedLinear qkv_proj;  ///< q_proj | k_proj | v_proj, one matmul where they can be joined
+  nn::LinearLayer o_proj;
   std::optional<nn::RMSNorm> q_norm, k_norm;  // Qwen3: per head, before RoPE
   nn::RoPE rope;
   int n_heads, n_kv_heads;
@@ -34,9 +36,9 @@ struct Attention {
     auto linear = [&](const char* name, nn::LinearShape shape) {
       return nn::LinearLayer::load(w, p + name, shape, c.quantization);
     };
-    Attention attn{.q_proj = linear("q_proj", {D, q_dim, c.qkv_bias()}),
-                   .k_proj = linear("k_proj", {D, kv_dim, c.qkv_bias()}),
-                   .v_proj = linear("v_proj", {D, kv_dim, c.qkv_bias()}),
+    Attention attn{.qkv_proj = nn::FusedLinear({linear("q_proj", {D, q_dim, c.qkv_bias()}),
+                                                linear("k_proj", {D, kv_dim, c.qkv_bias()}),
+                                                linear("v_proj", {D, kv_dim, c.qkv_bias()})}),
                    .o_proj = linear("o_proj", {q_dim, D, c.o_bias()}),
                    .q_norm = std::nullopt,
                    .k_norm = std::nullopt,
@@ -54,20 +56,16 @@ struct Attention {
   mx::array operator()(const mx::array& x, const nn::AttentionMask& mask,
                        generate::LayerCache& cache) const {
     const int B = x.shape(0), L = x.shape(1);
-    auto queries = mx::reshape(q_proj(x), {B, L, n_heads, -1});  // [B,L,H*Dh] -> [B,L,H,Dh]
-    auto keys = mx::reshape(k_proj(x), {B, L, n_kv_heads, -1});
-    auto values = mx::reshape(v_proj(x), {B, L, n_kv_heads, -1});
-    if (q_norm) {
-      queries = (*q_norm)(queries);
-      keys = (*k_norm)(keys);
-    }
-    queries = mx::transpose(queries, {0, 2, 1, 3});  // [B,L,H,Dh] -> [B,H,L,Dh]
-    keys = mx::transpose(keys, {0, 2, 1, 3});
-    values = mx::transpose(values, {0, 2, 1, 3});
-    queries = rope(queries, cache.offset());
-    keys = rope(keys, cache.offset());
-    auto output = cache.update_and_attend(queries, keys, values, scale, mask);  // [B,H,L,Dh]
-    output = mx::reshape(mx::transpose(output, {0, 2, 1, 3}), {B, L, -1});      // -> [B,L,H*Dh]
+    // [B,L,D] -> queries [B,H,L,Dh], keys/values [B,Hkv,L,Dh]; q/k normed per head, then RoPE.
+    auto heads = nn::qkv_heads(qkv_proj, x,
+                               {.n_heads = n_heads,
+                                .n_kv_heads = n_kv_heads,
+                                .q_norm = q_norm ? &*q_norm : nullptr,
+                                .k_norm = k_norm ? &*k_norm : nullptr,
+                                .rope = &rope,
+                                .offset = cache.offset()});
+    auto output = cache.update_and_attend(heads.queries, heads.keys, heads.values, scale, mask);
+    output = mx::reshape(mx::transpose(output, {0, 2, 1, 3}), {B, L, -1});  // -> [B,L,H*Dh]
     return o_proj(output);
   }
 };
@@ -126,8 +124,7 @@ struct DecoderLayer {
   mx::array operator()(const mx::array& x, const nn::AttentionMask& mask,
                        generate::LayerCache& cache, const Tap& tap, int layer) const {
     auto r = self_attn(input_layernorm(x), mask, cache);
-    auto h = mx::add(x, r);
-    auto n = post_attention_layernorm(h);
+    auto [h, n] = nn::add_rms_norm(x, r, post_attention_layernorm);  // h = x + r, n = norm(h)
     r = std::holds_alternative<MLP>(mlp) ? std::get<MLP>(mlp)(n)
                                          : std::get<SparseMoeBlock>(mlp)(n, tap, layer);
     return mx::add(h, r);

@@ -148,3 +148,54 @@ TEST(QuantizedLinear, FromDenseApproximatesDense) {
     OMINIX_EXPECT_CLOSE(q(x), mx::matmul(x, mx::transpose(deq)), 1e-3);
   }
 }
+
+// Joined projections compute what the parts compute, dense or quantized, with or without bias.
+TEST(FusedLinear, JoinedEqualsParts) {
+  mx::random::seed(7);
+  auto x = mx::random::normal({2, 3, 64});
+  auto dense = [](int out, bool bias) {
+    return nn::LinearLayer(
+        nn::Linear{mx::random::normal({out, 64}),
+                   bias ? std::optional(mx::random::normal({out})) : std::nullopt});
+  };
+  for (bool bias : {false, true}) {
+    std::vector<nn::LinearLayer> parts{dense(32, bias), dense(16, bias), dense(16, bias)};
+    auto expected = mx::concatenate({parts[0](x), parts[1](x), parts[2](x)}, -1);
+    nn::FusedLinear fused(parts);
+    auto joint = fused.joint(x);
+    ASSERT_TRUE(joint.has_value());
+    EXPECT_LT(tests::diff(*joint, expected).rel, 1e-6);
+    auto split = fused(x);
+    ASSERT_EQ(split.size(), 3u);
+    EXPECT_EQ(split[1].shape(), (mx::Shape{2, 3, 16}));
+    EXPECT_LT(tests::diff(split[2], parts[2](x)).rel, 1e-6);
+    EXPECT_EQ(fused.out_features(), (std::vector<int>{32, 16, 16}));
+  }
+  const io::QuantSpec spec{64, 4, io::QuantMode::affine};
+  std::vector<nn::LinearLayer> quant;
+  for (int out : {32, 64})
+    quant.emplace_back(nn::QuantizedLinear::from(nn::Linear{mx::random::normal({out, 64})}, spec));
+  auto expected = mx::concatenate({quant[0](x), quant[1](x)}, -1);
+  auto joint = nn::FusedLinear(quant).joint(x);
+  ASSERT_TRUE(joint.has_value());
+  EXPECT_LT(tests::diff(*joint, expected).rel, 1e-6);
+}
+
+// Parts that cannot share one matrix (dense beside quantized, different specs, bias on some)
+// stay apart and still give each output.
+TEST(FusedLinear, UnjoinablePartsStayApart) {
+  mx::random::seed(8);
+  auto x = mx::random::normal({1, 64});
+  auto w = mx::random::normal({32, 64});
+  nn::LinearLayer dense(nn::Linear{w});
+  nn::LinearLayer q4(nn::QuantizedLinear::from(nn::Linear{w}, {64, 4, io::QuantMode::affine}));
+  nn::LinearLayer q8(nn::QuantizedLinear::from(nn::Linear{w}, {64, 8, io::QuantMode::affine}));
+  nn::LinearLayer biased(nn::Linear{w, mx::random::normal({32})});
+  for (auto parts : {std::vector{dense, q4}, std::vector{q4, q8}, std::vector{dense, biased}}) {
+    nn::FusedLinear fused(parts);
+    EXPECT_FALSE(fused.joint(x).has_value());
+    auto out = fused(x);
+    ASSERT_EQ(out.size(), 2u);
+    EXPECT_LT(tests::diff(out[1], parts[1](x)).rel, 1e-7);
+  }
+}

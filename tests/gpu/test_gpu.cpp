@@ -5,6 +5,7 @@
 
 #include "ominix/base/device.h"
 #include "ominix/nn/attention.h"
+#include "ominix/nn/fused.h"
 #include "ominix/nn/linear.h"
 #include "ominix/nn/norm.h"
 #include "ominix/nn/rope.h"
@@ -97,4 +98,92 @@ TEST_F(Gpu, RmsNorm) {
   nn::RMSNorm n{mx::random::normal({1024}), 1e-6f};
   auto x = mx::random::normal({4, 9, 1024});
   expect_rel(both([&] { return n(x); }), 1e-5);
+}
+
+// The fused decode kernels (nn/fused.h) against the plain ops on the GPU and on the CPU, for the
+// dtypes and head sizes the models use.
+namespace {
+template <typename F>
+std::pair<mx::array, mx::array> fused_and_plain(F&& f) {
+  set_device(DeviceKind::gpu);
+  nn::set_fused_kernels(true);
+  auto fused = f();
+  mx::eval(fused);
+  nn::set_fused_kernels(false);
+  auto plain = f();
+  mx::eval(plain);
+  nn::set_fused_kernels(true);
+  set_device(DeviceKind::cpu);
+  return {plain, fused};
+}
+double tol(mx::Dtype dt) {
+  return dt == mx::float32 ? 1e-5 : dt == mx::float16 ? 2e-3 : 1e-2;
+}
+}  // namespace
+
+TEST_F(Gpu, FusedQkvHeads) {
+  struct Case {
+    int B, L, H, KV, Dh, offset;
+    bool norm;
+  };
+  for (auto c : {Case{1, 1, 32, 8, 128, 17, true}, Case{2, 7, 16, 8, 128, 0, true},
+                 Case{1, 33, 8, 2, 64, 5, false}, Case{1, 1, 4, 1, 256, 100, true}}) {
+    for (auto dt : {mx::float32, mx::bfloat16, mx::float16}) {
+      SCOPED_TRACE(::testing::Message() << "L=" << c.L << " Dh=" << c.Dh << " " << dt);
+      const int D = 96;
+      auto w = [&](int out) {
+        return nn::LinearLayer(nn::Linear{mx::astype(mx::random::normal({out, D}), dt)});
+      };
+      nn::FusedLinear qkv({w(c.H * c.Dh), w(c.KV * c.Dh), w(c.KV * c.Dh)});
+      nn::RMSNorm qn{mx::astype(mx::random::normal({c.Dh}), dt), 1e-6f};
+      nn::RMSNorm kn{mx::astype(mx::random::normal({c.Dh}), dt), 1e-6f};
+      io::RopeConfig rc;
+      rc.theta = 1e6;
+      nn::RoPE rope(rc, c.Dh);
+      auto x = mx::astype(mx::random::normal({c.B, c.L, D}), dt);
+      auto heads = [&](int part) {
+        auto h = nn::qkv_heads(qkv, x,
+                               {.n_heads = c.H,
+                                .n_kv_heads = c.KV,
+                                .q_norm = c.norm ? &qn : nullptr,
+                                .k_norm = c.norm ? &kn : nullptr,
+                                .rope = &rope,
+                                .offset = c.offset});
+        return part == 0 ? h.queries : part == 1 ? h.keys : h.values;
+      };
+      for (int part = 0; part < 3; ++part) {
+        auto r = fused_and_plain([&] { return heads(part); });
+        expect_rel(r, tol(dt));
+        auto cpu = heads(part);  // the CPU runs the plain ops
+        mx::eval(cpu);
+        if (dt == mx::float32) expect_rel({cpu, r.second}, 1e-4);
+      }
+    }
+  }
+}
+
+TEST_F(Gpu, FusedAddRmsNorm) {
+  for (int D : {64, 1024, 2560, 4096, 5120}) {
+    for (auto dt : {mx::float32, mx::bfloat16, mx::float16}) {
+      SCOPED_TRACE(::testing::Message() << "D=" << D << " " << dt);
+      nn::RMSNorm n{mx::astype(mx::random::normal({D}), dt), 1e-6f};
+      auto x = mx::astype(mx::random::normal({2, 5, D}), dt);
+      auto r = mx::astype(mx::random::normal({2, 5, D}), dt);
+      expect_rel(fused_and_plain([&] { return nn::add_rms_norm(x, r, n).sum; }), tol(dt));
+      expect_rel(fused_and_plain([&] { return nn::add_rms_norm(x, r, n).normed; }), tol(dt));
+    }
+  }
+}
+
+TEST_F(Gpu, FusedSwiGLU) {
+  for (int I : {96, 3072, 9728}) {
+    for (int rows : {1, 7, 300}) {
+      for (auto dt : {mx::float32, mx::bfloat16, mx::float16}) {
+        SCOPED_TRACE(::testing::Message() << "I=" << I << " rows=" << rows << " " << dt);
+        auto gu = mx::astype(mx::random::normal({1, rows, 2 * I}), dt);
+        expect_rel(fused_and_plain([&] { return nn::gated_joint(nn::Activation::silu, gu); }),
+                   tol(dt));
+      }
+    }
+  }
 }

@@ -11,7 +11,8 @@ namespace mx = mlx::core;
 
 enum class Activation { silu, gelu, gelu_tanh, relu };
 
-/// "silu"/"swish", "gelu", "gelu_pytorch_tanh"/"gelu_new"/"gelu_fast", "relu"; ConfigError otherwise.
+/// "silu"/"swish", "gelu", "gelu_pytorch_tanh"/"gelu_new"/"gelu_fast", "relu"; ConfigError
+/// otherwise.
 Activation parse_activation(const std::string& name, const std::string& where);
 
 mx::array silu(const mx::array& x);

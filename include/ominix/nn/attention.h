@@ -1,4 +1,5 @@
-// Attention masks and scaled dot-product attention over mlx::core::fast (GQA without repeating K/V).
+// Attention masks and scaled dot-product attention over mlx::core::fast (GQA without repeating
+// K/V).
 #pragma once
 
 #include <optional>

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include <mlx/array.h>
 
@@ -60,9 +61,37 @@ class LinearLayer {
 
   mx::array operator()(const mx::array& x) const;
   bool quantized() const { return std::holds_alternative<QuantizedLinear>(impl_); }
+  /// Rows of the weight.
+  int out_features() const;
+
+  /// One layer computing all of `parts` (same input) at once, outputs concatenated in order: the
+  /// weights (and biases) joined along the output axis and evaluated now, so the parts' memory
+  /// can go. nullopt unless all are dense or all quantized with one spec, and all or none have a
+  /// bias.
+  static std::optional<LinearLayer> concat(const std::vector<LinearLayer>& parts);
 
  private:
   std::variant<Linear, QuantizedLinear> impl_;
+};
+
+/// Linear layers over the same input (q/k/v, gate/up) run as one matmul where
+/// LinearLayer::concat can join them: a decode step pays per graph node, and one wide matmul
+/// also reads the weights closer to the bandwidth bound than several narrow ones.
+class FusedLinear {
+ public:
+  explicit FusedLinear(std::vector<LinearLayer> parts);
+
+  /// x [..., in] -> each part's output, in order.
+  std::vector<mx::array> operator()(const mx::array& x) const;
+  /// x [..., in] -> the outputs concatenated [..., sum of out_features()]; nullopt when the
+  /// parts could not be joined.
+  std::optional<mx::array> joint(const mx::array& x) const;
+  const std::vector<int>& out_features() const { return outs_; }
+
+ private:
+  std::optional<LinearLayer> joined_;
+  std::vector<LinearLayer> parts_;  ///< only when they could not be joined
+  std::vector<int> outs_;
 };
 
 /// Binds the quantized tensors of `prefix` for a [rows, cols] matrix; used by linear and embedding.

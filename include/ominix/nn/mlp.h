@@ -15,9 +15,11 @@ namespace ominix::nn {
 
 namespace mx = mlx::core;
 
-/// down_proj(act(gate_proj(x)) * up_proj(x)); x [..., hidden] -> [..., hidden].
+/// down_proj(act(gate_proj(x)) * up_proj(x)); x [..., hidden] -> [..., hidden]. gate_proj and
+/// up_proj run as one matmul where their weights can be joined (nn::FusedLinear).
 struct GatedMLP {
-  LinearLayer gate_proj, up_proj, down_proj;
+  FusedLinear gate_up_proj;  ///< gate_proj | up_proj
+  LinearLayer down_proj;
   Activation act;
 
   struct Shape {
@@ -28,9 +30,7 @@ struct GatedMLP {
   static GatedMLP load(io::WeightMap& w, const std::string& prefix, const Shape& shape,
                        const std::optional<io::QuantizationConfig>& quant);
 
-  mx::array operator()(const mx::array& x) const {
-    return down_proj(gated(act, gate_proj(x), up_proj(x)));
-  }
+  mx::array operator()(const mx::array& x) const;
 };
 
 }  // namespace ominix::nn

@@ -25,7 +25,8 @@ struct LayerNorm {
   std::optional<mx::array> weight, bias;
   float eps = 1e-5f;
   mx::array operator()(const mx::array& x) const;
-  static LayerNorm load(io::WeightMap& w, const std::string& prefix, int dim, float eps, bool affine = true);
+  static LayerNorm load(io::WeightMap& w, const std::string& prefix, int dim, float eps,
+                        bool affine = true);
 };
 
 }  // namespace ominix::nn

@@ -28,6 +28,9 @@ class RoPE {
   /// Factor on cos/sin (yarn's attention factor; 1 otherwise).
   float attention_scaling() const { return attention_scaling_; }
   int dims() const { return dims_; }
+  /// The periods (1 / inv_freq) fast::rope takes, when they do not depend on the sequence length
+  /// (every type but dynamic).
+  const std::optional<mx::array>& fixed_freqs() const { return freqs_; }
   bool traditional() const { return config_.traditional; }
 
  private:

@@ -1,0 +1,218 @@
+#include "ominix/nn/fused.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <string>
+
+#include <mlx/backend/cuda/cuda.h>
+#include <mlx/fast.h>
+#include <mlx/ops.h>
+
+namespace ominix::nn {
+
+namespace {
+
+std::atomic<int>& fused_flag() {
+  static std::atomic<int> flag = [] {
+    const char* v = std::getenv("OMINIX_FUSED_KERNELS");
+    return (v && std::string(v) == "0") ? 0 : 1;
+  }();
+  return flag;
+}
+
+// The custom kernels run where MLX runs on CUDA; everywhere else the plain ops do.
+bool use_cuda_kernels() {
+  return fused_flag().load() && mx::default_device() == mx::Device::gpu && mx::cu::is_available();
+}
+
+bool float_type(mx::Dtype t) {
+  return t == mx::float32 || t == mx::float16 || t == mx::bfloat16;
+}
+
+// One block per (token, head), thread i holding the RoPE pair (i, i + D/2) of that head. Queries
+// and keys: RMSNorm over the head (rounded to T where fast::rms_norm rounds), then the rotation
+// as fast::rope computes it (theta = position / freqs[i], in float); values are copied. Output
+// is head-major. D/2 is a multiple of 32, so the block is whole warps.
+constexpr const char* kQkvHeads = R"(
+  constexpr int HALF = D / 2;
+  const int i = threadIdx.x;
+  const int row = blockIdx.x;  // b * L + l
+  const int head = blockIdx.y; // query heads, then key heads, then value heads
+  const int L = qkv_shape[1];
+  const int b = row / L, l = row - b * L;
+  const T* src = qkv + ((size_t)row * (H + 2 * KV) + head) * D;
+  if (head >= H + KV) {
+    T* dst = values + (((size_t)b * KV + (head - H - KV)) * L + l) * D;
+    dst[i] = src[i];
+    dst[i + HALF] = src[i + HALF];
+    return;
+  }
+  const bool is_q = head < H;
+  float x1 = static_cast<float>(src[i]);
+  float x2 = static_cast<float>(src[i + HALF]);
+  if (NORM) {
+    __shared__ float partial[HALF / 32];
+    float ss = x1 * x1 + x2 * x2;
+    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    if ((i & 31) == 0) partial[i >> 5] = ss;
+    __syncthreads();
+    float total = 0.0f;
+    for (int w = 0; w < HALF / 32; ++w) total += partial[w];
+    const float r = rsqrtf(total / D + eps[0]);
+    const T* w = is_q ? q_weight : k_weight;
+    x1 = static_cast<float>(w[i] * static_cast<T>(x1 * r));
+    x2 = static_cast<float>(w[i + HALF] * static_cast<T>(x2 * r));
+  }
+  const float inv_freq = 1.0 / freqs[i];
+  const float theta = static_cast<float>(offset[0] + l) * inv_freq;
+  const float c = cos(theta), s = sin(theta);
+  T* dst = is_q ? queries + (((size_t)b * H + head) * L + l) * D
+                : keys + (((size_t)b * KV + (head - H)) * L + l) * D;
+  dst[i] = static_cast<T>(x1 * c - x2 * s);
+  dst[i + HALF] = static_cast<T>(x1 * s + x2 * c);
+)";
+
+// One block per row: h = x + r (rounded to T, as mx::add), then RMSNorm of h as fast::rms_norm.
+// Each thread reads back only the elements it wrote. The block is whole warps.
+constexpr const char* kAddRmsNorm = R"(
+  const size_t row = blockIdx.x;
+  const T* xr = x + row * D;
+  const T* rr = r + row * D;
+  T* hr = sum + row * D;
+  T* nr = normed + row * D;
+  float ss = 0.0f;
+  for (int j = threadIdx.x; j < D; j += blockDim.x) {
+    const T v = static_cast<T>(static_cast<float>(xr[j]) + static_cast<float>(rr[j]));
+    hr[j] = v;
+    const float f = static_cast<float>(v);
+    ss += f * f;
+  }
+  __shared__ float partial[32];
+  for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+  if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = ss;
+  __syncthreads();
+  float total = 0.0f;
+  for (int w = 0; w < (int)(blockDim.x / 32); ++w) total += partial[w];
+  const float scale = rsqrtf(total / D + eps[0]);
+  for (int j = threadIdx.x; j < D; j += blockDim.x)
+    nr[j] = weight[j] * static_cast<T>(static_cast<float>(hr[j]) * scale);
+)";
+
+// silu(gate) * up over a joint [..., 2I] row, each op rounded to T as the compiled plain path.
+constexpr const char* kSwiGLU = R"(
+  const size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+  size_t rows = 1;
+  for (int d = 0; d < gate_up_ndim - 1; ++d) rows *= gate_up_shape[d];
+  if (idx >= rows * I) return;
+  const size_t row = idx / I, j = idx - row * I;
+  const float g = static_cast<float>(gate_up[row * 2 * I + j]);
+  const float u = static_cast<float>(gate_up[row * 2 * I + I + j]);
+  const float s = static_cast<float>(static_cast<T>(1.0f / (1.0f + expf(-g))));
+  const float a = static_cast<float>(static_cast<T>(g * s));
+  out[idx] = static_cast<T>(a * u);
+)";
+
+const mx::fast::CustomKernelFunction& qkv_heads_kernel() {
+  static const auto k = mx::fast::cuda_kernel(
+      "ominix_qkv_heads", {"qkv", "q_weight", "k_weight", "freqs", "offset", "eps"},
+      {"queries", "keys", "values"}, kQkvHeads);
+  return k;
+}
+const mx::fast::CustomKernelFunction& add_rms_norm_kernel() {
+  static const auto k = mx::fast::cuda_kernel("ominix_add_rms_norm", {"x", "r", "weight", "eps"},
+                                              {"sum", "normed"}, kAddRmsNorm);
+  return k;
+}
+const mx::fast::CustomKernelFunction& swiglu_kernel() {
+  static const auto k = mx::fast::cuda_kernel("ominix_swiglu", {"gate_up"}, {"out"}, kSwiGLU);
+  return k;
+}
+
+// The reference path: split, per-head norm, head-major, RoPE — as the models wrote it.
+Heads qkv_heads_plain(std::vector<mx::array> qkv, const QkvHeadsOptions& o) {
+  const int B = qkv[0].shape(0), L = qkv[0].shape(1);
+  auto queries = mx::reshape(qkv[0], {B, L, o.n_heads, -1});  // [B,L,H*Dh] -> [B,L,H,Dh]
+  auto keys = mx::reshape(qkv[1], {B, L, o.n_kv_heads, -1});
+  auto values = mx::reshape(qkv[2], {B, L, o.n_kv_heads, -1});
+  if (o.q_norm) queries = (*o.q_norm)(queries);
+  if (o.k_norm) keys = (*o.k_norm)(keys);
+  queries = mx::transpose(queries, {0, 2, 1, 3});  // -> [B,H,L,Dh]
+  keys = mx::transpose(keys, {0, 2, 1, 3});
+  values = mx::transpose(values, {0, 2, 1, 3});
+  if (o.rope) {
+    queries = (*o.rope)(queries, o.offset);
+    keys = (*o.rope)(keys, o.offset);
+  }
+  return {queries, keys, values};
+}
+
+}  // namespace
+
+bool fused_kernels_enabled() {
+  return fused_flag().load() != 0;
+}
+void set_fused_kernels(bool enabled) {
+  fused_flag().store(enabled ? 1 : 0);
+}
+
+Heads qkv_heads(const FusedLinear& qkv_proj, const mx::array& x, const QkvHeadsOptions& o) {
+  auto joint = qkv_proj.joint(x);
+  const auto& outs = qkv_proj.out_features();
+  const int Dh = outs.size() == 3 && o.n_heads > 0 ? outs[0] / o.n_heads : 0;
+  const bool norm = o.q_norm && o.k_norm;
+  const auto* rope = o.rope;
+  const bool fusable =
+      joint && use_cuda_kernels() && x.ndim() == 3 && float_type(joint->dtype()) && Dh > 0 &&
+      Dh % 64 == 0 && Dh <= 512 && outs[1] == o.n_kv_heads * Dh && outs[2] == outs[1] &&
+      (norm || (!o.q_norm && !o.k_norm)) && rope && rope->dims() == Dh && !rope->traditional() &&
+      rope->attention_scaling() == 1.0f && rope->fixed_freqs() &&
+      (!norm || (o.q_norm->weight.dtype() == joint->dtype() &&
+                 o.k_norm->weight.dtype() == joint->dtype() && o.q_norm->eps == o.k_norm->eps));
+  if (!fusable) {
+    if (!joint) return qkv_heads_plain(qkv_proj(x), o);
+    return qkv_heads_plain(mx::split(*joint, {outs[0], outs[0] + outs[1]}, -1), o);
+  }
+  const int B = x.shape(0), L = x.shape(1), H = o.n_heads, KV = o.n_kv_heads;
+  const auto dt = joint->dtype();
+  auto out = qkv_heads_kernel()(
+      {*joint, norm ? o.q_norm->weight : *joint, norm ? o.k_norm->weight : *joint,
+       *rope->fixed_freqs(), mx::array(o.offset, mx::int32),
+       mx::array(norm ? o.q_norm->eps : 0.0f)},
+      {{B, H, L, Dh}, {B, KV, L, Dh}, {B, KV, L, Dh}}, {dt, dt, dt},
+      {B * L * (Dh / 2), H + 2 * KV, 1}, {Dh / 2, 1, 1},
+      {{"T", dt}, {"H", H}, {"KV", KV}, {"D", Dh}, {"NORM", norm}}, std::nullopt, false, {});
+  return {out[0], out[1], out[2]};
+}
+
+AddNorm add_rms_norm(const mx::array& x, const mx::array& r, const RMSNorm& norm) {
+  const int D = x.ndim() ? x.shape(-1) : 0;
+  if (!use_cuda_kernels() || x.shape() != r.shape() || x.dtype() != r.dtype() ||
+      !float_type(x.dtype()) || norm.weight.dtype() != x.dtype() || D % 32 != 0 || D == 0 ||
+      norm.weight.shape() != mx::Shape{D}) {
+    auto h = mx::add(x, r);
+    return {h, norm(h)};
+  }
+  const int rows = static_cast<int>(x.size() / D);
+  const int threads = std::min(D, 1024);
+  auto out = add_rms_norm_kernel()({x, r, norm.weight, mx::array(norm.eps)}, {x.shape(), x.shape()},
+                                   {x.dtype(), x.dtype()}, {rows * threads, 1, 1}, {threads, 1, 1},
+                                   {{"T", x.dtype()}, {"D", D}}, std::nullopt, false, {});
+  return {out[0], out[1]};
+}
+
+mx::array gated_joint(Activation act, const mx::array& gate_up) {
+  const int I = gate_up.shape(-1) / 2;
+  if (act != Activation::silu || !use_cuda_kernels() || !float_type(gate_up.dtype())) {
+    auto parts = mx::split(gate_up, 2, -1);
+    return gated(act, parts[0], parts[1]);
+  }
+  auto shape = gate_up.shape();
+  shape.back() = I;
+  const auto n = static_cast<std::size_t>(gate_up.size() / 2);
+  const int threads = 256;
+  const int grid = static_cast<int>((n + threads - 1) / threads) * threads;
+  return swiglu_kernel()({gate_up}, {shape}, {gate_up.dtype()}, {grid, 1, 1}, {threads, 1, 1},
+                         {{"T", gate_up.dtype()}, {"I", I}}, std::nullopt, false, {})[0];
+}
+
+}  // namespace ominix::nn
