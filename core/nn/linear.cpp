@@ -1,5 +1,8 @@
 #include "ominix/nn/linear.h"
 
+#include <cstdlib>
+#include <string>
+
 #include <mlx/ops.h>
 #include <mlx/transforms.h>
 
@@ -150,7 +153,12 @@ std::optional<LinearLayer> LinearLayer::concat(const std::vector<LinearLayer>& p
 
 FusedLinear::FusedLinear(std::vector<LinearLayer> parts) {
   for (const auto& p : parts) outs_.push_back(p.out_features());
-  joined_ = LinearLayer::concat(parts);
+  // OMINIX_JOIN_PROJECTIONS=0 keeps the parts apart (for A/B runs of the benchmark).
+  static const bool join = [] {
+    const char* v = std::getenv("OMINIX_JOIN_PROJECTIONS");
+    return !(v && std::string(v) == "0");
+  }();
+  if (join) joined_ = LinearLayer::concat(parts);
   if (!joined_) parts_ = std::move(parts);
 }
 
