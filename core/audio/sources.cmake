@@ -3,6 +3,7 @@ find_package(PkgConfig REQUIRED)
 pkg_check_modules(OMINIX_SNDFILE REQUIRED sndfile)
 pkg_check_modules(OMINIX_SOXR REQUIRED soxr)
 target_sources(ominix_core PRIVATE
+  ${CMAKE_CURRENT_LIST_DIR}/chunk.cpp
   ${CMAKE_CURRENT_LIST_DIR}/cmvn.cpp
   ${CMAKE_CURRENT_LIST_DIR}/fbank.cpp
   ${CMAKE_CURRENT_LIST_DIR}/frames.cpp

@@ -4,17 +4,16 @@
 //   MultiHeadedAttentionSANMDecoder, MultiHeadedAttentionCrossAtt),
 //   funasr/models/paraformer/cif_predictor.py (CifPredictorV2, tail_process_fn, cif_v1),
 //   funasr/models/paraformer/decoder.py (ParaformerSANMDecoder, DecoderLayerSANM),
-//   funasr/utils/postprocess_utils.py (sentence_postprocess).
+//   funasr/utils/timestamp_tools.py (token times from CIF fire frames).
+// The text post-processing is in postprocess.cpp.
 #include "ominix/models/paraformer.h"
 
 #include <chrono>
 #include <cmath>
-#include <fstream>
 
 #include <mlx/ops.h>
 #include <mlx/transforms.h>
 #include <yaml-cpp/yaml.h>
-#include <nlohmann/json.hpp>
 
 #include "ominix/audio/cmvn.h"
 #include "ominix/audio/fbank.h"
@@ -473,184 +472,115 @@ mx::array decode(const Model& model, const EncoderOutput& enc, const CifOutput& 
   return mx::subtract(logits, mx::logsumexp(logits, -1, true));
 }
 
-// ---- Vocabulary ----------------------------------------------------------------------------
-
-Vocabulary Vocabulary::load(const std::filesystem::path& tokens_json) {
-  std::ifstream in(tokens_json);
-  if (!in) fail<IoError>("{}: cannot open", tokens_json.string());
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    fail<FormatError>("{}: {}", tokens_json.string(), e.what());
-  }
-  if (!j.is_array()) fail<FormatError>("{}: not a JSON list of tokens", tokens_json.string());
-  std::vector<std::string> t;
-  for (const auto& x : j) {
-    if (!x.is_string()) fail<FormatError>("{}: token that is not a string", tokens_json.string());
-    t.push_back(x.get<std::string>());
-  }
-  return Vocabulary(std::move(t));
-}
-
-const std::string& Vocabulary::token(int id) const {
-  if (id < 0 || static_cast<std::size_t>(id) >= tokens_.size())
-    fail<InvalidArgument>("token id {} outside the vocabulary of {}", id, tokens_.size());
-  return tokens_[id];
-}
-
 namespace {
 
-std::u32string utf32(const std::string& s) {
-  std::u32string out;
-  for (std::size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    int n = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-    char32_t v = n == 1 ? c : n == 2 ? (c & 0x1F) : n == 3 ? (c & 0x0F) : (c & 0x07);
-    for (int k = 1; k < n && i + k < s.size(); ++k) v = (v << 6) | (s[i + k] & 0x3F);
-    out.push_back(v);
-    i += n;
-  }
-  return out;
-}
-
-std::string strip_markers(std::string s) {  // isAll*'s cleaning
-  for (const char* m : {" ", "</s>", "<s>", "<unk>", "<OOV>"})
-    for (std::size_t p; (p = s.find(m)) != std::string::npos;) s.erase(p, std::strlen(m));
-  return s;
-}
-
-// ref: postprocess_utils.isChinese: a Python string comparison "\u4e00" <= s <= "\u9fff".
-bool is_chinese(const std::string& s) {
-  const auto u = utf32(s);
-  const std::u32string lo = U"\u4e00", hi = U"\u9fff";
-  return (lo <= u && u <= hi) ||
-         (!u.empty() && u.size() == 1 && ((u[0] >= '0' && u[0] <= '9') || u[0] == '@'));
-}
-bool is_alpha_char(char32_t c) {  // Python str.isalpha, approximated: letters of Latin and CJK
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= 0xC0 && c <= 0x24F) ||
-         (c >= 0x4E00 && c <= 0x9FFF);
-}
-bool is_alpha(const std::string& s) {
-  const auto u = utf32(s);
-  if (u.empty()) return false;
-  for (auto c : u)
-    if (!is_alpha_char(c)) return false;
-  return true;
-}
-// isAllChinese / isAllAlpha over a list of strings (each cleaned first).
-template <typename Pred>
-bool all_of_cleaned(const std::vector<std::string>& xs, Pred pred) {
-  if (xs.empty()) return false;
-  for (const auto& x : xs)
-    if (!pred(strip_markers(x))) return false;
-  return true;
-}
-std::vector<std::string> chars_of(const std::string& s) {
-  std::vector<std::string> out;
-  for (std::size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    const std::size_t n = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-    out.push_back(s.substr(i, n));
-    i += n;
-  }
-  return out;
-}
-bool all_alpha_word(const std::string& s) {
-  const auto cs = chars_of(s);
-  return all_of_cleaned(
-      cs, [](const std::string& c) { return c == "'" || (is_alpha(c) && !is_chinese(c)); });
-}
-
-}  // namespace
-
-std::string Vocabulary::text(const std::vector<int>& ids) const {
-  std::vector<std::string> words;
-  for (int id : ids) {
-    const auto& t = token(id);
-    if (t == "<s>" || t == "</s>" || t == "<unk>" || t == "<OOV>") continue;
-    words.push_back(t);
-  }
-  std::vector<std::string> out;
-  std::string item;
-  auto list_all_alpha = [&] {
-    return all_of_cleaned(
-        words, [](const std::string& c) { return c == "'" || (is_alpha(c) && !is_chinese(c)); });
-  };
-  if (all_of_cleaned(words, is_chinese)) {
-    for (const auto& w : words) out.push_back(strip_markers(w).empty() ? "" : w);
-  } else if (list_all_alpha()) {
-    for (const auto& w : words) {
-      if (w.find("@@") != std::string::npos) {
-        item += w.substr(0, w.find("@@")) + w.substr(w.find("@@") + 2);
-      } else {
-        out.push_back(item + w), out.push_back(" "), item.clear();
-      }
-    }
-  } else {
-    bool alpha_blank = false;
-    for (const auto& w : words) {
-      if (all_of_cleaned(chars_of(w), is_chinese)) {
-        if (alpha_blank) out.pop_back();
-        out.push_back(w), alpha_blank = false;
-      } else if (w.find("@@") != std::string::npos) {
-        item += w.substr(0, w.find("@@")) + w.substr(w.find("@@") + 2), alpha_blank = false;
-      } else if (all_alpha_word(w)) {
-        out.push_back(item + w), out.push_back(" "), item.clear(), alpha_blank = true;
-      } else {
-        out.push_back(w);
-      }
-    }
-  }
-  std::string s;
-  for (const auto& w : out) s += w;
-  const auto b = s.find_first_not_of(" \t\n"), e = s.find_last_not_of(" \t\n");
-  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
-}
-
-std::vector<Transcript> transcribe_batch(const Model& model, const std::vector<mx::array>& samples,
-                                         const Vocabulary& vocab) {
-  const auto t0 = std::chrono::steady_clock::now();
+// Tokens and their times (seconds from the piece's start) of pieces [T] run as one padded batch.
+std::vector<std::vector<audio::TimedToken>> recognise(const Model& model,
+                                                      const std::vector<mx::array>& pieces) {
+  const auto& cf = model.config;
   std::vector<mx::array> feats;
   std::vector<int> lens;
   int T = 0;
-  for (const auto& s : samples) {
+  for (const auto& s : pieces) {
     feats.push_back(features(model, s));
     lens.push_back(feats.back().shape(0));
     T = std::max(T, lens.back());
   }
+  const int B = static_cast<int>(pieces.size());
+  std::vector<std::vector<audio::TimedToken>> out(B);
+  if (B == 0 || T == 0) return out;
   std::vector<mx::array> padded;
   for (auto& f : feats) padded.push_back(mx::pad(f, {{0, T - f.shape(0)}, {0, 0}}));
-  const int B = static_cast<int>(samples.size());
-  std::vector<Transcript> out(B);
-  if (B == 0 || T == 0) return out;
   auto enc = encode(model, mx::stack(padded, 0), mx::array(lens.begin(), {B}, mx::int32));
   auto cif = predict(model, enc);
-  auto ids = mx::argmax(decode(model, enc, cif), -1);  // [B, N]
+  auto ids = mx::astype(mx::argmax(decode(model, enc, cif), -1), mx::int32);  // [B, N]
   mx::eval(ids);
-  const auto tn = cif.token_num;
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  double total_audio = 0;
-  for (int b = 0; b < B; ++b) total_audio += samples[b].size() / double(model.config.frontend.fs);
-  const auto ids32 = mx::astype(ids, mx::int32);
-  mx::eval(ids32);
-  const int N = ids32.shape(1);
+  const int N = ids.shape(1), Tt = cif.peaks.shape(1);
+  const float* peaks = cif.peaks.data<float>();
+  // ref: funasr/utils/timestamp_tools.py: a token's time is its CIF fire frame (LFR frames of
+  // lfr_n * frame_shift ms), without the shifts that model applies for its upsampled CIF.
+  const double frame_s = cf.frontend.lfr_n * cf.frontend.frame_shift / 1000.0;
   for (int b = 0; b < B; ++b) {
-    const int n = std::min(N, tn.data<int>()[b]);
+    std::vector<double> fired;
+    for (int t = 0; t < Tt; ++t)
+      if (peaks[b * Tt + t] >= 1.0f) fired.push_back(t * frame_s);
+    const int n = std::min(N, cif.token_num.data<int>()[b]);
     for (int i = 0; i < n; ++i) {
-      const int id = ids32.data<int>()[b * N + i];
-      if (id != model.config.blank_id && id != model.config.sos && id != model.config.eos)
-        out[b].tokens.push_back(id);
+      const int id = ids.data<int>()[b * N + i];
+      if (id == cf.blank_id || id == cf.sos || id == cf.eos) continue;
+      out[b].push_back({id, i < static_cast<int>(fired.size()) ? fired[i] : T * frame_s});
     }
-    out[b].text = vocab.text(out[b].tokens);
-    out[b].audio_seconds = samples[b].size() / double(model.config.frontend.fs);
-    out[b].compute_seconds = total_audio > 0 ? secs * out[b].audio_seconds / total_audio : secs;
   }
   return out;
 }
 
-Transcript transcribe(const Model& model, const mx::array& samples, const Vocabulary& vocab) {
-  return transcribe_batch(model, {samples}, vocab).at(0);
+}  // namespace
+
+std::vector<Transcript> transcribe_batch(const Model& model, const std::vector<mx::array>& samples,
+                                         const Vocabulary& vocab,
+                                         const TranscribeOptions& options) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const int fs = model.config.frontend.fs;
+  // Every input's chunks, then the chunks in batches, longest first (less padding).
+  struct Piece {
+    std::size_t input;
+    std::size_t index;
+    audio::Chunk chunk;
+  };
+  std::vector<std::vector<audio::Chunk>> plans;
+  std::vector<Piece> pieces;
+  for (std::size_t i = 0; i < samples.size(); ++i) {
+    if (samples[i].ndim() != 1)
+      fail<InvalidArgument>("transcribe: input {} must be samples [T], got {} dimensions", i,
+                            samples[i].ndim());
+    plans.push_back(audio::plan_chunks(samples[i], fs, options.chunking));
+    for (std::size_t k = 0; k < plans.back().size(); ++k) pieces.push_back({i, k, plans.back()[k]});
+  }
+  std::stable_sort(pieces.begin(), pieces.end(), [](const Piece& a, const Piece& b) {
+    return a.chunk.end - a.chunk.begin > b.chunk.end - b.chunk.begin;
+  });
+  std::vector<std::vector<std::vector<audio::TimedToken>>> heard(samples.size());
+  for (std::size_t i = 0; i < samples.size(); ++i) heard[i].resize(plans[i].size());
+  const std::size_t step = options.batch_size > 0 ? static_cast<std::size_t>(options.batch_size)
+                                                  : std::max<std::size_t>(1, pieces.size());
+  for (std::size_t p = 0; p < pieces.size(); p += step) {
+    std::vector<mx::array> batch;
+    const std::size_t end = std::min(pieces.size(), p + step);
+    for (std::size_t k = p; k < end; ++k) {
+      const auto& c = pieces[k].chunk;
+      const auto& x = samples[pieces[k].input];
+      batch.push_back(c.begin == 0 && c.end == x.shape(0)
+                          ? x
+                          : mx::slice(x, {static_cast<int>(c.begin)}, {static_cast<int>(c.end)}));
+    }
+    auto tokens = recognise(model, batch);
+    for (std::size_t k = p; k < end; ++k) {
+      auto& t = tokens[k - p];
+      const double offset = static_cast<double>(pieces[k].chunk.begin) / fs;
+      for (auto& x : t) x.time += offset;
+      heard[pieces[k].input][pieces[k].index] = std::move(t);
+    }
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double total_audio = 0;
+  for (const auto& s : samples) total_audio += static_cast<double>(s.size()) / fs;
+  std::vector<Transcript> out(samples.size());
+  for (std::size_t i = 0; i < samples.size(); ++i) {
+    for (const auto& t : audio::merge_chunks(plans[i], heard[i], fs, options.merging)) {
+      out[i].tokens.push_back(t.id);
+      out[i].token_times.push_back(t.time);
+    }
+    out[i].text = vocab.text(out[i].tokens);
+    out[i].chunks = static_cast<int>(plans[i].size());
+    out[i].audio_seconds = static_cast<double>(samples[i].size()) / fs;
+    out[i].compute_seconds = total_audio > 0 ? secs * out[i].audio_seconds / total_audio : secs;
+  }
+  return out;
+}
+
+Transcript transcribe(const Model& model, const mx::array& samples, const Vocabulary& vocab,
+                      const TranscribeOptions& options) {
+  return transcribe_batch(model, {samples}, vocab, options).at(0);
 }
 
 }  // namespace ominix::paraformer

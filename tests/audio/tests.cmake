@@ -2,6 +2,7 @@
 # fixtures (tools/fixtures/gen_audio.py).
 add_executable(audio_tests
   ${CMAKE_CURRENT_LIST_DIR}/test_audio.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/test_chunk.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/support/cpu_by_default.cpp
 )
 target_link_libraries(audio_tests PRIVATE ominix::core GTest::gtest GTest::gtest_main)

@@ -98,3 +98,114 @@ TEST(Paraformer, TranscribeEndToEndAndBatchEqualsSingles) {
 TEST(Paraformer, MissingModelIsClearError) {
   EXPECT_THROW(pf::load_model("/nonexistent/paraformer"), ominix::IoError);
 }
+
+// funasr's sentence_postprocess and abbr_dispose on generated token lists
+// (tools/fixtures/gen_paraformer_postprocess.py).
+TEST(Paraformer, PostprocessMatchesFunasr) {
+  const auto cases = ominix::tests::load_json(fixture("models/paraformer/postprocess.json"));
+  for (const auto& c : cases["sentence_postprocess"]) {
+    const auto toks = c["tokens"].get<std::vector<std::string>>();
+    std::vector<int> ids(toks.size());
+    for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int>(i);
+    EXPECT_EQ(pf::Vocabulary(toks).text(ids), c["text"].get<std::string>()) << c.dump();
+  }
+  for (const auto& c : cases["abbr_dispose"])
+    EXPECT_EQ(pf::abbr_dispose(c["words"].get<std::vector<std::string>>()),
+              c["out"].get<std::vector<std::string>>())
+        << c.dump();
+}
+
+namespace {
+
+// The two recorded utterances, alternating n times, with `gap` seconds of digital silence before
+// each (0.1 s after the last). Returns the samples and where each gap lies.
+std::pair<mx::array, std::vector<std::pair<int, int>>> long_audio(int n, double gap) {
+  auto a = ominix::audio::load_wav(fixture("audio/speech_001.wav")).samples;
+  auto b = ominix::audio::load_wav(fixture("audio/speech_003.wav")).samples;
+  const int g = static_cast<int>(gap * 16000);
+  std::vector<mx::array> parts{mx::zeros({g})};
+  std::vector<std::pair<int, int>> gaps{{0, g}};
+  int at = g;
+  for (int i = 0; i < n; ++i) {
+    const auto& u = i % 2 ? b : a;
+    const int after = i + 1 < n ? g : 1600;
+    parts.push_back(u), parts.push_back(mx::zeros({after}));
+    at += u.shape(0);
+    gaps.push_back({at, at + after});
+    at += after;
+  }
+  return {mx::concatenate(parts), gaps};
+}
+
+}  // namespace
+
+// Long audio with pauses: 12 utterances (24 s) in 2.4 s chunks. Every cut lies in a silent gap, so
+// each chunk holds one utterance, and the transcript is the concatenation of those utterances'
+// transcripts (each transcribed alone with the silence the plan gives it; single-chunk transcripts
+// equal funasr's, see above), none dropped, none doubled.
+TEST(Paraformer, LongAudioCutAtPausesEqualsPerUtteranceTranscripts) {
+  auto& f = fx();
+  const auto [x, gaps] = long_audio(12, 0.6);
+  const pf::TranscribeOptions opts{
+      .chunking = {.max_seconds = 2.4, .min_seconds = 0.5, .overlap_seconds = 0.5},
+      .batch_size = 1};
+  const auto plan = ominix::audio::plan_chunks(x, 16000, opts.chunking);
+  ASSERT_EQ(plan.size(), 12u);
+  std::vector<int> want;
+  for (std::size_t i = 0; i < plan.size(); ++i) {
+    if (i > 0) {
+      EXPECT_EQ(plan[i].begin, plan[i - 1].end);
+      EXPECT_GE(plan[i].begin, gaps[i].first) << i;  // inside the gap after utterance i
+      EXPECT_LT(plan[i].begin, gaps[i].second) << i;
+    }
+    auto piece = mx::slice(x, {static_cast<int>(plan[i].begin)}, {static_cast<int>(plan[i].end)});
+    const auto t = pf::transcribe(*f.model, piece, f.vocab, opts).tokens;
+    EXPECT_FALSE(t.empty());
+    want.insert(want.end(), t.begin(), t.end());
+  }
+  const auto got = pf::transcribe(*f.model, x, f.vocab, opts);
+  EXPECT_EQ(got.chunks, 12);
+  EXPECT_EQ(got.tokens, want);
+  EXPECT_EQ(got.text, f.vocab.text(want));
+  ASSERT_EQ(got.token_times.size(), got.tokens.size());
+  EXPECT_TRUE(std::is_sorted(got.token_times.begin(), got.token_times.end()));
+  // All chunks in one padded batch: the same tokens.
+  auto all = opts;
+  all.batch_size = 0;
+  EXPECT_EQ(pf::transcribe(*f.model, x, f.vocab, all).tokens, want);
+}
+
+// Long audio without usable pauses (pause detection off): 3 s chunks overlapping by 1 s, joined by
+// aligning their tokens. The result is each chunk's own transcript spliced at one token: the
+// earlier chunk's tokens up to it, the later chunk's after it.
+TEST(Paraformer, LongAudioOverlappingChunksSplice) {
+  auto& f = fx();
+  const auto [x, gaps] = long_audio(6, 0.1);
+  const pf::TranscribeOptions opts{.chunking = {.max_seconds = 3.0,
+                                                .min_seconds = 1.0,
+                                                .overlap_seconds = 1.0,
+                                                .min_pause_seconds = 1000.0},
+                                   .batch_size = 1};
+  const auto plan = ominix::audio::plan_chunks(x, 16000, opts.chunking);
+  ASSERT_GE(plan.size(), 3u);
+  std::vector<std::vector<ominix::audio::TimedToken>> per_chunk;
+  for (const auto& c : plan) {
+    auto piece = mx::slice(x, {static_cast<int>(c.begin)}, {static_cast<int>(c.end)});
+    const auto t = pf::transcribe(*f.model, piece, f.vocab, opts);
+    per_chunk.emplace_back();
+    for (std::size_t k = 0; k < t.tokens.size(); ++k)
+      per_chunk.back().push_back({t.tokens[k], t.token_times[k] + c.begin / 16000.0});
+  }
+  const auto got = pf::transcribe(*f.model, x, f.vocab, opts);
+  EXPECT_EQ(got.chunks, static_cast<int>(plan.size()));
+  std::vector<int> want;
+  for (const auto& t : ominix::audio::merge_chunks(plan, per_chunk, 16000)) want.push_back(t.id);
+  EXPECT_EQ(got.tokens, want);
+  // The first chunk's tokens before its overlap, and the last chunk's after its overlap, survive.
+  const double first_end = plan[1].begin / 16000.0;
+  std::vector<int> head;
+  for (const auto& t : per_chunk.front())
+    if (t.time < first_end) head.push_back(t.id);
+  ASSERT_LE(head.size(), got.tokens.size());
+  EXPECT_TRUE(std::equal(head.begin(), head.end(), got.tokens.begin()));
+}

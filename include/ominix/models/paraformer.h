@@ -9,6 +9,8 @@
 
 #include <mlx/array.h>
 
+#include "ominix/audio/chunk.h"
+
 namespace ominix::paraformer {
 
 namespace mx = mlx::core;
@@ -34,12 +36,17 @@ class Vocabulary {
   const std::string& token(int id) const;
   std::size_t size() const { return tokens_.size(); }
   /// Tokens joined as funasr's sentence_postprocess does: Chinese characters without spaces,
-  /// "@@" BPE pieces glued to the next piece, words separated by one space.
+  /// "@@" BPE pieces glued to the next piece, words separated by one space, spelled-out letters
+  /// ("a b c") as one upper-case abbreviation ("ABC", abbr_dispose).
   std::string text(const std::vector<int>& ids) const;
 
  private:
   std::vector<std::string> tokens_;
 };
+
+/// funasr's abbr_dispose on sentence_postprocess's word list (words and " " separators): each run
+/// of single ASCII letters separated by " " becomes one upper-case word.
+std::vector<std::string> abbr_dispose(const std::vector<std::string>& words);
 
 /// The stages, for parity tests. Shapes: B batch, T LFR frames, D model width, N tokens, V vocab.
 struct EncoderOutput {
@@ -63,14 +70,28 @@ mx::array features(const Model& model, const mx::array& samples);
 struct Transcript {
   std::string text;
   std::vector<int> tokens;
+  std::vector<double> token_times;  ///< seconds from the start: the CIF frame where each fired
   double audio_seconds = 0;
-  double compute_seconds = 0;  ///< the batch's wall time shared by its utterances by length
+  double compute_seconds = 0;  ///< the call's wall time shared by its inputs by length
+  int chunks = 1;              ///< pieces the audio was cut into
+};
+
+struct TranscribeOptions {
+  /// Audio longer than chunking.max_seconds is cut (at pauses, else with overlaps) and the
+  /// pieces' tokens joined by audio::merge_chunks. The default 20 s stays within the utterance
+  /// lengths Paraformer-large was trained on (FunASR's fsmn-vad segments are at most 60 s by
+  /// default; its CLI asks for 30 s).
+  audio::ChunkOptions chunking{};
+  audio::MergeOptions merging{};
+  int batch_size = 0;  ///< chunks per forward pass (padded batch); 0: all at once
 };
 
 /// Transcribes float samples [T] at the model's sample rate.
-Transcript transcribe(const Model& model, const mx::array& samples, const Vocabulary& vocab);
-/// Transcribes several utterances as one padded batch.
+Transcript transcribe(const Model& model, const mx::array& samples, const Vocabulary& vocab,
+                      const TranscribeOptions& options = {});
+/// Transcribes several inputs: their chunks run as padded batches of options.batch_size.
 std::vector<Transcript> transcribe_batch(const Model& model, const std::vector<mx::array>& samples,
-                                         const Vocabulary& vocab);
+                                         const Vocabulary& vocab,
+                                         const TranscribeOptions& options = {});
 
 }  // namespace ominix::paraformer
