@@ -206,6 +206,7 @@ constexpr const char* kWeightsSigmoid = R"(
     for (int r = 0; r < NK; ++r) w[r] = w[r] / (wsum + 1e-20f);
   }
   for (int r = 0; r < NK; ++r) w[r] = w[r] * MOE_BITS_TO_FLOAT(SCALE_BITS);
+  (void)sel_key;
 )";
 
 constexpr const char* kRouterStore = R"(
@@ -383,15 +384,16 @@ Routes route_fused(const mx::array& logits, const RouterOptions& o,
   const bool sigmoid = o.routing == Routing::sigmoid_grouped;
   std::vector<mx::array> inputs{logits};
   if (sigmoid) inputs.push_back(*bias);
-  auto out = router_kernel(o.routing)(
-      inputs, {out_shape, out_shape}, {mx::uint32, mx::float32}, {kWarp * rows, 1, 1}, {128, 1, 1},
-      {{"NE", E},
-       {"NK", k},
-       {"NORM", o.norm_topk_prob},
-       {"NG", sigmoid ? o.n_group : 1},
-       {"NTG", sigmoid ? o.topk_group : 1},
-       {"SCALE_BITS", sigmoid ? std::bit_cast<int>(o.routed_scaling_factor) : 0}},
-      std::nullopt, false, {});
+  std::vector<std::pair<std::string, mx::fast::TemplateArg>> targs{{"NE", E}, {"NK", k}};
+  if (o.routing != Routing::softmax_topk) targs.emplace_back("NORM", o.norm_topk_prob);
+  if (sigmoid) {
+    targs.emplace_back("NG", o.n_group);
+    targs.emplace_back("NTG", o.topk_group);
+    targs.emplace_back("SCALE_BITS", std::bit_cast<int>(o.routed_scaling_factor));
+  }
+  auto out =
+      router_kernel(o.routing)(inputs, {out_shape, out_shape}, {mx::uint32, mx::float32},
+                               {kWarp * rows, 1, 1}, {128, 1, 1}, targs, std::nullopt, false, {});
   return {out[0], out[1]};
 }
 

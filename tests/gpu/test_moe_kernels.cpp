@@ -24,13 +24,13 @@ namespace mx = mlx::core;
 namespace {
 
 std::vector<uint32_t> to_u32(const mx::array& a) {
-  auto c = mx::astype(a, mx::uint32, mx::Device::cpu);
+  auto c = mx::contiguous(mx::astype(a, mx::uint32, mx::Device::cpu), false, mx::Device::cpu);
   mx::eval(c);
   return {c.data<uint32_t>(), c.data<uint32_t>() + c.size()};
 }
 
 std::vector<float> to_f32(const mx::array& a) {
-  auto c = mx::astype(a, mx::float32, mx::Device::cpu);
+  auto c = mx::contiguous(mx::astype(a, mx::float32, mx::Device::cpu), false, mx::Device::cpu);
   mx::eval(c);
   return {c.data<float>(), c.data<float>() + c.size()};
 }
