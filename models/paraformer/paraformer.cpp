@@ -23,6 +23,7 @@
 #include "ominix/io/weights.h"
 #include "ominix/nn/linear.h"
 #include "ominix/nn/norm.h"
+#include "ominix/nn/sanm.h"
 
 namespace ominix::paraformer {
 
@@ -143,70 +144,6 @@ LinearLayer load_linear(io::WeightMap& w, const std::string& p, int in, int out,
   return LinearLayer::load(w, p, {.in = in, .out = out, .bias = bias}, std::nullopt);
 }
 
-// FSMN memory: depthwise conv over time, padded (left, right), plus the input, masked.
-struct Fsmn {
-  mx::array weight;  // [D, K, 1]
-  int left = 0, right = 0;
-  // x [B, T, D], mask [B, T, 1] float
-  mx::array operator()(const mx::array& x_in, const mx::array& mask) const {
-    auto x = mx::multiply(x_in, mask);
-    auto h = mx::pad(x, {{0, 0}, {left, right}, {0, 0}});
-    h = mx::conv1d(h, weight, 1, 0, 1, x.shape(2));
-    return mx::multiply(mx::add(h, x), mask);
-  }
-  static Fsmn load(io::WeightMap& w, const std::string& p, int dim, int kernel, int shift) {
-    auto wt = w.take(p + ".weight", {dim, 1, kernel});
-    int left = (kernel - 1) / 2 + (shift > 0 ? shift : 0);
-    return {mx::transpose(wt, {0, 2, 1}), left, kernel - 1 - left};  // [D,1,K] -> [D,K,1]
-  }
-};
-
-// softmax over keys with masked keys excluded; q,k,v [B,H,L,Dh], key_mask [B,1,1,S] bool
-mx::array masked_attention(const mx::array& q, const mx::array& k, const mx::array& v,
-                           const mx::array& key_mask, float scale) {
-  auto scores = mx::matmul(mx::multiply(q, mx::array(scale)), mx::swapaxes(k, -1, -2));
-  scores = mx::where(key_mask, scores, mx::array(-INFINITY));
-  auto attn = mx::where(key_mask, mx::softmax(scores, -1), mx::array(0.0f));
-  return mx::matmul(attn, v);
-}
-
-// [B, L, H*Dh] -> [B, H, L, Dh]
-mx::array heads(const mx::array& x, int h) {
-  return mx::transpose(mx::reshape(x, {x.shape(0), x.shape(1), h, -1}), {0, 2, 1, 3});
-}
-// [B, H, L, Dh] -> [B, L, H*Dh]
-mx::array merge(const mx::array& x) {
-  auto t = mx::transpose(x, {0, 2, 1, 3});
-  return mx::reshape(t, {t.shape(0), t.shape(1), -1});
-}
-
-struct SanmAttention {  // MultiHeadedAttentionSANM
-  LinearLayer linear_q_k_v, linear_out;
-  Fsmn fsmn_block;
-  int h = 4, d = 0;
-  mx::array operator()(const mx::array& x, const mx::array& mask_t,
-                       const mx::array& key_mask) const {
-    auto qkv = mx::split(linear_q_k_v(x), 3, -1);
-    auto fsmn_memory = fsmn_block(qkv[2], mask_t);
-    auto o = masked_attention(heads(qkv[0], h), heads(qkv[1], h), heads(qkv[2], h), key_mask,
-                              1.0f / std::sqrt(static_cast<float>(d / h)));
-    return mx::add(linear_out(merge(o)), fsmn_memory);
-  }
-};
-
-struct EncoderLayer {  // EncoderLayerSANM, normalize_before
-  LayerNorm norm1, norm2;
-  SanmAttention self_attn;
-  LinearLayer w_1, w_2;
-  bool residual = true;
-  mx::array operator()(const mx::array& x, const mx::array& mask_t,
-                       const mx::array& key_mask) const {
-    auto a = self_attn(norm1(x), mask_t, key_mask);
-    auto h = residual ? mx::add(x, a) : a;
-    return mx::add(h, w_2(mx::maximum(w_1(norm2(h)), mx::array(0.0f))));
-  }
-};
-
 struct DecoderFfn {  // PositionwiseFeedForwardDecoderSANM: w_2(norm(relu(w_1(x)))), w_2 no bias
   LinearLayer w_1, w_2;
   LayerNorm norm;
@@ -221,9 +158,10 @@ struct CrossAttention {  // MultiHeadedAttentionCrossAtt
   mx::array operator()(const mx::array& x, const mx::array& memory,
                        const mx::array& key_mask) const {
     auto kv = mx::split(linear_k_v(memory), 2, -1);
-    auto o = masked_attention(heads(linear_q(x), h), heads(kv[0], h), heads(kv[1], h), key_mask,
-                              1.0f / std::sqrt(static_cast<float>(d / h)));
-    return linear_out(merge(o));
+    auto o = nn::masked_attention(nn::split_heads(linear_q(x), h), nn::split_heads(kv[0], h),
+                                  nn::split_heads(kv[1], h), key_mask,
+                                  1.0f / std::sqrt(static_cast<float>(d / h)));
+    return linear_out(nn::merge_heads(o));
   }
 };
 
@@ -231,7 +169,7 @@ struct DecoderLayer {  // DecoderLayerSANM, normalize_before
   LayerNorm norm1;
   DecoderFfn feed_forward;
   std::optional<LayerNorm> norm2, norm3;
-  std::optional<Fsmn> self_attn;
+  std::optional<nn::Fsmn> self_attn;
   std::optional<CrossAttention> src_attn;
   mx::array operator()(const mx::array& tgt, const mx::array& tgt_mask, const mx::array& memory,
                        const mx::array& memory_key_mask) const {
@@ -243,17 +181,12 @@ struct DecoderLayer {  // DecoderLayerSANM, normalize_before
   }
 };
 
-mx::array sequence_mask(const mx::array& lens, int max_len) {  // -> bool [B, L]
-  return mx::less(mx::expand_dims(mx::arange(max_len, mx::int32), 0),
-                  mx::expand_dims(mx::astype(lens, mx::int32), 1));
-}
-
 }  // namespace
 
 struct Model {
   Config config;
   audio::Cmvn cmvn{mx::array(0.0f), mx::array(0.0f)};
-  std::vector<EncoderLayer> encoders;  // encoders0 then encoders
+  std::vector<nn::SanmEncoderLayer> encoders;  // encoders0 then encoders
   LayerNorm enc_after_norm;
   mx::array cif_conv_w = mx::array(0.0f), cif_conv_b = mx::array(0.0f);  // [D,K,D], [D]
   std::optional<LinearLayer> cif_output;
@@ -299,18 +232,14 @@ ModelPtr load_model(const std::filesystem::path& dir) {
   for (int i = 0; i < e.num_blocks; ++i) {
     const std::string p =
         i == 0 ? "encoder.encoders0.0" : fmt::format("encoder.encoders.{}", i - 1);
-    const int in = i == 0 ? c.input_size : D;
-    model->encoders.push_back(EncoderLayer{
-        .norm1 = load_norm(w, p + ".norm1", in),
-        .norm2 = load_norm(w, p + ".norm2", D),
-        .self_attn = SanmAttention{load_linear(w, p + ".self_attn.linear_q_k_v", in, 3 * D),
-                                   load_linear(w, p + ".self_attn.linear_out", D, D),
-                                   Fsmn::load(w, p + ".self_attn.fsmn_block", D, e.kernel_size,
-                                              e.sanm_shfit),
-                                   e.attention_heads, D},
-        .w_1 = load_linear(w, p + ".feed_forward.w_1", D, e.linear_units),
-        .w_2 = load_linear(w, p + ".feed_forward.w_2", e.linear_units, D),
-        .residual = in == D});
+    model->encoders.push_back(nn::SanmEncoderLayer::load(w, p,
+                                                         {.in = i == 0 ? c.input_size : D,
+                                                          .size = D,
+                                                          .heads = e.attention_heads,
+                                                          .linear_units = e.linear_units,
+                                                          .kernel = e.kernel_size,
+                                                          .shift = e.sanm_shfit,
+                                                          .eps = kLnEps}));
   }
   model->enc_after_norm = load_norm(w, "encoder.after_norm", D);
   const auto& pc = c.predictor;
@@ -332,7 +261,7 @@ ModelPtr load_model(const std::filesystem::path& dir) {
                    .feed_forward = ffn(p + ".feed_forward")};
     l.norm2 = load_norm(w, p + ".norm2", D);
     l.self_attn =
-        Fsmn::load(w, p + ".self_attn.fsmn_block", D, d.kernel_size, att ? d.sanm_shfit : 0);
+        nn::Fsmn::load(w, p + ".self_attn.fsmn_block", D, d.kernel_size, att ? d.sanm_shfit : 0);
     if (att) {
       l.norm3 = load_norm(w, p + ".norm3", D);
       l.src_attn =
@@ -370,22 +299,13 @@ mx::array features(const Model& model, const mx::array& samples) {
 }
 
 EncoderOutput encode(const Model& model, const mx::array& feats, const mx::array& lens) {
-  const int B = feats.shape(0), T = feats.shape(1), in = feats.shape(2);
-  auto valid = sequence_mask(lens, T);                               // [B, T]
-  auto mask_t = mx::expand_dims(mx::astype(valid, mx::float32), 2);  // [B, T, 1]
-  auto key_mask = mx::reshape(valid, {B, 1, 1, T});                  // [B, 1, 1, T]
-  // SinusoidalPositionEncoder over depth `in`, positions 1..T.
-  const float half = in / 2.0f;
-  auto inv = mx::exp(mx::multiply(mx::arange(0.0, static_cast<double>(in / 2), 1.0, mx::float32),
-                                  mx::array(-std::log(10000.0f) / (half - 1.0f))));
-  auto pos = mx::arange(1.0, T + 1.0, 1.0, mx::float32);
-  auto scaled = mx::multiply(mx::expand_dims(pos, 1), mx::expand_dims(inv, 0));  // [T, in/2]
-  auto pe = mx::concatenate({mx::sin(scaled), mx::cos(scaled)}, 1);              // [T, in]
+  const int T = feats.shape(1), in = feats.shape(2);
+  const auto masks = nn::SanmMasks::make(lens, T);
   auto x = mx::add(
       mx::multiply(feats,
                    mx::array(std::sqrt(static_cast<float>(model.config.encoder.output_size)))),
-      pe);
-  for (const auto& l : model.encoders) x = l(x, mask_t, key_mask);
+      nn::sinusoidal_position_encoding(T, in));
+  for (const auto& l : model.encoders) x = l(x, masks);
   return {model.enc_after_norm(x), mx::astype(lens, mx::int32)};
 }
 
@@ -398,7 +318,7 @@ CifOutput predict(const Model& model, const EncoderOutput& enc) {
   a = mx::maximum(
       mx::subtract(mx::multiply(a, mx::array(pc.smooth_factor)), mx::array(pc.noise_threshold)),
       mx::array(0.0f));
-  auto valid = mx::astype(sequence_mask(enc.lens, T), mx::float32);
+  auto valid = mx::astype(nn::sequence_mask(enc.lens, T), mx::float32);
   a = mx::multiply(a, valid);
   auto hidden = enc.out;
   int Tt = T;
@@ -464,8 +384,8 @@ CifOutput predict(const Model& model, const EncoderOutput& enc) {
 mx::array decode(const Model& model, const EncoderOutput& enc, const CifOutput& cif) {
   const int B = enc.out.shape(0), T = enc.out.shape(1), N = cif.acoustic_embeds.shape(1);
   auto tgt_mask =
-      mx::expand_dims(mx::astype(sequence_mask(cif.token_num, N), mx::float32), 2);  // [B,N,1]
-  auto mem_mask = mx::reshape(sequence_mask(enc.lens, T), {B, 1, 1, T});
+      mx::expand_dims(mx::astype(nn::sequence_mask(cif.token_num, N), mx::float32), 2);  // [B,N,1]
+  auto mem_mask = mx::reshape(nn::sequence_mask(enc.lens, T), {B, 1, 1, T});
   auto x = cif.acoustic_embeds;
   for (const auto& l : model.decoders) x = l(x, tgt_mask, enc.out, mem_mask);
   auto logits = (*model.output_layer)(model.dec_after_norm(x));  // [B, N, V]
