@@ -9,6 +9,7 @@
 #include <mlx/array.h>
 
 #include "ominix/generate/model.h"
+#include "ominix/io/safetensors.h"
 
 namespace ominix::qwen3 {
 
@@ -27,5 +28,24 @@ void register_family();
 std::unique_ptr<generate::LanguageModel> load(const std::filesystem::path& dir,
                                               const generate::LoadModelOptions& options = {},
                                               Tap tap = {});
+
+/// A Qwen model that can also be fed input embeddings instead of token ids (speech LLMs splice
+/// audio frames into the prompt's embeddings).
+class EmbeddingsModel : public generate::LanguageModel {
+ public:
+  /// Token ids int32 [B, L] -> input embeddings [B, L, hidden_size].
+  virtual mx::array embed(const mx::array& tokens) const = 0;
+  /// Input embeddings [B, L, hidden_size] -> logits [B, L, vocab_size]; appends L positions to
+  /// `cache`. operator()(tokens, cache) is forward_embeddings(embed(tokens), cache).
+  virtual mx::array forward_embeddings(const mx::array& embeddings,
+                                       generate::Cache& cache) const = 0;
+};
+
+/// Builds a model from `config_dir`/config.json (and generation_config.json) and tensors already
+/// loaded, keyed as in a Hugging Face checkpoint (model.*, lm_head.*), e.g. the LLM part of a
+/// speech model's checkpoint; `source` names them in WeightError messages.
+std::unique_ptr<EmbeddingsModel> load_from_tensors(const std::filesystem::path& config_dir,
+                                                   io::TensorMap tensors,
+                                                   const std::string& source);
 
 }  // namespace ominix::qwen3
