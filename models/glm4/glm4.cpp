@@ -5,7 +5,6 @@
 #include <mlx/ops.h>
 
 #include <cmath>
-#include <limits>
 #include <optional>
 #include <string>
 #include <variant>
@@ -15,6 +14,7 @@
 #include "ominix/io/weights.h"
 #include "ominix/nn/linear.h"
 #include "ominix/nn/mlp.h"
+#include "ominix/nn/moe.h"
 #include "ominix/nn/norm.h"
 #include "ominix/nn/rope.h"
 #include "ominix/nn/switch.h"
@@ -91,21 +91,19 @@ struct FusedMLP {
 /// GLM-4-MoE dense layers and shared experts (ref: modeling_glm4_moe.py Glm4MoeMLP).
 using MLP = nn::GatedMLP;
 
-/// ref: modeling_glm4_moe.py Glm4MoeTopkRouter + Glm4MoeMoE.
+/// ref: modeling_glm4_moe.py Glm4MoeTopkRouter + Glm4MoeMoE: router logits in float32, sigmoid,
+/// e_score_correction_bias for the choice only, the best topk_group of n_group groups, top k;
+/// weights from the un-biased sigmoid, norm_topk_prob, x routed_scaling_factor (nn::route).
 struct MoE {
-  mx::array gate_weight;              // [E, D], applied in float32
+  mx::array gate_weight;              // [E, D], float32
   mx::array e_score_correction_bias;  // [E], shifts the choice, not the weights
   nn::SwitchGLU switch_mlp;
   MLP shared_experts;
-  struct {
-    int top_k, n_group, topk_group;
-    float routed_scaling_factor;
-    bool norm_topk_prob;
-  } c;
+  nn::RouterOptions router;
 
   static MoE load(io::WeightMap& w, const std::string& p, const Config& c) {
     const int D = c.attention.hidden_size, E = c.n_routed_experts;
-    return {w.take(p + "gate.weight", {E, D}),
+    return {mx::astype(w.take(p + "gate.weight", {E, D}), mx::float32),
             w.take(p + "gate.e_score_correction_bias", {E}),
             nn::SwitchGLU::load(w, p + "switch_mlp.", {E, D, c.moe_intermediate_size},
                                 c.quantization, {.activation = c.hidden_act}),
@@ -113,42 +111,20 @@ struct MoE {
                       {c.attention.hidden_size, c.moe_intermediate_size * c.n_shared_experts,
                        c.hidden_act},
                       c.quantization),
-            {c.num_experts_per_tok, c.n_group, c.topk_group, c.routed_scaling_factor,
-             c.norm_topk_prob}};
-  }
-
-  /// x [B, L, D] -> (experts [B, L, k] int32, weights [B, L, k] float32).
-  std::pair<mx::array, mx::array> route(const mx::array& x) const {
-    auto logits = mx::matmul(mx::astype(x, mx::float32),
-                             mx::transpose(mx::astype(gate_weight, mx::float32)));  // [B,L,E]
-    auto scores = mx::sigmoid(logits);
-    auto choice = mx::add(scores, mx::astype(e_score_correction_bias, mx::float32));
-    if (c.n_group > 1 && c.topk_group < c.n_group) {
-      // Keep the topk_group groups whose two best experts score highest.
-      auto grouped = mx::unflatten(choice, -1, {c.n_group, -1});  // [B,L,E] -> [B,L,G,E/G]
-      auto group_scores = mx::sum(mx::topk(grouped, 2, -1), -1, /*keepdims=*/true);  // [B,L,G,1]
-      const int drop = c.n_group - c.topk_group;
-      auto dropped = mx::slice(mx::argpartition(group_scores, drop - 1, -2), {0, 0, 0, 0},
-                               {x.shape(0), x.shape(1), drop, 1});  // [B,L,drop,1]
-      grouped = mx::put_along_axis(grouped, dropped,
-                                   mx::array(-std::numeric_limits<float>::infinity()), -2);
-      choice = mx::flatten(grouped, -2, -1);  // -> [B,L,E]
-    }
-    const int k = c.top_k;
-    auto inds = mx::argpartition(mx::negative(choice), k - 1, -1);
-    inds = mx::slice(inds, {0, 0, 0}, {x.shape(0), x.shape(1), k});  // [B,L,k], unordered
-    auto weights = mx::take_along_axis(scores, inds, -1);            // [B,L,k]
-    if (c.norm_topk_prob)
-      weights = mx::divide(weights, mx::add(mx::sum(weights, -1, true), mx::array(1e-20f)));
-    return {inds, mx::multiply(weights, mx::array(c.routed_scaling_factor))};
+            {.routing = nn::Routing::sigmoid_grouped,
+             .top_k = c.num_experts_per_tok,
+             .norm_topk_prob = c.norm_topk_prob,
+             .n_group = c.n_group,
+             .topk_group = c.topk_group,
+             .routed_scaling_factor = c.routed_scaling_factor}};
   }
 
   mx::array operator()(const mx::array& x, const Tap& tap, int layer) const {
-    auto [inds, weights] = route(x);
+    auto logits = mx::matmul(mx::astype(x, mx::float32), mx::transpose(gate_weight));  // [B,L,E]
+    auto [inds, weights] = nn::route(logits, router, e_score_correction_bias);  // [B,L,k] each
     if (tap) tap("router_indices", layer, inds);
-    auto y = switch_mlp(x, inds);  // [B,L,k,D]
-    y = mx::astype(mx::sum(mx::multiply(y, mx::expand_dims(weights, -1)), -2), y.dtype());
-    return mx::add(y, shared_experts(x));  // [B,L,D]
+    auto y = nn::combine_experts(switch_mlp(x, inds), weights);  // [B,L,k,D] -> [B,L,D]
+    return mx::add(y, shared_experts(x));
   }
 };
 

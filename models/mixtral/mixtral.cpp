@@ -14,6 +14,7 @@
 #include "ominix/io/weights.h"
 #include "ominix/nn/linear.h"
 #include "ominix/nn/mlp.h"
+#include "ominix/nn/moe.h"
 #include "ominix/nn/norm.h"
 #include "ominix/nn/rope.h"
 #include "ominix/nn/switch.h"
@@ -71,26 +72,20 @@ using MLP = nn::GatedMLP;
 struct SparseMoeBlock {
   nn::LinearLayer gate;
   nn::SwitchGLU switch_mlp;
-  int top_k;
+  nn::RouterOptions router;
 
   static SparseMoeBlock load(io::WeightMap& w, const std::string& p, const Config& c) {
     const int D = c.attention.hidden_size, E = c.num_local_experts;
     return {linear(w, p + "gate", c, {D, E}),
             nn::SwitchGLU::load(w, p + "switch_mlp.", {E, D, c.intermediate_size}, c.quantization,
                                 {.activation = c.hidden_act}),
-            c.num_experts_per_tok};
+            {.routing = nn::Routing::softmax_topk, .top_k = c.num_experts_per_tok}};
   }
 
   mx::array operator()(const mx::array& x, const Tap& tap, int layer) const {
-    auto logits = gate(x);  // [B,L,E]
-    auto inds = mx::argpartition(mx::negative(logits), top_k - 1, -1);
-    inds = mx::slice(inds, {0, 0, 0}, {x.shape(0), x.shape(1), top_k});  // [B,L,k], unordered
-    auto scores = mx::softmax(mx::astype(mx::take_along_axis(logits, inds, -1), mx::float32), -1,
-                              /*precise=*/true);  // [B,L,k]
+    auto [inds, scores] = nn::route(gate(x), router);  // [B,L,E] -> [B,L,k] each
     if (tap) tap("router_indices", layer, inds);
-    auto y = switch_mlp(x, inds);  // [B,L,k,D]
-    return mx::astype(mx::sum(mx::multiply(y, mx::expand_dims(scores, -1)), -2),
-                      y.dtype());  // [B,L,D]
+    return nn::combine_experts(switch_mlp(x, inds), scores);  // [B,L,k,D] -> [B,L,D]
   }
 };
 

@@ -14,6 +14,7 @@
 #include "ominix/nn/fused.h"
 #include "ominix/nn/linear.h"
 #include "ominix/nn/mlp.h"
+#include "ominix/nn/moe.h"
 #include "ominix/nn/norm.h"
 #include "ominix/nn/rope.h"
 #include "ominix/nn/switch.h"
@@ -72,34 +73,27 @@ struct Attention {
 
 using MLP = nn::GatedMLP;
 
-/// ref: modeling_qwen3_moe.py Qwen3MoeTopKRouter + Qwen3MoeSparseMoeBlock.
+/// ref: modeling_qwen3_moe.py Qwen3MoeTopKRouter + Qwen3MoeSparseMoeBlock: softmax over the
+/// experts, the top k (renormalised with norm_topk_prob), their outputs weighted and summed.
 struct SparseMoeBlock {
   nn::LinearLayer gate;
   nn::SwitchGLU switch_mlp;
-  int top_k;
-  bool norm_topk_prob;
+  nn::RouterOptions router;
 
   static SparseMoeBlock load(io::WeightMap& w, const std::string& p, const Config& c) {
     const int D = c.attention.hidden_size, E = c.num_experts;
     return {nn::LinearLayer::load(w, p + "gate", {D, E}, c.quantization),
             nn::SwitchGLU::load(w, p + "switch_mlp.", {E, D, c.moe_intermediate_size},
                                 c.quantization, {.activation = c.hidden_act}),
-            c.num_experts_per_tok, c.norm_topk_prob};
+            {.routing = nn::Routing::softmax,
+             .top_k = c.num_experts_per_tok,
+             .norm_topk_prob = c.norm_topk_prob}};
   }
 
   mx::array operator()(const mx::array& x, const Tap& tap, int layer) const {
-    auto gates = mx::softmax(gate(x), -1, /*precise=*/true);  // [B,L,E]
-    const int E = gates.shape(-1);
-    auto part = mx::argpartition(gates, E - top_k, -1);
-    auto start = mx::Shape(gates.ndim(), 0);
-    start.back() = E - top_k;
-    auto inds = mx::slice(part, start, part.shape());    // [B,L,k], unordered
-    auto scores = mx::take_along_axis(gates, inds, -1);  // [B,L,k]
-    if (norm_topk_prob) scores = mx::divide(scores, mx::sum(scores, -1, /*keepdims=*/true));
+    auto [inds, scores] = nn::route(gate(x), router);  // [B,L,E] -> [B,L,k] each
     if (tap) tap("router_indices", layer, inds);
-    auto y = switch_mlp(x, inds);  // [B,L,k,D]
-    return mx::astype(mx::sum(mx::multiply(y, mx::expand_dims(scores, -1)), -2),
-                      y.dtype());  // [B,L,D]
+    return nn::combine_experts(switch_mlp(x, inds), scores);  // [B,L,k,D] -> [B,L,D]
   }
 };
 
@@ -131,7 +125,7 @@ struct DecoderLayer {
   }
 };
 
-class Model final : public EmbeddingsModel {
+class Model final : public generate::LanguageModel {
  public:
   Model(Config config, io::WeightMap& w, generate::ModelInfo info, Tap tap)
       : config_(std::move(config)),
@@ -152,22 +146,11 @@ class Model final : public EmbeddingsModel {
     if (tokens.ndim() != 2)
       fail<InvalidArgument>("{}: tokens must be [B, L], got {} dims", info_.model_type,
                             tokens.ndim());
-    return forward_embeddings(embed(tokens), cache);
-  }
-
-  mx::array embed(const mx::array& tokens) const override {
-    return embed_tokens(tokens);  // [B,L] -> [B,L,D]
-  }
-
-  mx::array forward_embeddings(const mx::array& embeddings, generate::Cache& cache) const override {
-    if (embeddings.ndim() != 3 || embeddings.shape(2) != config_.attention.hidden_size)
-      fail<InvalidArgument>("{}: embeddings must be [B, L, {}]", info_.model_type,
-                            config_.attention.hidden_size);
     if (cache.num_layers() != layers.size())
       fail<InvalidArgument>("{}: cache has {} layers, model {}", info_.model_type,
                             cache.num_layers(), layers.size());
-    const int L = embeddings.shape(1);
-    auto h = embeddings;
+    const int L = tokens.shape(1);
+    auto h = embed_tokens(tokens);  // [B,L] -> [B,L,D]
     const auto full = cache.make_mask(L);
     const auto window =
         config_.sliding_window ? cache.make_mask(L, {.window_size = config_.sliding_window}) : full;
@@ -209,8 +192,11 @@ void sanitize(io::WeightMap& w, const Config& c) {
   }
 }
 
-std::unique_ptr<Model> build_from(const std::filesystem::path& dir, const io::ConfigReader& reader,
-                                  Config config, io::WeightMap w, Tap tap) {
+std::unique_ptr<generate::LanguageModel> build(const std::filesystem::path& dir,
+                                               const io::ConfigReader& reader,
+                                               const generate::LoadModelOptions& options, Tap tap) {
+  auto config = Config::parse(reader);
+  io::WeightMap w(io::load_checkpoint(dir, {.dtype = options.dtype}), dir.string());
   sanitize(w, config);
   auto info = generate::make_model_info(
       dir, reader,
@@ -221,14 +207,6 @@ std::unique_ptr<Model> build_from(const std::filesystem::path& dir, const io::Co
   auto model = std::make_unique<Model>(std::move(config), w, std::move(info), std::move(tap));
   w.finish();
   return model;
-}
-
-std::unique_ptr<generate::LanguageModel> build(const std::filesystem::path& dir,
-                                               const io::ConfigReader& reader,
-                                               const generate::LoadModelOptions& options, Tap tap) {
-  auto config = Config::parse(reader);
-  io::WeightMap w(io::load_checkpoint(dir, {.dtype = options.dtype}), dir.string());
-  return build_from(dir, reader, std::move(config), std::move(w), std::move(tap));
 }
 
 }  // namespace
@@ -244,15 +222,6 @@ void register_family() {
 std::unique_ptr<generate::LanguageModel> load(const std::filesystem::path& dir,
                                               const generate::LoadModelOptions& options, Tap tap) {
   return build(dir, io::ConfigReader::load(dir / "config.json"), options, std::move(tap));
-}
-
-std::unique_ptr<EmbeddingsModel> load_from_tensors(const std::filesystem::path& config_dir,
-                                                   io::TensorMap tensors,
-                                                   const std::string& source) {
-  const auto reader = io::ConfigReader::load(config_dir / "config.json");
-  auto config = Config::parse(reader);
-  return build_from(config_dir, reader, std::move(config),
-                    io::WeightMap(std::move(tensors), source), {});
 }
 
 }  // namespace ominix::qwen3
