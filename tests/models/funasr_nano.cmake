@@ -1,0 +1,11 @@
+# Fun-ASR-Nano against funasr's tensors (tools/fixtures/gen_funasr_nano.py).
+add_executable(funasr_nano_tests
+  models/test_funasr_nano.cpp
+  support/cpu_by_default.cpp
+)
+target_link_libraries(funasr_nano_tests PRIVATE ominix::funasr_nano ominix::qwen3 ominix::core
+                                                GTest::gtest GTest::gtest_main)
+target_compile_definitions(funasr_nano_tests PRIVATE OMINIX_FIXTURES="${CMAKE_CURRENT_SOURCE_DIR}/fixtures")
+target_include_directories(funasr_nano_tests PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+ominix_target_options(funasr_nano_tests)
+gtest_discover_tests(funasr_nano_tests PROPERTIES LABELS unit DISCOVERY_TIMEOUT 60)

@@ -1,0 +1,226 @@
+// Fun-ASR-Nano stage by stage against funasr (tools/fixtures/gen_funasr_nano.py): features,
+// encoder output, adaptor output, the prompt's ids and input embeddings, the LLM's logits over the
+// prompt by normalised error; the greedy tokens and text of FunASRNano.inference exactly, from
+// model.pt and from the same tensors as safetensors; the qwen3 input-embeddings hook; bad inputs.
+#include <gtest/gtest.h>
+#include <mlx/mlx.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "ominix/audio/io.h"
+#include "ominix/base/error.h"
+#include "ominix/io/safetensors.h"
+#include "ominix/io/torch_zip.h"
+#include "ominix/io/weights.h"
+#include "ominix/models/funasr_nano.h"
+#include "ominix/models/qwen3.h"
+#include "support/testing.h"
+
+namespace mx = mlx::core;
+namespace fn = ominix::funasr_nano;
+namespace fs = std::filesystem;
+using ominix::tests::fixture;
+
+namespace {
+
+const fs::path kDir = fixture("models/funasr_nano/tiny");
+const char* kClips[] = {"speech_001", "speech_003"};
+
+struct Fixture {
+  fn::ModelPtr model = fn::load_model(kDir);
+  ominix::io::TensorMap want = ominix::io::load_safetensors(kDir / "expected.safetensors");
+  nlohmann::json meta = ominix::tests::load_json(kDir / "expected.json");
+};
+Fixture& fx() {
+  static Fixture f;
+  return f;
+}
+
+// Normalised error within `tol`; the measured numbers are recorded as test properties.
+void expect_rel(const mx::array& got, const mx::array& want, double tol, const std::string& what) {
+  ASSERT_EQ(got.shape(), want.shape()) << what;
+  const auto d = ominix::tests::diff(got, want);
+  EXPECT_LE(d.rel, tol) << what << ": max abs " << d.max_abs;
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.2e / %.2e", d.rel, d.max_abs);
+  testing::Test::RecordProperty(what + " (rel / max abs)", buf);
+}
+
+mx::array batch1(const mx::array& x) {
+  return mx::expand_dims(x, 0);
+}
+
+fn::TranscribeOptions options() {
+  return {.max_new_tokens = fx().meta["max_new_tokens"].get<int>()};
+}
+
+mx::array clip(const std::string& name) {
+  return ominix::audio::load_wav(fixture("audio/" + name + ".wav")).samples;
+}
+
+// A scratch copy of the fixture directory (config.yaml, Qwen3-0.6B/), without the checkpoint.
+fs::path scratch(const std::string& name) {
+  const auto dir = fs::temp_directory_path() / ("ominix_funasr_nano_" + name);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  fs::copy(kDir / "Qwen3-0.6B", dir / "Qwen3-0.6B", fs::copy_options::recursive);
+  fs::copy_file(kDir / "config.yaml", dir / "config.yaml");
+  return dir;
+}
+
+std::string read(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void write(const fs::path& p, const std::string& text) {
+  std::ofstream(p) << text;
+}
+
+// Runs `f`, expecting an Error of type E whose message holds `needle`.
+template <typename E, typename F>
+void expect_error(F f, const std::string& needle) {
+  try {
+    f();
+    ADD_FAILURE() << "no error; expected one naming " << needle;
+  } catch (const E& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+
+TEST(FunAsrNano, Stages) {
+  auto& f = fx();
+  const auto& w = f.want;
+  for (std::string c : kClips) {
+    // Each stage runs from funasr's input to it, so that it is checked alone.
+    const auto& feats = w.at(c + ".feats");
+    expect_rel(fn::features(*f.model, clip(c)), feats, 1e-5, c + ".features");
+    const auto lens = mx::array({feats.shape(0)}, {1}, mx::int32);
+    expect_rel(fn::encode(*f.model, batch1(feats), lens), batch1(w.at(c + ".encoder_out")), 1e-5,
+               c + ".encoder_out");
+    const auto adaptor_want = batch1(w.at(c + ".adaptor_out"));
+    expect_rel(fn::adapt(*f.model, batch1(w.at(c + ".encoder_out")), lens), adaptor_want, 1e-5,
+               c + ".adaptor_out");
+    auto prompt = fn::build_prompt(*f.model, feats.shape(0), adaptor_want);
+    const auto ids = mx::astype(w.at(c + ".source_ids"), mx::int32);
+    mx::eval(ids);
+    ASSERT_EQ(prompt.ids.size(), static_cast<std::size_t>(ids.size())) << c;
+    EXPECT_EQ(prompt.ids, std::vector<int>(ids.data<int>(), ids.data<int>() + ids.size())) << c;
+    EXPECT_EQ(prompt.speech_begin, f.meta["cases"][c]["fbank_beg"].get<int>()) << c;
+    EXPECT_EQ(prompt.speech_length, f.meta["cases"][c]["fake_token_len"].get<int>()) << c;
+    expect_rel(prompt.embeddings, batch1(w.at(c + ".inputs_embeds")), 1e-6, c + ".inputs_embeds");
+    prompt.embeddings = batch1(w.at(c + ".inputs_embeds"));
+    expect_rel(fn::prompt_logits(*f.model, prompt), batch1(w.at(c + ".logits")), 1e-5,
+               c + ".logits");
+  }
+}
+
+// Real speech end to end with our frontend: funasr's greedy tokens and text exactly.
+TEST(FunAsrNano, TranscribeMatchesFunasr) {
+  auto& f = fx();
+  for (std::string c : kClips) {
+    const auto& want = f.meta["cases"][c];
+    auto t = fn::transcribe(*f.model, clip(c), options());
+    EXPECT_EQ(t.tokens, want["tokens"].get<std::vector<int>>()) << c;
+    EXPECT_EQ(t.text, want["text"].get<std::string>()) << c;
+    EXPECT_GT(t.audio_seconds, 1.0) << c;
+  }
+}
+
+// The same tensors as model.safetensors (what `ominix convert` writes) transcribe the same.
+TEST(FunAsrNano, SafetensorsCheckpoint) {
+  const auto dir = scratch("safetensors");
+  ominix::io::save_safetensors(dir / "model.safetensors",
+                               ominix::io::load_torch_zip(kDir / "model.pt"));
+  auto model = fn::load_model(dir);
+  auto t = fn::transcribe(*model, clip("speech_001"), options());
+  EXPECT_EQ(t.tokens, fx().meta["cases"]["speech_001"]["tokens"].get<std::vector<int>>());
+  fs::remove_all(dir);
+}
+
+// The qwen3 hook: embeddings in give the logits token ids give, with and without a cache.
+TEST(FunAsrNano, Qwen3EmbeddingsHook) {
+  const auto dir = fixture("models/qwen3/qwen3_untied");
+  auto llm = ominix::qwen3::load_from_tensors(dir, ominix::io::load_checkpoint(dir), dir.string());
+  const auto want = ominix::io::load_safetensors(dir / "expected.safetensors");
+  const auto ids = mx::astype(want.at("input_ids"), mx::int32);
+  auto c1 = llm->make_cache();
+  auto by_ids = (*llm)(ids, c1);
+  auto c2 = llm->make_cache();
+  auto by_embeddings = llm->forward_embeddings(llm->embed(ids), c2);
+  EXPECT_TRUE(mx::array_equal(by_ids, by_embeddings).item<bool>());
+  EXPECT_EQ(c2.offset(), ids.shape(1));
+  expect_rel(by_embeddings, want.at("logits"), 1e-5, "qwen3_untied.logits");
+  // Prefill embeddings, then decode one token id on the same cache = the full forward.
+  const int L = ids.shape(1);
+  auto head = mx::slice(ids, {0, 0}, {ids.shape(0), L - 1});
+  auto last = mx::slice(ids, {0, L - 1}, {ids.shape(0), L});
+  auto c3 = llm->make_cache();
+  llm->forward_embeddings(llm->embed(head), c3);
+  auto step = (*llm)(last, c3);
+  expect_rel(step, mx::slice(by_ids, {0, L - 1, 0}, by_ids.shape()), 1e-5, "qwen3.step");
+  EXPECT_THROW(llm->forward_embeddings(mx::zeros({1, 2, 3}), c3), ominix::InvalidArgument);
+}
+
+TEST(FunAsrNano, MissingTensorIsNamed) {
+  const auto dir = scratch("missing");
+  auto t = ominix::io::load_torch_zip(kDir / "model.pt");
+  t.erase("audio_encoder.encoders.0.self_attn.fsmn_block.weight");
+  t.erase("llm.model.layers.1.mlp.up_proj.weight");
+  ominix::io::save_safetensors(dir / "model.safetensors", t);
+  // The LLM's part is bound first, its keys without the "llm." prefix.
+  expect_error<ominix::WeightError>([&] { fn::load_model(dir); },
+                                    "model.layers.1.mlp.up_proj.weight");
+  t.insert_or_assign(
+      "llm.model.layers.1.mlp.up_proj.weight",
+      ominix::io::load_torch_zip(kDir / "model.pt").at("llm.model.layers.1.mlp.up_proj.weight"));
+  ominix::io::save_safetensors(dir / "model.safetensors", t);
+  expect_error<ominix::WeightError>([&] { fn::load_model(dir); },
+                                    "audio_encoder.encoders.0.self_attn.fsmn_block.weight");
+  fs::remove_all(dir);
+}
+
+TEST(FunAsrNano, WrongShapeIsNamed) {
+  const auto dir = scratch("shape");
+  auto t = ominix::io::load_torch_zip(kDir / "model.pt");
+  t.insert_or_assign("audio_adaptor.linear1.weight", mx::zeros({48, 31}));
+  ominix::io::save_safetensors(dir / "model.safetensors", t);
+  expect_error<ominix::WeightError>([&] { fn::load_model(dir); }, "audio_adaptor.linear1.weight");
+  fs::remove_all(dir);
+}
+
+TEST(FunAsrNano, BadConfigFieldIsNamed) {
+  const auto dir = scratch("config");
+  fs::copy_file(kDir / "model.pt", dir / "model.pt");
+  const auto yaml = read(kDir / "config.yaml");
+  auto edit = [&](const std::string& from, const std::string& to) {
+    auto s = yaml;
+    const auto p = s.find(from);
+    EXPECT_NE(p, std::string::npos) << from;
+    write(dir / "config.yaml", s.replace(p, from.size(), to));
+  };
+  edit("attention_heads: 4\n  linear_units", "attention_heads: 0\n  linear_units");
+  expect_error<ominix::ConfigError>([&] { fn::load_model(dir); },
+                                    "audio_encoder_conf.attention_heads");
+  edit("num_blocks: 2", "num_blocks: two");
+  expect_error<ominix::ConfigError>([&] { fn::load_model(dir); }, "audio_encoder_conf.num_blocks");
+  edit("model: FunASRNano", "model: Paraformer");
+  expect_error<ominix::UnsupportedError>([&] { fn::load_model(dir); }, "model 'Paraformer'");
+  edit("init_param_path: Qwen3-0.6B\naudio_adaptor", "init_param_path: Qwen3-1.7B\naudio_adaptor");
+  expect_error<ominix::IoError>([&] { fn::load_model(dir); }, "llm_conf.init_param_path");
+  fs::remove_all(dir);
+}
+
+TEST(FunAsrNano, BadInputsAreClearErrors) {
+  auto& f = fx();
+  EXPECT_THROW(fn::load_model("/nonexistent/funasr_nano"), ominix::IoError);
+  EXPECT_THROW(fn::transcribe(*f.model, mx::zeros({0})), ominix::InvalidArgument);
+  EXPECT_THROW(fn::encode(*f.model, mx::zeros({1, 4, 80}), mx::array({4})),
+               ominix::InvalidArgument);
+}
