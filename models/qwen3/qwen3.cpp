@@ -125,7 +125,7 @@ struct DecoderLayer {
   }
 };
 
-class Model final : public generate::LanguageModel {
+class Model final : public EmbeddingsModel {
  public:
   Model(Config config, io::WeightMap& w, generate::ModelInfo info, Tap tap)
       : config_(std::move(config)),
@@ -146,11 +146,22 @@ class Model final : public generate::LanguageModel {
     if (tokens.ndim() != 2)
       fail<InvalidArgument>("{}: tokens must be [B, L], got {} dims", info_.model_type,
                             tokens.ndim());
+    return forward_embeddings(embed(tokens), cache);
+  }
+
+  mx::array embed(const mx::array& tokens) const override {
+    return embed_tokens(tokens);  // [B,L] -> [B,L,D]
+  }
+
+  mx::array forward_embeddings(const mx::array& embeddings, generate::Cache& cache) const override {
+    if (embeddings.ndim() != 3 || embeddings.shape(2) != config_.attention.hidden_size)
+      fail<InvalidArgument>("{}: embeddings must be [B, L, {}]", info_.model_type,
+                            config_.attention.hidden_size);
     if (cache.num_layers() != layers.size())
       fail<InvalidArgument>("{}: cache has {} layers, model {}", info_.model_type,
                             cache.num_layers(), layers.size());
-    const int L = tokens.shape(1);
-    auto h = embed_tokens(tokens);  // [B,L] -> [B,L,D]
+    const int L = embeddings.shape(1);
+    auto h = embeddings;
     const auto full = cache.make_mask(L);
     const auto window =
         config_.sliding_window ? cache.make_mask(L, {.window_size = config_.sliding_window}) : full;
@@ -192,11 +203,8 @@ void sanitize(io::WeightMap& w, const Config& c) {
   }
 }
 
-std::unique_ptr<generate::LanguageModel> build(const std::filesystem::path& dir,
-                                               const io::ConfigReader& reader,
-                                               const generate::LoadModelOptions& options, Tap tap) {
-  auto config = Config::parse(reader);
-  io::WeightMap w(io::load_checkpoint(dir, {.dtype = options.dtype}), dir.string());
+std::unique_ptr<Model> build_from(const std::filesystem::path& dir, const io::ConfigReader& reader,
+                                  Config config, io::WeightMap w, Tap tap) {
   sanitize(w, config);
   auto info = generate::make_model_info(
       dir, reader,
@@ -207,6 +215,14 @@ std::unique_ptr<generate::LanguageModel> build(const std::filesystem::path& dir,
   auto model = std::make_unique<Model>(std::move(config), w, std::move(info), std::move(tap));
   w.finish();
   return model;
+}
+
+std::unique_ptr<generate::LanguageModel> build(const std::filesystem::path& dir,
+                                               const io::ConfigReader& reader,
+                                               const generate::LoadModelOptions& options, Tap tap) {
+  auto config = Config::parse(reader);
+  io::WeightMap w(io::load_checkpoint(dir, {.dtype = options.dtype}), dir.string());
+  return build_from(dir, reader, std::move(config), std::move(w), std::move(tap));
 }
 
 }  // namespace
@@ -222,6 +238,15 @@ void register_family() {
 std::unique_ptr<generate::LanguageModel> load(const std::filesystem::path& dir,
                                               const generate::LoadModelOptions& options, Tap tap) {
   return build(dir, io::ConfigReader::load(dir / "config.json"), options, std::move(tap));
+}
+
+std::unique_ptr<EmbeddingsModel> load_from_tensors(const std::filesystem::path& config_dir,
+                                                   io::TensorMap tensors,
+                                                   const std::string& source) {
+  const auto reader = io::ConfigReader::load(config_dir / "config.json");
+  auto config = Config::parse(reader);
+  return build_from(config_dir, reader, std::move(config),
+                    io::WeightMap(std::move(tensors), source), {});
 }
 
 }  // namespace ominix::qwen3
