@@ -133,6 +133,23 @@ TEST(FunAsrNano, TranscribeMatchesFunasr) {
   }
 }
 
+// get_prompt's hotwords, language and no-ITN branches: the prompt ids and the transcript.
+TEST(FunAsrNano, PromptOptionsMatchFunasr) {
+  auto& f = fx();
+  const auto& want = f.meta["options"];
+  auto o = options();
+  o.hotwords = want["hotwords"].get<std::vector<std::string>>();
+  o.language = want["language"].get<std::string>();
+  o.itn = want["itn"].get<bool>();
+  const auto& w = f.want;
+  auto prompt = fn::build_prompt(*f.model, w.at("speech_001.feats").shape(0),
+                                 batch1(w.at("speech_001.adaptor_out")), o);
+  EXPECT_EQ(prompt.ids, want["source_ids"].get<std::vector<int>>());
+  auto t = fn::transcribe(*f.model, clip("speech_001"), o);
+  EXPECT_EQ(t.tokens, want["tokens"].get<std::vector<int>>());
+  EXPECT_EQ(t.text, want["text"].get<std::string>());
+}
+
 // The same tensors as model.safetensors (what `ominix convert` writes) transcribe the same.
 TEST(FunAsrNano, SafetensorsCheckpoint) {
   const auto dir = scratch("safetensors");
