@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,8 @@
 
 #include "ominix/base/device.h"
 #include "ominix/generate/model.h"
+#include "ominix/models/glm4.h"
+#include "ominix/models/mixtral.h"
 #include "ominix/models/qwen3.h"
 
 namespace mx = mlx::core;
@@ -122,9 +125,12 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   ominix::qwen3::register_family();
+  ominix::glm4::register_family();
+  ominix::mixtral::register_family();
   ominix::set_device(ominix::DeviceKind::automatic);
   nlohmann::json out;
   out["engine"] = "ominix";
+  if (const char* moe = std::getenv("OMINIX_MOE_FUSED")) out["OMINIX_MOE_FUSED"] = moe;
   out["device"] = ominix::current_device();
   for (const auto& d : ominix::list_devices())
     for (const auto& [k, v] : d.properties)

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """Writes a random-weight checkpoint in the real shapes of a benchmarked model.
 
-  make_random.py NAME OUT_DIR [--bits 4]
+  make_random.py NAME OUT_DIR [--bits 4] [--tiny]
 
-bf16: the Hugging Face layout. --bits: the mlx-community layout (packed uint32 weights + bf16
-scales/biases, group 64, experts stacked as mlx-lm's switch_mlp) with config.json's quantization.
-Random bits are as costly to read as real ones; values stay small so activations stay finite.
+bf16: the Hugging Face layout (experts stacked as mlx-lm's switch_mlp, which our loaders also
+take). --bits: the mlx-community layout (packed uint32 weights + bf16 scales/biases, group 64) with
+config.json's quantization; the packed words are drawn directly as random integers (no bf16 tensor
+is made and quantized), so a 47 B-parameter model is written at disk speed. Routers, norms and
+biases stay bf16. Random bits are as costly to read as real ones; values stay small so activations
+stay finite. --tiny: the same family at toy widths (shapes.tiny_config), for a CPU check.
 """
 import argparse
 import json
@@ -14,7 +17,7 @@ import os
 import torch
 from safetensors.torch import save_file
 
-from shapes import config, tensor_shapes
+from shapes import config, tensor_shapes, tiny_config
 
 
 def main():
@@ -23,8 +26,9 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--bits", type=int, default=None)
     ap.add_argument("--group-size", type=int, default=64)
+    ap.add_argument("--tiny", action="store_true")
     args = ap.parse_args()
-    cfg = config(args.name)
+    cfg = tiny_config(args.name) if args.tiny else config(args.name)
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     g = torch.Generator(device=dev).manual_seed(0)
     os.makedirs(args.out, exist_ok=True)
@@ -52,6 +56,9 @@ def main():
     for name, shape, kind in tensor_shapes(cfg):
         if kind == "norm":
             add(name, torch.ones(shape, dtype=torch.bfloat16))
+            continue
+        if kind == "bias":
+            add(name, (torch.randn(shape, generator=g, device=dev) * 0.02).to(torch.bfloat16))
             continue
         if args.bits and kind in ("linear", "embed", "experts"):
             *lead, cols = shape

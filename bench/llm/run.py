@@ -1,10 +1,18 @@
 #!/usr/bin/env python3
 """Side-by-side LLM benchmark on one card: for each model, writes a random-weight checkpoint in
 the real shapes, runs OminiX (bench_llm) and the transformers peer, and prints one JSON line per
-model with both, their ratio, and the fraction of the rooflines (decode: weight bytes per token /
-measured copy bandwidth; prefill: 2 * active params * tokens / measured bf16 matmul rate).
+model with both, their ratio, and the fraction of the rooflines (decode: bytes of the weights one
+token reads -- every dense weight, the k active experts of each MoE layer -- / measured copy
+bandwidth; prefill: 2 * active params * tokens / measured bf16 matmul rate).
 
   run.py --bench BUILD/bin/bench_llm --work /tmp/bench [--models qwen3-0.6b,...] [--bits 4]
+         [--moe-ab] [--tiny] [--no-peer]
+
+Only one checkpoint is on disk at a time: it is deleted before the peer runs (the peer builds its
+bf16 model from the config on the GPU, with random weights). --moe-ab also runs OminiX with
+OMINIX_MOE_FUSED=0 (the plain-ops router and combine) on MoE models, as "ours_plain_moe".
+--tiny: toy widths of the same families (shapes.tiny_config), to check the pipeline on a CPU;
+without a GPU the ceilings are not measured and the roofline fields are null.
 """
 import argparse
 import json
@@ -13,14 +21,24 @@ import shutil
 import subprocess
 import sys
 
-from shapes import bytes_per_decode_token, config, params
+from shapes import MOE_TYPES, bytes_per_decode_token, config, params, tiny_config
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def run_json(cmd):
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+def run_json(cmd, env=None):
+    out = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({out.returncode}):\n{out.stderr[-4000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def has_cuda():
+    try:
+        import torch
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
 
 
 def main():
@@ -32,32 +50,51 @@ def main():
     ap.add_argument("--prefill", default="512,2048")
     ap.add_argument("--decode", type=int, default=128)
     ap.add_argument("--no-peer", action="store_true")
+    ap.add_argument("--moe-ab", action="store_true", help="also run MoE models with OMINIX_MOE_FUSED=0")
+    ap.add_argument("--tiny", action="store_true", help="toy widths, for a CPU check of the pipeline")
     ap.add_argument("--ceilings", default=None, help="JSON from ceilings.py (measured now if absent)")
     args = ap.parse_args()
-    ceil = json.loads(args.ceilings) if args.ceilings else run_json([sys.executable, os.path.join(HERE, "ceilings.py")])
+    if args.ceilings:
+        ceil = json.loads(args.ceilings)
+    elif has_cuda():
+        ceil = run_json([sys.executable, os.path.join(HERE, "ceilings.py")])
+    else:
+        ceil = None  # no GPU: nothing to measure a roofline against
     print(json.dumps({"ceilings": ceil}), flush=True)
+    tiny = ["--tiny"] if args.tiny else []
     for name in args.models.split(","):
-        cfg = config(name)
-        d = os.path.join(args.work, f"{name}-{args.bits or 'bf16'}")
+        cfg = tiny_config(name) if args.tiny else config(name)
+        d = os.path.join(args.work, f"{name}-{args.bits or 'bf16'}{'-tiny' if args.tiny else ''}")
         shutil.rmtree(d, ignore_errors=True)
-        mk = [sys.executable, os.path.join(HERE, "make_random.py"), name, d]
+        mk = [sys.executable, os.path.join(HERE, "make_random.py"), name, d] + tiny
         if args.bits:
             mk += ["--bits", str(args.bits)]
         subprocess.run(mk, check=True, capture_output=True)
-        ours = run_json([args.bench, "--model", d, "--prefill", args.prefill, "--decode", str(args.decode)])
-        shutil.rmtree(d, ignore_errors=True)
+        bench = [args.bench, "--model", d, "--prefill", args.prefill, "--decode", str(args.decode)]
+        try:
+            ours = run_json(bench)
+            plain = None
+            if args.moe_ab and cfg["model_type"] in MOE_TYPES:
+                plain = run_json(bench, env={**os.environ, "OMINIX_MOE_FUSED": "0"})
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
         peer = None if args.no_peer else run_json(
             [sys.executable, os.path.join(HERE, "peer_transformers.py"), name, "--prefill", args.prefill,
-             "--decode", str(args.decode)])
+             "--decode", str(args.decode)] + tiny)
         bpt = bytes_per_decode_token(cfg, args.bits)
-        decode_bound = ceil["copy_bandwidth_GBs"] * 1e9 / bpt
-        row = {"model": name, "weights": f"{args.bits}-bit" if args.bits else "bf16",
-               "card": ours.get("card"), "bytes_per_token_GB": bpt / 1e9,
-               "decode_roofline_tok_s": decode_bound, "ours": ours, "peer": peer,
-               "decode_roofline_fraction": ours["decode"]["tok_s"] / decode_bound}
         active = params(cfg, active=True)
-        row["prefill_roofline_fraction"] = {
-            n: v["tok_s"] * 2 * active / (ceil["bf16_matmul_TFLOPs"] * 1e12) for n, v in ours["prefill"].items()}
+        row = {"model": name + (" (tiny)" if args.tiny else ""), "weights": f"{args.bits}-bit" if args.bits else "bf16",
+               "card": ours.get("card"), "bytes_per_token_GB": bpt / 1e9, "params_B": params(cfg) / 1e9,
+               "active_params_B": active / 1e9, "ours": ours, "peer": peer}
+        if plain:
+            row["ours_plain_moe"] = plain
+            row["decode_speedup_fused_moe"] = ours["decode"]["tok_s"] / plain["decode"]["tok_s"]
+        if ceil:
+            decode_bound = ceil["copy_bandwidth_GBs"] * 1e9 / bpt
+            row["decode_roofline_tok_s"] = decode_bound
+            row["decode_roofline_fraction"] = ours["decode"]["tok_s"] / decode_bound
+            row["prefill_roofline_fraction"] = {
+                n: v["tok_s"] * 2 * active / (ceil["bf16_matmul_TFLOPs"] * 1e12) for n, v in ours["prefill"].items()}
         if peer:
             row["decode_speedup_vs_peer"] = ours["decode"]["tok_s"] / peer["decode"]["tok_s"]
             row["prefill_speedup_vs_peer"] = {n: ours["prefill"][n]["tok_s"] / peer["prefill"][n]["tok_s"]
