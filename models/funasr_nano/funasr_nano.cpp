@@ -17,6 +17,7 @@
 #include <mlx/transforms.h>
 
 #include "models/funasr_nano/config.h"
+#include "ominix/audio/chunk.h"
 #include "ominix/audio/cmvn.h"
 #include "ominix/audio/fbank.h"
 #include "ominix/audio/lfr.h"
@@ -286,9 +287,10 @@ mx::array prompt_logits(const Model& model, const Prompt& prompt) {
   return model.llm->forward_embeddings(prompt.embeddings, cache);
 }
 
-Transcript transcribe(const Model& model, const mx::array& samples,
-                      const TranscribeOptions& options) {
-  const auto t0 = std::chrono::steady_clock::now();
+namespace {
+
+Transcript transcribe_one(const Model& model, const mx::array& samples,
+                          const TranscribeOptions& options) {
   auto feats = features(model, samples);
   const int T = feats.shape(0);
   if (T == 0) fail<InvalidArgument>("funasr_nano: audio too short for one frame");
@@ -309,7 +311,30 @@ Transcript transcribe(const Model& model, const mx::array& samples,
     logits = (*model.llm)(mx::array({id}, {1, 1}, mx::int32), cache);
   }
   out.text = clean_text(model.tokenizer->decode(out.tokens, /*skip_special_tokens=*/true));
-  out.audio_seconds = static_cast<double>(samples.size()) / model.config.frontend.fs;
+  return out;
+}
+
+}  // namespace
+
+Transcript transcribe(const Model& model, const mx::array& samples,
+                      const TranscribeOptions& options) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const int fs = model.config.frontend.fs;
+  if (samples.ndim() != 1 || samples.size() == 0)
+    fail<InvalidArgument>("funasr_nano: samples must be a non-empty [T] array");
+  auto chunking = options.chunking;
+  chunking.overlap_seconds = 0;
+  const auto chunks = audio::plan_chunks(samples, fs, chunking);
+  Transcript out;
+  for (const auto& c : chunks) {
+    auto piece = transcribe_one(
+        model, mx::slice(samples, {static_cast<int>(c.begin)}, {static_cast<int>(c.end)}), options);
+    out.tokens.insert(out.tokens.end(), piece.tokens.begin(), piece.tokens.end());
+    if (!out.text.empty() && !piece.text.empty()) out.text += ' ';
+    out.text += piece.text;
+  }
+  out.chunks = static_cast<int>(chunks.size());
+  out.audio_seconds = static_cast<double>(samples.size()) / fs;
   out.compute_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return out;

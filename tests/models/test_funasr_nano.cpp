@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "ominix/audio/chunk.h"
 #include "ominix/audio/io.h"
 #include "ominix/base/error.h"
 #include "ominix/io/safetensors.h"
@@ -148,6 +149,29 @@ TEST(FunAsrNano, PromptOptionsMatchFunasr) {
   auto t = fn::transcribe(*f.model, clip("speech_001"), o);
   EXPECT_EQ(t.tokens, want["tokens"].get<std::vector<int>>());
   EXPECT_EQ(t.text, want["text"].get<std::string>());
+}
+
+// Longer audio is cut at the pause between two utterances; the pieces' transcripts are joined.
+TEST(FunAsrNano, LongAudioInChunks) {
+  auto& f = fx();
+  const auto a = clip("speech_001"), b = clip("speech_003");
+  const auto audio = mx::concatenate({a, mx::zeros({16000}), b});
+  auto o = options();
+  o.chunking = ominix::audio::chunk_options(2.5);  // cut between 1.25 and 2.5 s
+  auto t = fn::transcribe(*f.model, audio, o);
+  ASSERT_EQ(t.chunks, 2);
+  const auto plan = ominix::audio::plan_chunks(audio, 16000, o.chunking);
+  auto piece = [&](int i) {
+    return fn::transcribe(
+        *f.model,
+        mx::slice(audio, {static_cast<int>(plan[i].begin)}, {static_cast<int>(plan[i].end)}), o);
+  };
+  const auto first = piece(0), second = piece(1);
+  auto tokens = first.tokens;
+  tokens.insert(tokens.end(), second.tokens.begin(), second.tokens.end());
+  EXPECT_EQ(t.tokens, tokens);
+  EXPECT_EQ(t.text, first.text + " " + second.text);
+  EXPECT_EQ(first.chunks, 1);
 }
 
 // The same tensors as model.safetensors (what `ominix convert` writes) transcribe the same.

@@ -11,6 +11,8 @@
 
 #include <mlx/array.h>
 
+#include "ominix/audio/chunk.h"
+
 namespace ominix::funasr_nano {
 
 namespace mx = mlx::core;
@@ -32,9 +34,13 @@ int sample_rate(const Model& model);
 /// What to ask for: FunASRNano.get_prompt's hotwords, language and itn.
 struct TranscribeOptions {
   std::vector<std::string> hotwords;
-  std::string language;  ///< empty: any ("语音转写：")
-  bool itn = true;       ///< false asks for text without normalisation
-  int max_new_tokens = 512;
+  std::string language;      ///< empty: any ("语音转写：")
+  bool itn = true;           ///< false asks for text without normalisation
+  int max_new_tokens = 512;  ///< per chunk
+  /// Longer audio is cut at pauses (core's chunk planner, as funasr cuts with a VAD) into pieces
+  /// transcribed one by one, their texts joined by a space as funasr joins VAD segments. Without
+  /// a pause the pieces abut: overlap_seconds is not used (no token times to align an overlap).
+  audio::ChunkOptions chunking = audio::chunk_options(30.0);
 };
 
 struct Transcript {
@@ -42,9 +48,11 @@ struct Transcript {
   std::vector<int> tokens;  ///< the generated ids (with the EOS id when it was generated)
   double audio_seconds = 0;
   double compute_seconds = 0;
+  int chunks = 1;
 };
 
-/// Transcribes float samples [T] (mono, at sample_rate(model)) by greedy decoding.
+/// Transcribes float samples [T] (mono, at sample_rate(model)) by greedy decoding, in chunks when
+/// longer than options.chunking.max_seconds.
 Transcript transcribe(const Model& model, const mx::array& samples,
                       const TranscribeOptions& options = {});
 
