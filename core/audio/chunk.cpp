@@ -48,6 +48,12 @@ std::int64_t pause_middle(const std::vector<bool>& quiet, std::int64_t lo, std::
 
 }  // namespace
 
+ChunkOptions chunk_options(double max_seconds) {
+  return {.max_seconds = max_seconds,
+          .min_seconds = max_seconds / 2,
+          .overlap_seconds = max_seconds / 5};
+}
+
 std::vector<Chunk> plan_chunks(const mx::array& samples, int sample_rate, const ChunkOptions& o) {
   if (samples.ndim() != 1)
     fail<InvalidArgument>("plan_chunks: samples must be [T], got {} dimensions", samples.ndim());

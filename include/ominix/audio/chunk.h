@@ -26,6 +26,10 @@ struct ChunkOptions {
   double frame_seconds = 0.01;     ///< energy frames for finding pauses
 };
 
+/// The default options scaled to chunks of at most max_seconds: min_seconds = max_seconds / 2,
+/// overlap_seconds = max_seconds / 5 (the defaults' proportions: 20, 10, 4).
+ChunkOptions chunk_options(double max_seconds);
+
 /// Samples [begin, end) of the input.
 struct Chunk {
   std::int64_t begin = 0;

@@ -1,0 +1,56 @@
+// Speech recognition over any built-in ASR family, picked from the model directory:
+//
+//   auto asr = ominix::load_asr(dir);   // config.yaml's `model:` (FunASR layout) names the family
+//   auto wav = ominix::audio::load_audio("talk.wav", {.sample_rate = asr->sample_rate()});
+//   auto results = asr->transcribe({wav.samples});   // long audio is cut and joined
+//
+// Link ominix::all. A family joins by one line in lib/asr.cpp's table (and its adapter there).
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <mlx/array.h>
+
+#include "ominix/audio/chunk.h"
+
+namespace ominix {
+
+struct AsrOptions {
+  int batch_size = 1;              ///< chunks per forward pass; 0: all at once
+  audio::ChunkOptions chunking{};  ///< how audio longer than chunking.max_seconds is cut
+};
+
+struct AsrResult {
+  std::string text;
+  std::vector<int> tokens;
+  std::vector<double> token_times;  ///< seconds from the start (empty where a family has none)
+  double audio_seconds = 0;
+  double compute_seconds = 0;  ///< wall time of the call, shared by the inputs by length
+  int chunks = 1;
+};
+
+/// A loaded speech recognition model.
+class AsrModel {
+ public:
+  virtual ~AsrModel() = default;
+  /// The family's name as config.yaml spells it (e.g. "Paraformer").
+  virtual std::string family() const = 0;
+  /// The sample rate the model takes; resample to it when loading audio.
+  virtual int sample_rate() const = 0;
+  /// Transcribes float32 samples [T] at sample_rate(), one result per input.
+  virtual std::vector<AsrResult> transcribe(const std::vector<mlx::core::array>& samples,
+                                            const AsrOptions& options = {}) const = 0;
+};
+
+/// The families load_asr knows, by config.yaml `model:` value.
+std::vector<std::string> asr_families();
+
+/// Loads the model in dir. IoError for a missing directory or config.yaml, FormatError for
+/// unparsable YAML, UnsupportedError naming config.yaml's `model:` when no family takes it, and
+/// the family's own errors (ConfigError, WeightError) for what it reads.
+std::unique_ptr<AsrModel> load_asr(const std::filesystem::path& dir);
+
+}  // namespace ominix
