@@ -4,9 +4,37 @@
 
 #include <mlx/ops.h>
 
+#include <map>
+#include <mutex>
+#include <utility>
+
 #include "ominix/base/error.h"
 
 namespace ominix::nn {
+namespace {
+
+/// The rows of x that gather_mm / gather_qmm read for unsorted (token, expert) pairs, shaped like
+/// the expert indices [..., k]: the token's row (`per_pair` false: x holds one row per token) or
+/// the pair's own row (true: one row per pair). MLX builds these with arange + reshape + broadcast
+/// on every call; made on the host once per shape instead, a decode step adds no nodes for them.
+mx::array row_indices(const mx::Shape& shape, bool per_pair) {
+  static std::mutex mutex;
+  // Never destroyed: cached arrays must not outlive MLX's allocator at exit.
+  static auto* cache = new std::map<std::pair<std::vector<int>, bool>, mx::array>;
+  std::vector<int> key(shape.begin(), shape.end());
+  std::lock_guard lock(mutex);
+  if (auto it = cache->find({key, per_pair}); it != cache->end()) return it->second;
+  const int k = shape.back();
+  std::size_t n = 1;
+  for (int s : shape) n *= std::size_t(s);
+  std::vector<uint32_t> rows(n);
+  for (std::size_t i = 0; i < n; ++i) rows[i] = uint32_t(per_pair ? i : i / k);
+  mx::array a(rows.begin(), shape, mx::uint32);
+  if (cache->size() < 256) cache->emplace(std::pair{std::move(key), per_pair}, a);
+  return a;
+}
+
+}  // namespace
 
 SwitchLinear SwitchLinear::load(io::WeightMap& w, const std::string& prefix, int num_experts,
                                 int in, int out,
@@ -28,10 +56,10 @@ SwitchLinear SwitchLinear::load(io::WeightMap& w, const std::string& prefix, int
   return s;
 }
 
-mx::array SwitchLinear::operator()(const mx::array& x, const mx::array& indices,
-                                   bool sorted) const {
-  if (!spec) return mx::gather_mm(x, mx::swapaxes(weight, -1, -2), std::nullopt, indices, sorted);
-  return mx::gather_qmm(x, weight, *scales, biases, std::nullopt, indices, /*transpose=*/true,
+mx::array SwitchLinear::operator()(const mx::array& x, const mx::array& indices, bool sorted,
+                                   const std::optional<mx::array>& rows) const {
+  if (!spec) return mx::gather_mm(x, mx::swapaxes(weight, -1, -2), rows, indices, sorted);
+  return mx::gather_qmm(x, weight, *scales, biases, rows, indices, /*transpose=*/true,
                         spec->group_size, spec->bits, io::to_string(spec->mode), std::nullopt,
                         sorted);
 }
@@ -59,8 +87,15 @@ mx::array SwitchGLU::operator()(const mx::array& x, const mx::array& indices) co
                  0);  // [B*L,1,D] -> [B*L*k,1,D]
     idx = mx::take(flat, order, 0);
   }
-  auto y = down_proj(gated(options.activation, gate_proj(h, idx, sorted), up_proj(h, idx, sorted)),
-                     idx, sorted);
+  // Sorted pairs keep MLX's default rows: given rows, gather_qmm drops its sorted fast path.
+  std::optional<mx::array> token_rows, pair_rows;
+  if (!sorted) {
+    token_rows = row_indices(indices.shape(), false);
+    pair_rows = row_indices(indices.shape(), true);
+  }
+  auto y = down_proj(gated(options.activation, gate_proj(h, idx, sorted, token_rows),
+                           up_proj(h, idx, sorted, token_rows)),
+                     idx, sorted, pair_rows);
   if (sorted) y = mx::unflatten(mx::take(y, *inv_order, 0), 0, indices.shape());  // -> [B,L,k,1,D]
   return mx::squeeze(y, -2);                                                      // -> [B,L,k,D]
 }

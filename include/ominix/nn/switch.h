@@ -31,8 +31,10 @@ struct SwitchLinear {
                            int out, const std::optional<io::QuantizationConfig>& quant);
 
   /// x [..., 1, in] through the experts `indices` [...] -> [..., 1, out]. `sorted`: the indices are
-  /// sorted (gather_mm's sorted_indices fast path).
-  mx::array operator()(const mx::array& x, const mx::array& indices, bool sorted) const;
+  /// sorted (gather_mm's sorted_indices fast path). `rows` (uint32, shaped like `indices`): the
+  /// row of x's flattened batch each pair reads (gather_mm's lhs_indices; MLX's default if absent).
+  mx::array operator()(const mx::array& x, const mx::array& indices, bool sorted,
+                       const std::optional<mx::array>& rows = std::nullopt) const;
 };
 
 struct SwitchGLUShape {
