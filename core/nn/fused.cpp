@@ -2,7 +2,13 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <map>
+#include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
 
 #include <mlx/backend/cuda/cuda.h>
 #include <mlx/fast.h>
@@ -35,6 +41,7 @@ bool float_type(mx::Dtype t) {
 // is head-major. D/2 is a multiple of 32, so the block is whole warps.
 constexpr const char* kQkvHeads = R"(
   constexpr int HALF = D / 2;
+  const int position0 = offset[0];  // issued first: a small host-written array
   const int i = threadIdx.x;
   const int row = blockIdx.x;  // b * L + l
   const int head = blockIdx.y; // query heads, then key heads, then value heads
@@ -58,13 +65,13 @@ constexpr const char* kQkvHeads = R"(
     __syncthreads();
     float total = 0.0f;
     for (int w = 0; w < HALF / 32; ++w) total += partial[w];
-    const float r = rsqrtf(total / D + eps[0]);
+    const float r = rsqrtf(total / D + EPS);
     const T* w = is_q ? q_weight : k_weight;
     x1 = static_cast<float>(w[i] * static_cast<T>(x1 * r));
     x2 = static_cast<float>(w[i + HALF] * static_cast<T>(x2 * r));
   }
   const float inv_freq = 1.0 / freqs[i];
-  const float theta = static_cast<float>(offset[0] + l) * inv_freq;
+  const float theta = static_cast<float>(position0 + l) * inv_freq;
   const float c = cos(theta), s = sin(theta);
   T* dst = is_q ? queries + (((size_t)b * H + head) * L + l) * D
                 : keys + (((size_t)b * KV + (head - H)) * L + l) * D;
@@ -93,7 +100,7 @@ constexpr const char* kAddRmsNorm = R"(
   __syncthreads();
   float total = 0.0f;
   for (int w = 0; w < (int)(blockDim.x / 32); ++w) total += partial[w];
-  const float scale = rsqrtf(total / D + eps[0]);
+  const float scale = rsqrtf(total / D + EPS);
   for (int j = threadIdx.x; j < D; j += blockDim.x)
     nr[j] = weight[j] * static_cast<T>(static_cast<float>(hr[j]) * scale);
 )";
@@ -112,17 +119,95 @@ constexpr const char* kSwiGLU = R"(
   out[idx] = static_cast<T>(a * u);
 )";
 
-const mx::fast::CustomKernelFunction& qkv_heads_kernel() {
-  static const auto k = mx::fast::cuda_kernel(
-      "ominix_qkv_heads", {"qkv", "q_weight", "k_weight", "freqs", "offset", "eps"},
-      {"queries", "keys", "values"}, kQkvHeads);
+// A kernel per epsilon, baked into its source as EPS: a scalar input would be a small
+// host-written array the GPU reads remotely on every launch.
+const mx::fast::CustomKernelFunction& kernel_with_eps(const char* name,
+                                                      const std::vector<std::string>& inputs,
+                                                      const std::vector<std::string>& outputs,
+                                                      const char* body, float eps) {
+  static std::mutex mutex;
+  static std::map<std::pair<std::string, float>, mx::fast::CustomKernelFunction> kernels;
+  std::lock_guard lock(mutex);
+  auto key = std::make_pair(std::string(name), eps);
+  auto it = kernels.find(key);
+  if (it == kernels.end()) {
+    auto source = fmt::format("  constexpr float EPS = {:.9g}f;\n", eps) + body;
+    it = kernels.emplace(key, mx::fast::cuda_kernel(name, inputs, outputs, source)).first;
+  }
+  return it->second;
+}
+
+const mx::fast::CustomKernelFunction& qkv_heads_kernel(float eps) {
+  return kernel_with_eps("ominix_qkv_heads", {"qkv", "q_weight", "k_weight", "freqs", "offset"},
+                         {"queries", "keys", "values"}, kQkvHeads, eps);
+}
+const mx::fast::CustomKernelFunction& add_rms_norm_kernel(float eps) {
+  return kernel_with_eps("ominix_add_rms_norm", {"x", "r", "weight"}, {"sum", "normed"},
+                         kAddRmsNorm, eps);
+}
+// y = x W^T for a single row x [K] and W [N, K] in bf16/fp16: one warp per output row. Lane l
+// reads the row's 16-byte chunks l, l+32, ..., eight at a time, all issued before any is used,
+// so that enough bytes are in flight to stream W at the memory bandwidth; the warp then sums.
+// Pointers that are not 16-byte aligned take a plain element loop.
+constexpr const char* kGemvHeader = R"(
+template <typename T> struct ominix_vec2;
+template <> struct ominix_vec2<__nv_bfloat16> { using type = __nv_bfloat162; };
+template <> struct ominix_vec2<__half> { using type = __half2; };
+__device__ inline float2 ominix_to_float2(__nv_bfloat162 v) { return __bfloat1622float2(v); }
+__device__ inline float2 ominix_to_float2(__half2 v) { return __half22float2(v); }
+// Dot product of NC 16-byte chunks per lane (chunk c at w[c * 32 + lane]); all loads first.
+template <typename T2, int NC>
+__device__ inline float ominix_dot_chunks(const uint4* w, const uint4* x, int lane) {
+  uint4 wr[NC], xr[NC];
+#pragma unroll
+  for (int c = 0; c < NC; ++c) wr[c] = w[c * 32 + lane];
+#pragma unroll
+  for (int c = 0; c < NC; ++c) xr[c] = x[c * 32 + lane];
+  float acc = 0.0f;
+#pragma unroll
+  for (int c = 0; c < NC; ++c) {
+    const T2* wp = reinterpret_cast<const T2*>(&wr[c]);
+    const T2* xp = reinterpret_cast<const T2*>(&xr[c]);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const float2 a = ominix_to_float2(wp[j]), b = ominix_to_float2(xp[j]);
+      acc += a.x * b.x + a.y * b.y;
+    }
+  }
+  return acc;
+}
+)";
+constexpr const char* kGemv = R"(
+  using T2 = typename ominix_vec2<T>::type;
+  constexpr int CHUNKS = K / 256;  // 16-byte chunks per lane
+  constexpr int BATCH = 8;
+  const int lane = threadIdx.x & 31;
+  const int row = blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5);
+  if (row >= N) return;
+  const T* wrow = weight + (size_t)row * K;
+  float acc = 0.0f;
+  if ((((size_t)wrow) & 15) == 0 && (((size_t)x) & 15) == 0) {
+    const uint4* w = reinterpret_cast<const uint4*>(wrow);
+    const uint4* xv = reinterpret_cast<const uint4*>(x);
+    constexpr int FULL = CHUNKS / BATCH, REST = CHUNKS % BATCH;
+    for (int b = 0; b < FULL; ++b)
+      acc += ominix_dot_chunks<T2, BATCH>(w + b * BATCH * 32, xv + b * BATCH * 32, lane);
+    if (REST > 0)
+      acc += ominix_dot_chunks<T2, (REST > 0 ? REST : 1)>(w + FULL * BATCH * 32,
+                                                        xv + FULL * BATCH * 32, lane);
+  } else {
+    for (int k = lane; k < K; k += 32) acc += static_cast<float>(wrow[k]) * static_cast<float>(x[k]);
+  }
+  for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+  if (lane == 0) y[row] = static_cast<T>(acc);
+)";
+
+const mx::fast::CustomKernelFunction& gemv_kernel() {
+  static const auto k =
+      mx::fast::cuda_kernel("ominix_gemv", {"x", "weight"}, {"y"}, kGemv, kGemvHeader);
   return k;
 }
-const mx::fast::CustomKernelFunction& add_rms_norm_kernel() {
-  static const auto k = mx::fast::cuda_kernel("ominix_add_rms_norm", {"x", "r", "weight", "eps"},
-                                              {"sum", "normed"}, kAddRmsNorm);
-  return k;
-}
+
 const mx::fast::CustomKernelFunction& swiglu_kernel() {
   static const auto k = mx::fast::cuda_kernel("ominix_swiglu", {"gate_up"}, {"out"}, kSwiGLU);
   return k;
@@ -174,10 +259,9 @@ Heads qkv_heads(const FusedLinear& qkv_proj, const mx::array& x, const QkvHeadsO
   }
   const int B = x.shape(0), L = x.shape(1), H = o.n_heads, KV = o.n_kv_heads;
   const auto dt = joint->dtype();
-  auto out = qkv_heads_kernel()(
+  auto out = qkv_heads_kernel(norm ? o.q_norm->eps : 0.0f)(
       {*joint, norm ? o.q_norm->weight : *joint, norm ? o.k_norm->weight : *joint,
-       *rope->fixed_freqs(), mx::array(o.offset, mx::int32),
-       mx::array(norm ? o.q_norm->eps : 0.0f)},
+       *rope->fixed_freqs(), mx::array(o.offset, mx::int32)},
       {{B, H, L, Dh}, {B, KV, L, Dh}, {B, KV, L, Dh}}, {dt, dt, dt},
       {B * L * (Dh / 2), H + 2 * KV, 1}, {Dh / 2, 1, 1},
       {{"T", dt}, {"H", H}, {"KV", KV}, {"D", Dh}, {"NORM", norm}}, std::nullopt, false, {});
@@ -194,10 +278,25 @@ AddNorm add_rms_norm(const mx::array& x, const mx::array& r, const RMSNorm& norm
   }
   const int rows = static_cast<int>(x.size() / D);
   const int threads = std::min(D, 1024);
-  auto out = add_rms_norm_kernel()({x, r, norm.weight, mx::array(norm.eps)}, {x.shape(), x.shape()},
-                                   {x.dtype(), x.dtype()}, {rows * threads, 1, 1}, {threads, 1, 1},
-                                   {{"T", x.dtype()}, {"D", D}}, std::nullopt, false, {});
+  auto out = add_rms_norm_kernel(norm.eps)(
+      {x, r, norm.weight}, {x.shape(), x.shape()}, {x.dtype(), x.dtype()}, {rows * threads, 1, 1},
+      {threads, 1, 1}, {{"T", x.dtype()}, {"D", D}}, std::nullopt, false, {});
   return {out[0], out[1]};
+}
+
+std::optional<mx::array> decode_gemv(const mx::array& x, const mx::array& weight) {
+  if (!use_cuda_kernels() || weight.ndim() != 2 || x.ndim() < 1) return std::nullopt;
+  const int N = weight.shape(0), K = weight.shape(1);
+  const auto dt = weight.dtype();
+  if ((dt != mx::bfloat16 && dt != mx::float16) || x.dtype() != dt || x.shape(-1) != K ||
+      x.size() != static_cast<std::size_t>(K) || K % 256 != 0)
+    return std::nullopt;
+  auto shape = x.shape();
+  shape.back() = N;
+  constexpr int warps = 4;
+  const int blocks = (N + warps - 1) / warps;
+  return gemv_kernel()({x, weight}, {shape}, {dt}, {blocks * warps * 32, 1, 1}, {warps * 32, 1, 1},
+                       {{"T", dt}, {"N", N}, {"K", K}}, std::nullopt, false, {})[0];
 }
 
 mx::array gated_joint(Activation act, const mx::array& gate_up) {

@@ -187,3 +187,34 @@ TEST_F(Gpu, FusedSwiGLU) {
     }
   }
 }
+
+// The decode GEMV against mx::matmul, aligned and misaligned rows, the shapes of Qwen3 layers.
+TEST_F(Gpu, DecodeGemv) {
+  struct Case {
+    int N, K;
+  };
+  for (auto c : {Case{6144, 2560}, Case{2560, 4096}, Case{2560, 9728}, Case{19456, 2560},
+                 Case{37, 256}, Case{1000, 768}}) {
+    for (auto dt : {mx::bfloat16, mx::float16}) {
+      SCOPED_TRACE(::testing::Message() << "N=" << c.N << " K=" << c.K << " " << dt);
+      auto w = mx::astype(mx::random::normal({c.N, c.K}), dt);
+      auto x = mx::astype(mx::random::normal({1, 1, c.K}), dt);
+      expect_rel(fused_and_plain([&] { return nn::Linear{w}(x); }), tol(dt));
+      set_device(DeviceKind::gpu);
+      ASSERT_TRUE(nn::decode_gemv(x, w).has_value());
+      // a row that starts 2 bytes into its buffer takes the unaligned path
+      auto padded = mx::astype(mx::random::normal({c.K + 1}), dt);
+      auto shifted = mx::reshape(mx::slice(padded, {1}, {c.K + 1}), {1, c.K});
+      auto got = *nn::decode_gemv(shifted, w);
+      auto want = mx::matmul(shifted, mx::transpose(w));
+      mx::eval(got, want);
+      set_device(DeviceKind::cpu);
+      expect_rel({want, got}, tol(dt));
+    }
+  }
+  set_device(DeviceKind::gpu);
+  auto w = mx::astype(mx::random::normal({64, 256}), mx::bfloat16);
+  EXPECT_FALSE(nn::decode_gemv(mx::astype(mx::random::normal({2, 256}), mx::bfloat16), w));
+  EXPECT_FALSE(nn::decode_gemv(mx::random::normal({1, 256}), mx::random::normal({64, 256})));
+  set_device(DeviceKind::cpu);
+}

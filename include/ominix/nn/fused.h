@@ -4,6 +4,8 @@
 // one. docs/kernels.md lists them with what they measured.
 #pragma once
 
+#include <optional>
+
 #include <mlx/array.h>
 
 #include "ominix/nn/activations.h"
@@ -44,6 +46,12 @@ struct AddNorm {
   mx::array sum, normed;
 };
 AddNorm add_rms_norm(const mx::array& x, const mx::array& r, const RMSNorm& norm);
+
+/// y = x W^T for a single row (x [..., K] with every leading dim 1) and a dense bf16/fp16
+/// W [N, K] with K a multiple of 256: the decode step's matmul as a CUDA kernel that streams W
+/// at the memory bandwidth where MLX's GEMV leaves the card under-filled (N of a few thousand).
+/// nullopt where it does not apply (then use mx::matmul).
+std::optional<mx::array> decode_gemv(const mx::array& x, const mx::array& weight);
 
 /// act(gate) * up from a joint gate|up projection [..., 2I] (gate first) -> [..., I].
 mx::array gated_joint(Activation act, const mx::array& gate_up);
