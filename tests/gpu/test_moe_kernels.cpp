@@ -16,6 +16,7 @@
 #include "ominix/base/device.h"
 #include "ominix/base/error.h"
 #include "ominix/nn/moe.h"
+#include "ominix/nn/switch.h"
 #include "support/testing.h"
 
 using namespace ominix;
@@ -353,6 +354,44 @@ TEST_F(MoeGpu, LayoutsAndShapes) {
   EXPECT_EQ(to_u32(a.indices), to_u32(b.indices));
   EXPECT_EQ(b.indices.shape(), (mx::Shape{3}));
   OMINIX_EXPECT_CLOSE(b.weights, a.weights, 2e-6);
+}
+
+nn::SwitchLinear random_experts(int E, int out, int in) {
+  auto q = mx::quantize(mx::multiply(mx::random::normal({E, out, in}), mx::array(0.05f)), 64, 4);
+  return {q[0], q[1], q[2], io::QuantSpec{64, 4, io::QuantMode::affine}};
+}
+
+// A whole MoE block (router, 4-bit experts, combine) on the GPU with the fused kernels against
+// the CPU's plain ops: at decode (unsorted pairs, host-made row indices) and prefill (sorted).
+TEST_F(MoeGpu, MoeBlockGpuFusedEqualsCpuPlain) {
+  const int E = 16, D = 256, I = 128, k = 4;
+  nn::SwitchGLU glu{random_experts(E, I, D), random_experts(E, I, D), random_experts(E, D, I), {}};
+  auto gate = mx::random::normal({D, E});
+  for (auto dt : {mx::float32, mx::bfloat16})
+    for (int L : {1, 3, 40}) {
+      SCOPED_TRACE("L " + std::to_string(L) + (dt == mx::float32 ? " float32" : " bfloat16"));
+      auto x = mx::astype(mx::random::normal({2, L, D}), dt);
+      auto logits = mx::matmul(x, gate, mx::Device::cpu);  // the same logits on both devices
+      mx::eval(x, logits, glu.gate_proj.weight, glu.up_proj.weight, glu.down_proj.weight);
+      auto block = [&](nn::KernelPath path) {
+        auto r = nn::route(
+            logits,
+            {.routing = nn::Routing::softmax, .top_k = k, .norm_topk_prob = true, .path = path});
+        return nn::combine_experts(glu(x, r.indices), r.weights, path);
+      };
+      try {
+        set_device(DeviceKind::cpu);
+        auto cpu = block(nn::KernelPath::plain);
+        mx::eval(cpu);
+        set_device(DeviceKind::gpu);
+        auto gpu = block(nn::KernelPath::fused);
+        mx::eval(gpu);
+        auto d = tests::diff(gpu, cpu);
+        EXPECT_LT(d.rel, dt == mx::float32 ? 1e-3 : 2e-2) << "max abs " << d.max_abs;
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << e.what();
+      }
+    }
 }
 
 TEST_F(MoeGpu, NodeCountsFused) {
