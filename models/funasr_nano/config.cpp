@@ -124,6 +124,8 @@ Config Config::load(const std::filesystem::path& dir) {
                              {fe, "lfr_m", fr.lfr_m},
                              {fe, "lfr_n", fr.lfr_n}})
     f.positive(sec, key, v);
+  if (fr.frame_length <= 0 || fr.frame_shift <= 0)
+    fail<ConfigError>("{}: {}.frame_length and frame_shift must be positive", file, fe);
   if (e.output_size % e.attention_heads)
     fail<ConfigError>("{}: {}.output_size is not a multiple of attention_heads", file, enc);
   if (e.tp_blocks < 0 || a.n_layer < 0)

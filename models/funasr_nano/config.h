@@ -18,7 +18,8 @@ struct AdaptorConf {  // audio_adaptor_conf (the "Transformer" adaptor)
   bool use_low_frame_rate = false;
 };
 struct FrontendConf {  // frontend_conf (WavFrontend)
-  int fs = 16000, n_mels = 80, frame_length = 25, frame_shift = 10, lfr_m = 1, lfr_n = 1;
+  int fs = 16000, n_mels = 80, lfr_m = 1, lfr_n = 1;
+  double frame_length = 25, frame_shift = 10;  ///< milliseconds
   std::string window = "hamming";
 };
 

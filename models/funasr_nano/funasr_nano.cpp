@@ -151,7 +151,9 @@ ModelPtr load_model(const std::filesystem::path& dir) {
   auto tensors = safetensors ? io::load_safetensors(source) : io::load_torch_zip(source);
   // The LLM's tensors go to the qwen3 family without their "llm." prefix; inference runs in fp32.
   io::TensorMap llm_tensors, rest;
-  for (auto& [key, t] : tensors) {
+  for (auto& [saved_key, t] : tensors) {
+    // A training checkpoint nests the weights under "state_dict" (FunASR loads that part).
+    const auto key = saved_key.starts_with("state_dict.") ? saved_key.substr(11) : saved_key;
     auto v = mx::issubdtype(t.dtype(), mx::floating) ? mx::astype(t, mx::float32) : t;
     (key.starts_with("llm.") ? llm_tensors.emplace(key.substr(4), v) : rest.emplace(key, v));
   }

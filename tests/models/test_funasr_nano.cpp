@@ -181,7 +181,14 @@ TEST(FunAsrNano, SafetensorsCheckpoint) {
                                ominix::io::load_torch_zip(kDir / "model.pt"));
   auto model = fn::load_model(dir);
   auto t = fn::transcribe(*model, clip("speech_001"), options());
-  EXPECT_EQ(t.tokens, fx().meta["cases"]["speech_001"]["tokens"].get<std::vector<int>>());
+  const auto want = fx().meta["cases"]["speech_001"]["tokens"].get<std::vector<int>>();
+  EXPECT_EQ(t.tokens, want);
+  // A training checkpoint's layout: everything under "state_dict".
+  ominix::io::TensorMap nested;
+  for (auto& [k, v] : ominix::io::load_torch_zip(kDir / "model.pt"))
+    nested.emplace("state_dict." + k, v);
+  ominix::io::save_safetensors(dir / "model.safetensors", nested);
+  EXPECT_EQ(fn::transcribe(*fn::load_model(dir), clip("speech_001"), options()).tokens, want);
   fs::remove_all(dir);
 }
 
