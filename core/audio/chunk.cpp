@@ -64,22 +64,26 @@ std::vector<Chunk> plan_chunks(const mx::array& samples, int sample_rate, const 
         "plan_chunks: need sample_rate > 0, 0 <= min_seconds <= max_seconds, "
         "0 <= overlap_seconds < max_seconds, frame_seconds > 0, min_pause_seconds >= 0");
   const std::int64_t n = samples.shape(0);
-  const auto max_len = static_cast<std::int64_t>(std::llround(o.max_seconds * sample_rate));
+  const auto max_len = std::max<std::int64_t>(1, std::llround(o.max_seconds * sample_rate));
   if (n <= max_len) return {{0, n}};
   const auto frame = std::max<std::int64_t>(1, std::llround(o.frame_seconds * sample_rate));
   const auto x = mx::astype(samples, mx::float32);
   mx::eval(x);
   const auto db = frame_db(x.data<float>(), n, frame);
   // Loud reference: the 95th percentile frame; quiet frames are pause_below_db under it.
-  auto sorted = db;
-  const auto k = static_cast<std::size_t>(0.95 * static_cast<double>(sorted.size() - 1));
-  std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(k), sorted.end());
-  const double threshold = sorted[k] - o.pause_below_db;
   std::vector<bool> quiet(db.size());
-  for (std::size_t f = 0; f < db.size(); ++f) quiet[f] = db[f] < threshold;
+  if (!db.empty()) {
+    auto sorted = db;
+    const auto k = static_cast<std::size_t>(0.95 * static_cast<double>(sorted.size() - 1));
+    std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(k), sorted.end());
+    const double threshold = sorted[k] - o.pause_below_db;
+    for (std::size_t f = 0; f < db.size(); ++f) quiet[f] = db[f] < threshold;
+  }
 
   const auto min_len = static_cast<std::int64_t>(std::llround(o.min_seconds * sample_rate));
-  const auto overlap = static_cast<std::int64_t>(std::llround(o.overlap_seconds * sample_rate));
+  // At least one sample of progress per chunk, whatever the rounding of tiny options.
+  const auto step =
+      std::max<std::int64_t>(1, max_len - std::llround(o.overlap_seconds * sample_rate));
   const auto min_run =
       std::max<std::int64_t>(1, std::llround(o.min_pause_seconds / o.frame_seconds));
   const auto frames = static_cast<std::int64_t>(db.size());
@@ -90,13 +94,13 @@ std::vector<Chunk> plan_chunks(const mx::array& samples, int sample_rate, const 
     const std::int64_t lo = (begin + min_len + frame - 1) / frame;
     const std::int64_t hi = std::min(frames, (begin + max_len) / frame);
     const std::int64_t f = pause_middle(quiet, lo, hi, min_run);
-    if (f >= 0) {
-      const std::int64_t cut = f * frame + frame / 2;
+    const std::int64_t cut = f >= 0 ? f * frame + frame / 2 : -1;
+    if (cut > begin) {
       out.push_back({begin, cut});
       begin = cut;
     } else {
       out.push_back({begin, begin + max_len});
-      begin += max_len - overlap;
+      begin += step;
     }
   }
   out.push_back({begin, n});

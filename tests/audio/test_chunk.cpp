@@ -144,6 +144,11 @@ TEST(Chunk, PlanCutsInPausesElseOverlaps) {
   EXPECT_EQ(plan[1].begin, 16 * kRate);
   EXPECT_EQ(plan[2].begin, 32 * kRate);
   EXPECT_EQ(plan[2].end, n);
+  // Tiny chunks (shorter than an energy frame) still cover the input and end.
+  plan = audio::plan_chunks(mx::zeros({1000}), kRate,
+                            {.max_seconds = 1e-3, .min_seconds = 0, .overlap_seconds = 5e-4});
+  ASSERT_FALSE(plan.empty());
+  EXPECT_EQ(plan.back().end, 1000);
   // Short audio is one chunk; bad options are named.
   EXPECT_EQ(audio::plan_chunks(mx::zeros({100}), kRate).size(), 1u);
   EXPECT_THROW(audio::plan_chunks(mx::zeros({100}), kRate, {.overlap_seconds = 30}),
