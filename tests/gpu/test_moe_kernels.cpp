@@ -232,7 +232,8 @@ int compare_router(const RouterCase& c, const mx::Shape& lead, mx::Dtype dtype, 
   const int rows = int(pi.size()) / c.k;
   int bad_sets = 0, bad_order = 0, bad_weights = 0;
   double max_err = 0;
-  const double atol = 2e-6 * std::max(1.0f, c.scale);
+  // MLX's CUDA softmax uses __expf (a few ulp per exp); the kernel uses expf.
+  const double atol = 1e-5 * std::max(1.0f, c.scale);
   for (int r = 0; r < rows; ++r) {
     std::vector<uint32_t> a(pi.begin() + r * c.k, pi.begin() + (r + 1) * c.k);
     std::vector<uint32_t> b(fi.begin() + r * c.k, fi.begin() + (r + 1) * c.k);
@@ -353,7 +354,7 @@ TEST_F(MoeGpu, LayoutsAndShapes) {
                      {.routing = nn::Routing::softmax, .top_k = 3, .path = nn::KernelPath::fused});
   EXPECT_EQ(to_u32(a.indices), to_u32(b.indices));
   EXPECT_EQ(b.indices.shape(), (mx::Shape{3}));
-  OMINIX_EXPECT_CLOSE(b.weights, a.weights, 2e-6);
+  OMINIX_EXPECT_CLOSE(b.weights, a.weights, 1e-5);
 }
 
 nn::SwitchLinear random_experts(int E, int out, int in) {
