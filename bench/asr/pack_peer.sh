@@ -31,7 +31,8 @@ else
   WHEEL="${TORCHAUDIO_WHEEL:-}"
   if [ -z "$WHEEL" ]; then
     TMP="$(mktemp -d)"
-    /opt/ominix-ref/bin/python -m pip download --quiet --no-deps --dest "$TMP" torchaudio
+    /opt/ominix-ref/bin/python -m pip download --quiet --no-deps --dest "$TMP" torchaudio ||
+      { echo "no torchaudio installed and none downloadable: set TORCHAUDIO_WHEEL=path/to/torchaudio-*.whl" >&2; exit 1; }
     WHEEL="$(ls "$TMP"/torchaudio-*.whl)"
   fi
   /opt/ominix-ref/bin/python - "$WHEEL" "$OUT/torchaudio/compliance/kaldi.py" <<'PY'
