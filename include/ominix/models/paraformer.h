@@ -79,8 +79,8 @@ struct Transcript {
 struct TranscribeOptions {
   /// Audio longer than chunking.max_seconds is cut (at pauses, else with overlaps) and the
   /// pieces' tokens joined by audio::merge_chunks. The default 20 s stays within the utterance
-  /// lengths Paraformer-large was trained on (FunASR's fsmn-vad segments are at most 60 s by
-  /// default; its CLI asks for 30 s).
+  /// lengths Paraformer-large was trained on, about 20-30 s (FunASR's fsmn-vad segments are at
+  /// most 60 s by default; its CLI asks for 30 s with SenseVoice).
   audio::ChunkOptions chunking{};
   audio::MergeOptions merging{};
   int batch_size = 0;  ///< chunks per forward pass (padded batch); 0: all at once
