@@ -412,6 +412,12 @@ std::vector<std::vector<audio::TimedToken>> recognise(const Model& model,
   std::vector<mx::array> padded;
   for (auto& f : feats) padded.push_back(mx::pad(f, {{0, T - f.shape(0)}, {0, 0}}));
   auto enc = encode(model, mx::stack(padded, 0), mx::array(lens.begin(), {B}, mx::int32));
+  // ref: cif_predictor.py tail_process_fn appends its zero frame after the longest input, so in
+  // funasr's padded batch the tail weight of a shorter input lands on the encoder output of a
+  // padding frame, and its last token can differ from a single run. Zero the padding: a batch
+  // gives the tokens of single runs. [B, T, D] * [B, T, 1]
+  enc.out = mx::multiply(
+      enc.out, mx::expand_dims(mx::astype(nn::sequence_mask(enc.lens, T), enc.out.dtype()), 2));
   auto cif = predict(model, enc);
   auto ids = mx::astype(mx::argmax(decode(model, enc, cif), -1), mx::int32);  // [B, N]
   mx::eval(ids);
