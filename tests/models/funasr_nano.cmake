@@ -9,3 +9,12 @@ target_compile_definitions(funasr_nano_tests PRIVATE OMINIX_FIXTURES="${CMAKE_CU
 target_include_directories(funasr_nano_tests PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
 ominix_target_options(funasr_nano_tests)
 gtest_discover_tests(funasr_nano_tests PROPERTIES LABELS unit DISCOVERY_TIMEOUT 60)
+
+# The CLI end to end on the tiny model (random weights: the text is funasr's for them).
+if(TARGET ominix)
+  add_test(NAME cli.transcribe_funasr_nano
+           COMMAND ominix transcribe --model ${CMAKE_CURRENT_SOURCE_DIR}/fixtures/models/funasr_nano/tiny
+                   ${CMAKE_CURRENT_SOURCE_DIR}/fixtures/audio/speech_001.wav)
+  set_tests_properties(cli.transcribe_funasr_nano PROPERTIES
+                       PASS_REGULAR_EXPRESSION "speech_001.wav\t:}.vF\\.`%hr<re,u0l" LABELS cli)
+endif()
