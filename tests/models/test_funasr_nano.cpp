@@ -174,6 +174,39 @@ TEST(FunAsrNano, LongAudioInChunks) {
   EXPECT_EQ(first.chunks, 1);
 }
 
+// Paths the release does not take, against funasr (variants.*): an adaptor stacking 2 frames
+// (funasr then fills only the adaptor's frames into the speech slots), use_low_frame_rate, and
+// dataset_conf without the system prompt and with the empty think block.
+TEST(FunAsrNano, VariantsMatchFunasr) {
+  auto& f = fx();
+  const auto v = ominix::io::load_safetensors(kDir / "variants.safetensors");
+  const auto meta = ominix::tests::load_json(kDir / "variants.json");
+  auto tensors = ominix::io::load_torch_zip(kDir / "model.pt");
+  tensors.insert_or_assign("audio_adaptor.linear1.weight", v.at("linear1"));
+  for (std::string name : {"k2", "k2_low_frame_rate"}) {
+    const auto dir = scratch("variant_" + name);
+    fs::copy_file(kDir / "variants" / name / "config.yaml", dir / "config.yaml",
+                  fs::copy_options::overwrite_existing);
+    ominix::io::save_safetensors(dir / "model.safetensors", tensors);
+    auto model = fn::load_model(dir);
+    const auto& enc = f.want.at("speech_001.encoder_out");
+    const auto lens = mx::array({enc.shape(0)}, {1}, mx::int32);
+    const auto adaptor = fn::adapt(*model, batch1(enc), lens);
+    expect_rel(adaptor, batch1(v.at(name + ".adaptor_out")), 1e-5, name + ".adaptor_out");
+    auto prompt = fn::build_prompt(*model, enc.shape(0), batch1(v.at(name + ".adaptor_out")));
+    const auto& want = meta[name];
+    EXPECT_EQ(prompt.ids, want["source_ids"].get<std::vector<int>>()) << name;
+    EXPECT_EQ(prompt.speech_begin, want["fbank_beg"].get<int>()) << name;
+    EXPECT_EQ(prompt.speech_length, want["fake_token_len"].get<int>()) << name;
+    expect_rel(prompt.embeddings, batch1(v.at(name + ".inputs_embeds")), 1e-6,
+               name + ".inputs_embeds");
+    auto t = fn::transcribe(*model, clip("speech_001"), options());
+    EXPECT_EQ(t.tokens, want["tokens"].get<std::vector<int>>()) << name;
+    EXPECT_EQ(t.text, want["text"].get<std::string>()) << name;
+    fs::remove_all(dir);
+  }
+}
+
 // The same tensors as model.safetensors (what `ominix convert` writes) transcribe the same.
 TEST(FunAsrNano, SafetensorsCheckpoint) {
   const auto dir = scratch("safetensors");
