@@ -99,7 +99,7 @@ struct DecoderLayer {
     };
     const bool sliding = c.layer_types[i] == LayerType::sliding_attention;
     return {Attention::load(w, p + "self_attn.", c, sliding, gguf),
-            {linear("mlp.gate_proj", {D, I}), linear("mlp.up_proj", {D, I}),
+            {nn::FusedLinear({linear("mlp.gate_proj", {D, I}), linear("mlp.up_proj", {D, I})}),
              linear("mlp.down_proj", {I, D}), c.hidden_activation},
             norm("input_layernorm"),
             norm("post_attention_layernorm"),
