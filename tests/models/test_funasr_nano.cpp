@@ -302,6 +302,16 @@ TEST(FunAsrNano, BadInputsAreClearErrors) {
   auto& f = fx();
   EXPECT_THROW(fn::load_model("/nonexistent/funasr_nano"), ominix::IoError);
   EXPECT_THROW(fn::transcribe(*f.model, mx::zeros({0})), ominix::InvalidArgument);
+  EXPECT_THROW(fn::transcribe(*f.model, mx::zeros({2, 400})), ominix::InvalidArgument);
+  // Shorter than a frame: the frame is shortened to the audio as WavFrontend does (funasr's kaldi
+  // fbank then rejects so few FFT bins for 80 mel banks; ours gives one frame); a single sample
+  // is too short for any window.
+  EXPECT_THROW(fn::transcribe(*f.model, mx::full({1}, 0.1f)), ominix::InvalidArgument);
+  for (int n : {7, 100}) {
+    auto o = options();
+    o.max_new_tokens = 2;
+    EXPECT_EQ(fn::transcribe(*f.model, mx::full({n}, 0.1f), o).tokens.size(), 2u) << n;
+  }
   EXPECT_THROW(fn::encode(*f.model, mx::zeros({1, 4, 80}), mx::array({4})),
                ominix::InvalidArgument);
 }
