@@ -27,7 +27,8 @@ class ParaformerAsr final : public AsrModel {
     std::vector<AsrResult> out;
     for (auto& t : paraformer::transcribe_batch(
              *model_, samples, vocab_,
-             {.chunking = options.chunking, .batch_size = options.batch_size}))
+             {.chunking = options.chunking.value_or(paraformer::TranscribeOptions{}.chunking),
+             .batch_size = options.batch_size}))
       out.push_back({.text = std::move(t.text),
                      .tokens = std::move(t.tokens),
                      .token_times = std::move(t.token_times),
@@ -51,7 +52,9 @@ class FunAsrNanoAsr final : public AsrModel {
                                     const AsrOptions& options) const override {
     std::vector<AsrResult> out;  // one input at a time: the LLM decodes without batching
     for (const auto& s : samples) {
-      auto t = funasr_nano::transcribe(*model_, s, {.chunking = options.chunking});
+      auto t = funasr_nano::transcribe(
+          *model_, s,
+          {.chunking = options.chunking.value_or(funasr_nano::TranscribeOptions{}.chunking)});
       out.push_back({.text = std::move(t.text),
                      .tokens = std::move(t.tokens),
                      .token_times = {},

@@ -1,10 +1,12 @@
 // ominix transcribe: speech recognition over audio files with any ASR family load_asr knows
 // (picked from the model directory's config.yaml), in batches; long files are cut and joined.
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <fmt/core.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
@@ -20,13 +22,14 @@ struct TranscribeOptions {
   std::vector<std::string> files;
   std::string format = "text";
   int batch = 1;
-  double chunk_seconds = audio::ChunkOptions{}.max_seconds;
+  std::optional<double> chunk_seconds;
 };
 }  // namespace
 
 void add_transcribe(CLI::App& app, const GlobalOptions& global) {
-  auto* cmd =
-      app.add_subcommand("transcribe", "Transcribe audio files (Paraformer, FunASR layout)");
+  auto* cmd = app.add_subcommand(
+      "transcribe",
+      fmt::format("Transcribe audio files ({}; FunASR layout)", fmt::join(asr_families(), ", ")));
   auto o = std::make_shared<TranscribeOptions>();
   cmd->add_option("--model", o->model,
                   "model directory (config.yaml naming the family, and its files)")
@@ -37,13 +40,14 @@ void add_transcribe(CLI::App& app, const GlobalOptions& global) {
       ->check(CLI::PositiveNumber);
   cmd->add_option(
          "--chunk-seconds", o->chunk_seconds,
-         "longest piece of audio per pass; longer files are cut at pauses or with overlaps")
+         "longest piece of audio per pass (default: the family's, Paraformer 20 s); longer "
+         "files are cut at pauses or with overlaps")
       ->check(CLI::Range(0.5, 3600.0));
   cmd->callback([&global, o] {
     set_device(parse_device_kind(global.device));
     const auto asr = load_asr(o->model);
-    const AsrOptions options{.batch_size = o->batch,
-                             .chunking = audio::chunk_options(o->chunk_seconds)};
+    AsrOptions options{.batch_size = o->batch};
+    if (o->chunk_seconds) options.chunking = audio::chunk_options(*o->chunk_seconds);
     nlohmann::json out = nlohmann::json::array();
     const auto batch = static_cast<std::size_t>(o->batch);
     for (std::size_t i = 0; i < o->files.size(); i += batch) {

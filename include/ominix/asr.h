@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,8 +20,10 @@
 namespace ominix {
 
 struct AsrOptions {
-  int batch_size = 1;              ///< chunks per forward pass; 0: all at once
-  audio::ChunkOptions chunking{};  ///< how audio longer than chunking.max_seconds is cut
+  int batch_size = 1;  ///< chunks per forward pass; 0: all at once
+  /// How audio longer than chunking->max_seconds is cut; nullopt: the family's default
+  /// (Paraformer 20 s, FunASR-Nano 30 s).
+  std::optional<audio::ChunkOptions> chunking;
 };
 
 struct AsrResult {
