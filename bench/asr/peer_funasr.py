@@ -3,7 +3,7 @@
 and its WavFrontend, in PyTorch float32 on the GPU (CPU without one).
 
   peer_funasr.py make DIR [--tiny] [--seed 0]        # random weights -> FunASR's released layout
-  peer_funasr.py bench DIR --rtf a.wav,b.wav --batch-files c.wav,... [--runs 3] [--device cuda]
+  peer_funasr.py bench DIR --rtf a.wav,b.wav --batch-files c.wav,... [--runs 3] [--device cuda] [--tf32]
 
 `make` writes model.pt (state dict), config.yaml, am.mvn and tokens.json, the files OminiX loads,
 so both engines run the same weights. `bench` times, as funasr's Paraformer.inference runs without
@@ -108,6 +108,9 @@ def bench(args):
     with open(os.path.join(args.dir, "config.yaml")) as f:
         cfg = json.load(f)
     dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    # PyTorch computes float32 matmuls in full float32 by default; MLX's CUDA backend uses TF32.
+    torch.backends.cuda.matmul.allow_tf32 = args.tf32
+    torch.backends.cudnn.allow_tf32 = args.tf32
     model = build(fa, cfg)
     sd = torch.load(os.path.join(args.dir, "model.pt"), map_location="cpu")
     model.load_state_dict(sd)
@@ -148,7 +151,7 @@ def bench(args):
             runs.append(time.perf_counter() - t)
         return sorted(runs)[len(runs) // 2], runs, result
 
-    out = {"engine": "funasr", "device": str(dev),
+    out = {"engine": "funasr", "device": str(dev), "tf32": args.tf32,
            "card": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu",
            "torch": torch.__version__, "rtf": []}
     try:
@@ -191,6 +194,7 @@ def main():
     b.add_argument("--batch-files", default="")
     b.add_argument("--runs", type=int, default=3)
     b.add_argument("--device", default=None)
+    b.add_argument("--tf32", action="store_true", help="TF32 matmuls and convolutions on the GPU")
     args = ap.parse_args()
     make(args) if args.cmd == "make" else bench(args)
 

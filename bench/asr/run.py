@@ -6,7 +6,9 @@ modules (peer_funasr.py) on the same files, in the same run:
   - real-time factor at batch 1 on 10 s and 60 s of speech (OminiX cuts the 60 s file into
     chunks as `ominix transcribe` does, and also runs it in one pass like the peer);
   - throughput of a batch of 16 files of 10 s (seconds of audio per second);
-  - the ratios ours / peer, and whether both produced the same token ids.
+  - the ratios ours / peer, and whether both produced the same token ids; the peer runs twice, with
+    PyTorch's default full-float32 matmuls and with TF32 (what MLX's CUDA backend uses for
+    float32), so both comparisons are in the output.
 
 The audio is the repository's recorded utterances (tests/fixtures/audio/speech_00{1,3}.wav)
 alternated with 0.3 s pauses up to the length. Prints one JSON object per line: the setup, then
@@ -94,6 +96,8 @@ def main():
     # 60 s: OminiX cuts at pauses into chunks of at most 20 s, ~3 chunks; the tiny run uses 4 s.
     ours = run_json([args.bench, "--model", model] + files + (["--chunk-seconds", "4"] if args.tiny else []))
     theirs = None if args.no_peer else run_json(peer + ["bench", model] + files)
+    # The peer again with TF32 matmuls, as MLX's CUDA backend computes float32 matmuls.
+    tf32 = None if args.no_peer else run_json(peer + ["bench", model, "--tf32"] + files)
     cfg = config(args.tiny)
     print(json.dumps({"setup": {"model": "paraformer-tiny" if args.tiny else "paraformer-large (vocab8404 shapes)",
                                 "parameters": made["parameters"], "parameters_formula": params(cfg),
@@ -106,17 +110,20 @@ def main():
         out = {"measure": "rtf_batch1", "audio_seconds": row["audio_seconds"],
                "ours_chunked": {k: row["chunked"][k] for k in ("rtf", "seconds", "chunks", "tokens")},
                "ours_one_pass": {k: row["one_pass"][k] for k in ("rtf", "seconds", "tokens")}}
-        if theirs:
-            p = theirs["rtf"][i]["one_pass"]
-            out["peer_one_pass"] = {k: p[k] for k in ("rtf", "seconds", "tokens")}
-            out["speedup_one_pass_vs_peer"] = p["seconds"] / row["one_pass"]["seconds"]
-            out["speedup_chunked_vs_peer"] = p["seconds"] / row["chunked"]["seconds"]
-            out["same_ids_one_pass"] = p["ids"] == row["one_pass"]["ids"]
+        for name, peer_out in (("peer", theirs), ("peer_tf32", tf32)):
+            if not peer_out:
+                continue
+            p = peer_out["rtf"][i]["one_pass"]
+            out[f"{name}_one_pass"] = {k: p[k] for k in ("rtf", "seconds", "tokens")}
+            out[f"speedup_one_pass_vs_{name}"] = p["seconds"] / row["one_pass"]["seconds"]
+            out[f"speedup_chunked_vs_{name}"] = p["seconds"] / row["chunked"]["seconds"]
+            out[f"same_ids_one_pass_{name}"] = p["ids"] == row["one_pass"]["ids"]
         print(json.dumps(out), flush=True)
     out = {"measure": f"throughput_batch{n_batch}", "ours": ours["batch"]}
-    if theirs:
-        out["peer"] = theirs["batch"]
-        out["speedup_vs_peer"] = theirs["batch"]["seconds"] / ours["batch"]["seconds"]
+    for name, peer_out in (("peer", theirs), ("peer_tf32", tf32)):
+        if peer_out:
+            out[name] = peer_out["batch"]
+            out[f"speedup_vs_{name}"] = peer_out["batch"]["seconds"] / ours["batch"]["seconds"]
     print(json.dumps(out), flush=True)
 
 
