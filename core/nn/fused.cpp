@@ -41,7 +41,7 @@ bool float_type(mx::Dtype t) {
 // is head-major. D/2 is a multiple of 32, so the block is whole warps.
 constexpr const char* kQkvHeads = R"(
   constexpr int HALF = D / 2;
-  const int position0 = offset[0];  // issued first: a small host-written array
+  const int position0 = position_shape[1];
   const int i = threadIdx.x;
   const int row = blockIdx.x;  // b * L + l
   const int head = blockIdx.y; // query heads, then key heads, then value heads
@@ -131,75 +131,77 @@ const mx::fast::CustomKernelFunction& kernel_with_eps(const char* name,
   auto key = std::make_pair(std::string(name), eps);
   auto it = kernels.find(key);
   if (it == kernels.end()) {
-    auto source = fmt::format("  constexpr float EPS = {:.9g}f;\n", eps) + body;
+    auto source = fmt::format("  constexpr float EPS = {:.9e}f;\n", eps) + body;
     it = kernels.emplace(key, mx::fast::cuda_kernel(name, inputs, outputs, source)).first;
   }
   return it->second;
 }
 
 const mx::fast::CustomKernelFunction& qkv_heads_kernel(float eps) {
-  return kernel_with_eps("ominix_qkv_heads", {"qkv", "q_weight", "k_weight", "freqs", "offset"},
+  return kernel_with_eps("ominix_qkv_heads", {"qkv", "q_weight", "k_weight", "freqs", "position"},
                          {"queries", "keys", "values"}, kQkvHeads, eps);
 }
 const mx::fast::CustomKernelFunction& add_rms_norm_kernel(float eps) {
   return kernel_with_eps("ominix_add_rms_norm", {"x", "r", "weight"}, {"sum", "normed"},
                          kAddRmsNorm, eps);
 }
-// y = x W^T for a single row x [K] and W [N, K] in bf16/fp16: one warp per output row. Lane l
-// reads the row's 16-byte chunks l, l+32, ..., eight at a time, all issued before any is used,
-// so that enough bytes are in flight to stream W at the memory bandwidth; the warp then sums.
-// Pointers that are not 16-byte aligned take a plain element loop.
+// y = x W^T for a single row x [K] and W [N, K] in bf16/fp16: one block of 128 threads per
+// output row, thread t reading the row's 16-byte chunks t, t+128, ... all issued before any is
+// used, so that every SM has enough loads in flight to stream W at the memory bandwidth (one
+// warp per row, as MLX's GEMV, under-fills the card when rows are long and few). Pointers that
+// are not 16-byte aligned take a plain element loop.
 constexpr const char* kGemvHeader = R"(
 template <typename T> struct ominix_vec2;
 template <> struct ominix_vec2<__nv_bfloat16> { using type = __nv_bfloat162; };
 template <> struct ominix_vec2<__half> { using type = __half2; };
 __device__ inline float2 ominix_to_float2(__nv_bfloat162 v) { return __bfloat1622float2(v); }
 __device__ inline float2 ominix_to_float2(__half2 v) { return __half22float2(v); }
-// Dot product of NC 16-byte chunks per lane (chunk c at w[c * 32 + lane]); all loads first.
-template <typename T2, int NC>
-__device__ inline float ominix_dot_chunks(const uint4* w, const uint4* x, int lane) {
-  uint4 wr[NC], xr[NC];
-#pragma unroll
-  for (int c = 0; c < NC; ++c) wr[c] = w[c * 32 + lane];
-#pragma unroll
-  for (int c = 0; c < NC; ++c) xr[c] = x[c * 32 + lane];
+template <typename T2>
+__device__ inline float ominix_dot8(const uint4& w, const uint4& x) {
+  const T2* wp = reinterpret_cast<const T2*>(&w);
+  const T2* xp = reinterpret_cast<const T2*>(&x);
   float acc = 0.0f;
 #pragma unroll
-  for (int c = 0; c < NC; ++c) {
-    const T2* wp = reinterpret_cast<const T2*>(&wr[c]);
-    const T2* xp = reinterpret_cast<const T2*>(&xr[c]);
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const float2 a = ominix_to_float2(wp[j]), b = ominix_to_float2(xp[j]);
-      acc += a.x * b.x + a.y * b.y;
-    }
+  for (int j = 0; j < 4; ++j) {
+    const float2 a = ominix_to_float2(wp[j]), b = ominix_to_float2(xp[j]);
+    acc += a.x * b.x + a.y * b.y;
   }
   return acc;
 }
 )";
 constexpr const char* kGemv = R"(
   using T2 = typename ominix_vec2<T>::type;
-  constexpr int CHUNKS = K / 256;  // 16-byte chunks per lane
-  constexpr int BATCH = 8;
-  const int lane = threadIdx.x & 31;
-  const int row = blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5);
-  if (row >= N) return;
+  constexpr int THREADS = 128;
+  constexpr int CHUNKS = K / 8;                          // 16-byte chunks in a row
+  constexpr int ITER = (CHUNKS + THREADS - 1) / THREADS;  // per thread
+  const int t = threadIdx.x;
+  const int row = blockIdx.x;
   const T* wrow = weight + (size_t)row * K;
   float acc = 0.0f;
   if ((((size_t)wrow) & 15) == 0 && (((size_t)x) & 15) == 0) {
     const uint4* w = reinterpret_cast<const uint4*>(wrow);
     const uint4* xv = reinterpret_cast<const uint4*>(x);
-    constexpr int FULL = CHUNKS / BATCH, REST = CHUNKS % BATCH;
-    for (int b = 0; b < FULL; ++b)
-      acc += ominix_dot_chunks<T2, BATCH>(w + b * BATCH * 32, xv + b * BATCH * 32, lane);
-    if (REST > 0)
-      acc += ominix_dot_chunks<T2, (REST > 0 ? REST : 1)>(w + FULL * BATCH * 32,
-                                                        xv + FULL * BATCH * 32, lane);
+    uint4 wr[ITER];
+#pragma unroll
+    for (int i = 0; i < ITER; ++i)
+      if (i * THREADS + t < CHUNKS) wr[i] = w[i * THREADS + t];
+#pragma unroll
+    for (int i = 0; i < ITER; ++i)
+      if (i * THREADS + t < CHUNKS) acc += ominix_dot8<T2>(wr[i], xv[i * THREADS + t]);
   } else {
-    for (int k = lane; k < K; k += 32) acc += static_cast<float>(wrow[k]) * static_cast<float>(x[k]);
+    for (int k = t; k < K; k += THREADS)
+      acc += static_cast<float>(wrow[k]) * static_cast<float>(x[k]);
   }
   for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-  if (lane == 0) y[row] = static_cast<T>(acc);
+  __shared__ float partial[THREADS / 32];
+  if ((t & 31) == 0) partial[t >> 5] = acc;
+  __syncthreads();
+  if (t == 0) {
+    float sum = 0.0f;
+#pragma unroll
+    for (int i = 0; i < THREADS / 32; ++i) sum += partial[i];
+    y[row] = static_cast<T>(sum);
+  }
 )";
 
 const mx::fast::CustomKernelFunction& gemv_kernel() {
@@ -261,7 +263,9 @@ Heads qkv_heads(const FusedLinear& qkv_proj, const mx::array& x, const QkvHeadsO
   const auto dt = joint->dtype();
   auto out = qkv_heads_kernel(norm ? o.q_norm->eps : 0.0f)(
       {*joint, norm ? o.q_norm->weight : *joint, norm ? o.k_norm->weight : *joint,
-       *rope->fixed_freqs(), mx::array(o.offset, mx::int32)},
+       // The position rides in the shape of an empty array, passed by value at launch: a scalar
+       // input would be a host-written value the GPU reads across the bus in every layer.
+       *rope->fixed_freqs(), mx::zeros({0, o.offset}, mx::int32)},
       {{B, H, L, Dh}, {B, KV, L, Dh}, {B, KV, L, Dh}}, {dt, dt, dt},
       {B * L * (Dh / 2), H + 2 * KV, 1}, {Dh / 2, 1, 1},
       {{"T", dt}, {"H", H}, {"KV", KV}, {"D", Dh}, {"NORM", norm}}, std::nullopt, false, {});
@@ -285,7 +289,12 @@ AddNorm add_rms_norm(const mx::array& x, const mx::array& r, const RMSNorm& norm
 }
 
 std::optional<mx::array> decode_gemv(const mx::array& x, const mx::array& weight) {
-  if (!use_cuda_kernels() || weight.ndim() != 2 || x.ndim() < 1) return std::nullopt;
+  // OMINIX_DECODE_GEMV=0 leaves every matmul to MLX (A/B runs of this kernel alone).
+  static const bool enabled = [] {
+    const char* v = std::getenv("OMINIX_DECODE_GEMV");
+    return !(v && std::string(v) == "0");
+  }();
+  if (!enabled || !use_cuda_kernels() || weight.ndim() != 2 || x.ndim() < 1) return std::nullopt;
   const int N = weight.shape(0), K = weight.shape(1);
   const auto dt = weight.dtype();
   if ((dt != mx::bfloat16 && dt != mx::float16) || x.dtype() != dt || x.shape(-1) != K ||
@@ -293,9 +302,8 @@ std::optional<mx::array> decode_gemv(const mx::array& x, const mx::array& weight
     return std::nullopt;
   auto shape = x.shape();
   shape.back() = N;
-  constexpr int warps = 4;
-  const int blocks = (N + warps - 1) / warps;
-  return gemv_kernel()({x, weight}, {shape}, {dt}, {blocks * warps * 32, 1, 1}, {warps * 32, 1, 1},
+  constexpr int threads = 128;  // as the kernel's THREADS
+  return gemv_kernel()({x, weight}, {shape}, {dt}, {N * threads, 1, 1}, {threads, 1, 1},
                        {{"T", dt}, {"N", N}, {"K", K}}, std::nullopt, false, {})[0];
 }
 

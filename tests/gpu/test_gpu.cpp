@@ -156,7 +156,8 @@ TEST_F(Gpu, FusedQkvHeads) {
         expect_rel(r, tol(dt));
         auto cpu = heads(part);  // the CPU runs the plain ops
         mx::eval(cpu);
-        if (dt == mx::float32) expect_rel({cpu, r.second}, 1e-4);
+        // the GPU matmul runs in tf32 (see Gpu.Matmul)
+        if (dt == mx::float32) expect_rel({cpu, r.second}, 1e-3);
       }
     }
   }
