@@ -117,24 +117,15 @@ TEST(Paraformer, PostprocessMatchesFunasr) {
 
 namespace {
 
-// The two recorded utterances, alternating n times, with `gap` seconds of digital silence before
-// each (0.1 s after the last). Returns the samples and where each gap lies.
-std::pair<mx::array, std::vector<std::pair<int, int>>> long_audio(int n, double gap) {
+// The two recorded utterances, alternating n times, with `gap` seconds of digital silence around
+// each.
+mx::array long_audio(int n, double gap) {
   auto a = ominix::audio::load_wav(fixture("audio/speech_001.wav")).samples;
   auto b = ominix::audio::load_wav(fixture("audio/speech_003.wav")).samples;
   const int g = static_cast<int>(gap * 16000);
   std::vector<mx::array> parts{mx::zeros({g})};
-  std::vector<std::pair<int, int>> gaps{{0, g}};
-  int at = g;
-  for (int i = 0; i < n; ++i) {
-    const auto& u = i % 2 ? b : a;
-    const int after = i + 1 < n ? g : 1600;
-    parts.push_back(u), parts.push_back(mx::zeros({after}));
-    at += u.shape(0);
-    gaps.push_back({at, at + after});
-    at += after;
-  }
-  return {mx::concatenate(parts), gaps};
+  for (int i = 0; i < n; ++i) parts.push_back(i % 2 ? b : a), parts.push_back(mx::zeros({g}));
+  return mx::concatenate(parts);
 }
 
 }  // namespace
@@ -190,37 +181,49 @@ TEST(Paraformer, LongAudioCutAtPausesEqualsFunasr) {
   EXPECT_EQ(pf::transcribe(*f.model, x, f.vocab, all).tokens, got.tokens);
 }
 
-// Long audio without usable pauses (pause detection off): 3 s chunks overlapping by 1 s, joined by
-// aligning their tokens. The result is each chunk's own transcript spliced at one token: the
-// earlier chunk's tokens up to it, the later chunk's after it.
+// Long audio without usable pauses (pause finding off; tools/fixtures/gen_paraformer_long.py):
+// 3 s chunks overlapping by 1 s. Each chunk's tokens and CIF fire times equal funasr's, and the
+// transcript is funasr's chunk transcripts joined by merge_chunks: the earlier chunk's tokens up to
+// an agreed token in the overlap, the later chunk's after it (the joining itself is tested on
+// synthetic sequences in tests/audio/test_chunk.cpp).
 TEST(Paraformer, LongAudioOverlappingChunksSplice) {
   auto& f = fx();
-  const auto [x, gaps] = long_audio(6, 0.1);
+  const auto want =
+      ominix::tests::load_json(fixture("models/paraformer/long_audio.json"))["overlap"];
+  const auto x = long_audio(6, 0.1);
+  ASSERT_EQ(x.shape(0), want["samples"].get<int>());
   const pf::TranscribeOptions opts{.chunking = {.max_seconds = 3.0,
                                                 .min_seconds = 1.0,
                                                 .overlap_seconds = 1.0,
                                                 .min_pause_seconds = 1000.0},
                                    .batch_size = 1};
   const auto plan = ominix::audio::plan_chunks(x, 16000, opts.chunking);
-  ASSERT_GE(plan.size(), 3u);
-  std::vector<std::vector<ominix::audio::TimedToken>> per_chunk;
-  for (const auto& c : plan) {
-    auto piece = mx::slice(x, {static_cast<int>(c.begin)}, {static_cast<int>(c.end)});
+  ASSERT_EQ(plan.size(), want["chunks"].size());
+  std::vector<std::vector<ominix::audio::TimedToken>> funasr;
+  for (std::size_t i = 0; i < plan.size(); ++i) {
+    const auto& w = want["chunks"][i];
+    ASSERT_EQ(plan[i].begin, w["begin"].get<std::int64_t>()) << i;
+    ASSERT_EQ(plan[i].end, w["end"].get<std::int64_t>()) << i;
+    const auto ids = w["tokens"].get<std::vector<int>>();
+    const auto times = w["times"].get<std::vector<double>>();
+    funasr.emplace_back();
+    for (std::size_t k = 0; k < ids.size(); ++k) funasr.back().push_back({ids[k], times[k]});
+    auto piece = mx::slice(x, {static_cast<int>(plan[i].begin)}, {static_cast<int>(plan[i].end)});
     const auto t = pf::transcribe(*f.model, piece, f.vocab, opts);
-    per_chunk.emplace_back();
-    for (std::size_t k = 0; k < t.tokens.size(); ++k)
-      per_chunk.back().push_back({t.tokens[k], t.token_times[k] + c.begin / 16000.0});
+    EXPECT_EQ(t.tokens, ids) << "chunk " << i;
+    ASSERT_EQ(t.token_times.size(), times.size()) << "chunk " << i;
+    for (std::size_t k = 0; k < times.size(); ++k)
+      EXPECT_NEAR(t.token_times[k] + plan[i].begin / 16000.0, times[k], 1e-6) << i << ", " << k;
   }
   const auto got = pf::transcribe(*f.model, x, f.vocab, opts);
   EXPECT_EQ(got.chunks, static_cast<int>(plan.size()));
-  std::vector<int> want;
-  for (const auto& t : ominix::audio::merge_chunks(plan, per_chunk, 16000)) want.push_back(t.id);
-  EXPECT_EQ(got.tokens, want);
-  // The first chunk's tokens before its overlap, and the last chunk's after its overlap, survive.
-  const double first_end = plan[1].begin / 16000.0;
+  std::vector<int> joined;
+  for (const auto& t : ominix::audio::merge_chunks(plan, funasr, 16000)) joined.push_back(t.id);
+  EXPECT_EQ(got.tokens, joined);
+  // The first chunk's tokens before the first overlap are all kept, in order.
   std::vector<int> head;
-  for (const auto& t : per_chunk.front())
-    if (t.time < first_end) head.push_back(t.id);
+  for (const auto& t : funasr.front())
+    if (t.time < plan[1].begin / 16000.0) head.push_back(t.id);
   ASSERT_LE(head.size(), got.tokens.size());
   EXPECT_TRUE(std::equal(head.begin(), head.end(), got.tokens.begin()));
 }
