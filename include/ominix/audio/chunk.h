@@ -4,8 +4,8 @@
 //
 // Cuts at pauses follow FunASR, which splits long audio with a VAD and concatenates the segments'
 // text. Where speech runs on without a pause, consecutive chunks overlap and their token sequences
-// are aligned in the overlap (as NeMo's buffered inference and transformers' chunked pipeline
-// join chunks), then spliced at an agreed token near the middle of the overlap.
+// are aligned in the overlap (as NeMo's buffered RNN-T inference and transformers' chunked Whisper
+// pipeline join chunks), then spliced at an agreed token near the middle of the overlap.
 #pragma once
 
 #include <cstdint>
