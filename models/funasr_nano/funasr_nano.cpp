@@ -300,17 +300,25 @@ Transcript transcribe_one(const Model& model, const mx::array& samples,
   auto enc = encode(model, mx::expand_dims(feats, 0), lens);
   auto prompt = build_prompt(model, T, adapt(model, enc, lens), options);
   auto cache = model.llm->make_cache();
-  auto logits = model.llm->forward_embeddings(prompt.embeddings, cache);  // [1, L, V]
+  // Greedy, one step ahead: step n+1 is queued (async_eval) before token n is read.
+  auto greedy = [](const mx::array& logits) {  // [1, L, V] -> int32 [1, 1], the last position
+    const int L = logits.shape(1);
+    return mx::astype(mx::argmax(mx::slice(logits, {0, L - 1, 0}, {1, L, logits.shape(2)}), -1),
+                      mx::int32);
+  };
+  auto next = greedy(model.llm->forward_embeddings(prompt.embeddings, cache));
+  mx::async_eval(next);
   Transcript out;
   const auto& eos = model.eos_token_ids;
   for (int step = 0; step < options.max_new_tokens; ++step) {
-    auto next = mx::argmax(
-        mx::slice(logits, {0, logits.shape(1) - 1, 0}, {1, logits.shape(1), logits.shape(2)}),
-        -1);  // [1, 1]
-    const int id = mx::astype(next, mx::int32).item<int>();
+    auto current = next;
+    if (step + 1 < options.max_new_tokens) {
+      next = greedy((*model.llm)(current, cache));
+      mx::async_eval(next);
+    }
+    const int id = current.item<int>();
     out.tokens.push_back(id);
     if (std::find(eos.begin(), eos.end(), id) != eos.end()) break;
-    logits = (*model.llm)(mx::array({id}, {1, 1}, mx::int32), cache);
   }
   out.text = clean_text(model.tokenizer->decode(out.tokens, /*skip_special_tokens=*/true));
   return out;
