@@ -1,5 +1,6 @@
 # The generate wing: KV caches and the sampler chain.
 target_sources(ominix_core PRIVATE
+  generate/attention.cpp
   generate/cache.cpp
   generate/sampler.cpp
 )

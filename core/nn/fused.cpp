@@ -35,16 +35,17 @@ bool float_type(mx::Dtype t) {
   return t == mx::float32 || t == mx::float16 || t == mx::bfloat16;
 }
 
-// One block per (token, head), thread i holding the RoPE pair (i, i + D/2) of that head. Queries
-// and keys: RMSNorm over the head (rounded to T where fast::rms_norm rounds), then the rotation
-// as fast::rope computes it (theta = position / freqs[i], in float); values are copied. Output
-// is head-major. D/2 is a multiple of 32, so the block is whole warps.
+// One block per (token, head) with D/2 threads, thread i holding elements i and i + D/2 of the
+// head. Queries and keys: RMSNorm over the head (rounded to T where fast::rms_norm rounds), then
+// RoPE over the first R dims as fast::rope computes it (theta = position / freqs[j] in float;
+// pairs (j, j + R/2), or (2j, 2j+1) when TRADITIONAL), the rest passed through; values are
+// copied. Output is head-major. D/2 is a multiple of 32, so the block is whole warps.
 constexpr const char* kQkvHeads = R"(
   constexpr int HALF = D / 2;
   const int position0 = position_shape[1];
   const int i = threadIdx.x;
-  const int row = blockIdx.x;  // b * L + l
-  const int head = blockIdx.y; // query heads, then key heads, then value heads
+  const int row = blockIdx.x;   // b * L + l
+  const int head = blockIdx.y;  // query heads, then key heads, then value heads
   const int L = qkv_shape[1];
   const int b = row / L, l = row - b * L;
   const T* src = qkv + ((size_t)row * (H + 2 * KV) + head) * D;
@@ -70,13 +71,26 @@ constexpr const char* kQkvHeads = R"(
     x1 = static_cast<float>(w[i] * static_cast<T>(x1 * r));
     x2 = static_cast<float>(w[i + HALF] * static_cast<T>(x2 * r));
   }
-  const float inv_freq = 1.0 / freqs[i];
-  const float theta = static_cast<float>(position0 + l) * inv_freq;
-  const float c = cos(theta), s = sin(theta);
+  __shared__ float head_values[D];
+  head_values[i] = x1;
+  head_values[i + HALF] = x2;
+  __syncthreads();
   T* dst = is_q ? queries + (((size_t)b * H + head) * L + l) * D
                 : keys + (((size_t)b * KV + (head - H)) * L + l) * D;
-  dst[i] = static_cast<T>(x1 * c - x2 * s);
-  dst[i + HALF] = static_cast<T>(x1 * s + x2 * c);
+  for (int e = i; e < D; e += HALF) {
+    float v = head_values[e];
+    if (e < R) {
+      const bool first = TRADITIONAL ? (e % 2 == 0) : (e < R / 2);
+      const int j = TRADITIONAL ? e / 2 : (first ? e : e - R / 2);
+      const int partner = TRADITIONAL ? (e ^ 1) : (first ? e + R / 2 : e - R / 2);
+      const float p = head_values[partner];
+      const float inv_freq = 1.0 / freqs[j];
+      const float theta = static_cast<float>(position0 + l) * inv_freq;
+      const float c = cos(theta), s = sin(theta);
+      v = first ? v * c - p * s : p * s + v * c;
+    }
+    dst[e] = static_cast<T>(v);
+  }
 )";
 
 // One block per row: h = x + r (rounded to T, as mx::add), then RMSNorm of h as fast::rms_norm.
@@ -145,71 +159,6 @@ const mx::fast::CustomKernelFunction& add_rms_norm_kernel(float eps) {
   return kernel_with_eps("ominix_add_rms_norm", {"x", "r", "weight"}, {"sum", "normed"},
                          kAddRmsNorm, eps);
 }
-// y = x W^T for a single row x [K] and W [N, K] in bf16/fp16: one block of 128 threads per
-// output row, thread t reading the row's 16-byte chunks t, t+128, ... all issued before any is
-// used, so that every SM has enough loads in flight to stream W at the memory bandwidth (one
-// warp per row, as MLX's GEMV, under-fills the card when rows are long and few). Pointers that
-// are not 16-byte aligned take a plain element loop.
-constexpr const char* kGemvHeader = R"(
-template <typename T> struct ominix_vec2;
-template <> struct ominix_vec2<__nv_bfloat16> { using type = __nv_bfloat162; };
-template <> struct ominix_vec2<__half> { using type = __half2; };
-__device__ inline float2 ominix_to_float2(__nv_bfloat162 v) { return __bfloat1622float2(v); }
-__device__ inline float2 ominix_to_float2(__half2 v) { return __half22float2(v); }
-template <typename T2>
-__device__ inline float ominix_dot8(const uint4& w, const uint4& x) {
-  const T2* wp = reinterpret_cast<const T2*>(&w);
-  const T2* xp = reinterpret_cast<const T2*>(&x);
-  float acc = 0.0f;
-#pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    const float2 a = ominix_to_float2(wp[j]), b = ominix_to_float2(xp[j]);
-    acc += a.x * b.x + a.y * b.y;
-  }
-  return acc;
-}
-)";
-constexpr const char* kGemv = R"(
-  using T2 = typename ominix_vec2<T>::type;
-  constexpr int THREADS = 128;
-  constexpr int CHUNKS = K / 8;                          // 16-byte chunks in a row
-  constexpr int ITER = (CHUNKS + THREADS - 1) / THREADS;  // per thread
-  const int t = threadIdx.x;
-  const int row = blockIdx.x;
-  const T* wrow = weight + (size_t)row * K;
-  float acc = 0.0f;
-  if ((((size_t)wrow) & 15) == 0 && (((size_t)x) & 15) == 0) {
-    const uint4* w = reinterpret_cast<const uint4*>(wrow);
-    const uint4* xv = reinterpret_cast<const uint4*>(x);
-    uint4 wr[ITER];
-#pragma unroll
-    for (int i = 0; i < ITER; ++i)
-      if (i * THREADS + t < CHUNKS) wr[i] = w[i * THREADS + t];
-#pragma unroll
-    for (int i = 0; i < ITER; ++i)
-      if (i * THREADS + t < CHUNKS) acc += ominix_dot8<T2>(wr[i], xv[i * THREADS + t]);
-  } else {
-    for (int k = t; k < K; k += THREADS)
-      acc += static_cast<float>(wrow[k]) * static_cast<float>(x[k]);
-  }
-  for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-  __shared__ float partial[THREADS / 32];
-  if ((t & 31) == 0) partial[t >> 5] = acc;
-  __syncthreads();
-  if (t == 0) {
-    float sum = 0.0f;
-#pragma unroll
-    for (int i = 0; i < THREADS / 32; ++i) sum += partial[i];
-    y[row] = static_cast<T>(sum);
-  }
-)";
-
-const mx::fast::CustomKernelFunction& gemv_kernel() {
-  static const auto k =
-      mx::fast::cuda_kernel("ominix_gemv", {"x", "weight"}, {"y"}, kGemv, kGemvHeader);
-  return k;
-}
-
 const mx::fast::CustomKernelFunction& swiglu_kernel() {
   static const auto k = mx::fast::cuda_kernel("ominix_swiglu", {"gate_up"}, {"out"}, kSwiGLU);
   return k;
@@ -251,7 +200,7 @@ Heads qkv_heads(const FusedLinear& qkv_proj, const mx::array& x, const QkvHeadsO
   const bool fusable =
       joint && use_cuda_kernels() && x.ndim() == 3 && float_type(joint->dtype()) && Dh > 0 &&
       Dh % 64 == 0 && Dh <= 512 && outs[1] == o.n_kv_heads * Dh && outs[2] == outs[1] &&
-      (norm || (!o.q_norm && !o.k_norm)) && rope && rope->dims() == Dh && !rope->traditional() &&
+      (norm || (!o.q_norm && !o.k_norm)) && rope && rope->dims() % 2 == 0 && rope->dims() <= Dh &&
       rope->attention_scaling() == 1.0f && rope->fixed_freqs() &&
       (!norm || (o.q_norm->weight.dtype() == joint->dtype() &&
                  o.k_norm->weight.dtype() == joint->dtype() && o.q_norm->eps == o.k_norm->eps));
@@ -268,7 +217,14 @@ Heads qkv_heads(const FusedLinear& qkv_proj, const mx::array& x, const QkvHeadsO
        *rope->fixed_freqs(), mx::zeros({0, o.offset}, mx::int32)},
       {{B, H, L, Dh}, {B, KV, L, Dh}, {B, KV, L, Dh}}, {dt, dt, dt},
       {B * L * (Dh / 2), H + 2 * KV, 1}, {Dh / 2, 1, 1},
-      {{"T", dt}, {"H", H}, {"KV", KV}, {"D", Dh}, {"NORM", norm}}, std::nullopt, false, {});
+      {{"T", dt},
+       {"H", H},
+       {"KV", KV},
+       {"D", Dh},
+       {"R", rope->dims()},
+       {"TRADITIONAL", rope->traditional()},
+       {"NORM", norm}},
+      std::nullopt, false, {});
   return {out[0], out[1], out[2]};
 }
 
@@ -286,25 +242,6 @@ AddNorm add_rms_norm(const mx::array& x, const mx::array& r, const RMSNorm& norm
       {x, r, norm.weight}, {x.shape(), x.shape()}, {x.dtype(), x.dtype()}, {rows * threads, 1, 1},
       {threads, 1, 1}, {{"T", x.dtype()}, {"D", D}}, std::nullopt, false, {});
   return {out[0], out[1]};
-}
-
-std::optional<mx::array> decode_gemv(const mx::array& x, const mx::array& weight) {
-  // OMINIX_DECODE_GEMV=0 leaves every matmul to MLX (A/B runs of this kernel alone).
-  static const bool enabled = [] {
-    const char* v = std::getenv("OMINIX_DECODE_GEMV");
-    return !(v && std::string(v) == "0");
-  }();
-  if (!enabled || !use_cuda_kernels() || weight.ndim() != 2 || x.ndim() < 1) return std::nullopt;
-  const int N = weight.shape(0), K = weight.shape(1);
-  const auto dt = weight.dtype();
-  if ((dt != mx::bfloat16 && dt != mx::float16) || x.dtype() != dt || x.shape(-1) != K ||
-      x.size() != static_cast<std::size_t>(K) || K % 256 != 0)
-    return std::nullopt;
-  auto shape = x.shape();
-  shape.back() = N;
-  constexpr int threads = 128;  // as the kernel's THREADS
-  return gemv_kernel()({x, weight}, {shape}, {dt}, {N * threads, 1, 1}, {threads, 1, 1},
-                       {{"T", dt}, {"N", N}, {"K", K}}, std::nullopt, false, {})[0];
 }
 
 mx::array gated_joint(Activation act, const mx::array& gate_up) {

@@ -7,7 +7,6 @@
 #include <mlx/transforms.h>
 
 #include "ominix/base/error.h"
-#include "ominix/nn/fused.h"
 
 namespace ominix::nn {
 
@@ -16,7 +15,6 @@ Linear::Linear(mx::array weight_, std::optional<mx::array> bias_)
 
 mx::array Linear::operator()(const mx::array& x) const {
   if (bias) return mx::addmm(*bias, x, weight_t_);
-  if (auto y = decode_gemv(x, weight)) return *y;
   return mx::matmul(x, weight_t_);
 }
 

@@ -11,7 +11,9 @@
 #include <vector>
 
 #include "models/glm4/config.h"
+#include "ominix/generate/attention.h"
 #include "ominix/io/weights.h"
+#include "ominix/nn/fused.h"
 #include "ominix/nn/linear.h"
 #include "ominix/nn/mlp.h"
 #include "ominix/nn/moe.h"
@@ -27,53 +29,14 @@ nn::LinearLayer linear(io::WeightMap& w, const std::string& key, const Config& c
   return nn::LinearLayer::load(w, key, shape, c.quantization);
 }
 
-struct Attention {
-  nn::LinearLayer q_proj, k_proj, v_proj, o_proj;
-  std::optional<nn::RMSNorm> q_norm, k_norm;  // GLM-4-MoE use_qk_norm: per head, before RoPE
-  nn::RoPE rope;
-  int n_heads, n_kv_heads;
-  float scale;
-
+/// ref: modeling_glm4.py Glm4Attention / modeling_glm4_moe.py Glm4MoeAttention: q/k/v bias,
+/// partial rotary (interleaved pairs), GLM-4-MoE's optional per-head q/k norm.
+struct Attention : generate::SelfAttention {
   static Attention load(io::WeightMap& w, const std::string& p, const Config& c) {
-    const auto& a = c.attention;
-    const int D = a.hidden_size, q_dim = a.num_attention_heads * a.head_dim,
-              kv_dim = a.num_key_value_heads * a.head_dim;
-    const bool bias = a.attention_bias;
-    Attention attn{.q_proj = linear(w, p + "q_proj", c, {D, q_dim, bias}),
-                   .k_proj = linear(w, p + "k_proj", c, {D, kv_dim, bias}),
-                   .v_proj = linear(w, p + "v_proj", c, {D, kv_dim, bias}),
-                   .o_proj = linear(w, p + "o_proj", c, {q_dim, D}),
-                   .q_norm = std::nullopt,
-                   .k_norm = std::nullopt,
-                   .rope = nn::RoPE(c.rope, a.head_dim),
-                   .n_heads = a.num_attention_heads,
-                   .n_kv_heads = a.num_key_value_heads,
-                   .scale = 1.0f / std::sqrt(float(a.head_dim))};
-    if (c.use_qk_norm) {
-      attn.q_norm = nn::RMSNorm::load(w, p + "q_norm", a.head_dim, c.rms_norm_eps);
-      attn.k_norm = nn::RMSNorm::load(w, p + "k_norm", a.head_dim, c.rms_norm_eps);
-    }
-    return attn;
-  }
-
-  mx::array operator()(const mx::array& x, const nn::AttentionMask& mask,
-                       generate::LayerCache& cache) const {
-    const int B = x.shape(0), L = x.shape(1);
-    auto queries = mx::reshape(q_proj(x), {B, L, n_heads, -1});  // [B,L,H*Dh] -> [B,L,H,Dh]
-    auto keys = mx::reshape(k_proj(x), {B, L, n_kv_heads, -1});
-    auto values = mx::reshape(v_proj(x), {B, L, n_kv_heads, -1});
-    if (q_norm) {
-      queries = (*q_norm)(queries);
-      keys = (*k_norm)(keys);
-    }
-    queries = mx::transpose(queries, {0, 2, 1, 3});  // [B,L,H,Dh] -> [B,H,L,Dh]
-    keys = mx::transpose(keys, {0, 2, 1, 3});
-    values = mx::transpose(values, {0, 2, 1, 3});
-    queries = rope(queries, cache.offset());  // only the first Dh * partial_rotary_factor dims
-    keys = rope(keys, cache.offset());
-    auto output = cache.update_and_attend(queries, keys, values, scale, mask);  // [B,H,L,Dh]
-    output = mx::reshape(mx::transpose(output, {0, 2, 1, 3}), {B, L, -1});      // -> [B,L,H*Dh]
-    return o_proj(output);
+    return {generate::SelfAttention::load(w, p, c.attention, c.rope, c.quantization,
+                                          {.qkv_bias = c.attention.attention_bias,
+                                           .qk_norm = c.use_qk_norm,
+                                           .rms_norm_eps = c.rms_norm_eps})};
   }
 };
 
@@ -83,8 +46,7 @@ struct FusedMLP {
   nn::Activation act;
 
   mx::array operator()(const mx::array& x) const {
-    auto gate_up = mx::split(gate_up_proj(x), 2, -1);  // [B,L,2I] -> 2 x [B,L,I]
-    return down_proj(nn::gated(act, gate_up[0], gate_up[1]));
+    return down_proj(nn::gated_joint(act, gate_up_proj(x)));  // act([B,L,:I]) * [B,L,I:]
   }
 };
 

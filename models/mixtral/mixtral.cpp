@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "models/mixtral/config.h"
+#include "ominix/generate/attention.h"
 #include "ominix/io/weights.h"
 #include "ominix/nn/linear.h"
 #include "ominix/nn/mlp.h"
@@ -27,40 +28,10 @@ nn::LinearLayer linear(io::WeightMap& w, const std::string& key, const Config& c
   return nn::LinearLayer::load(w, key, shape, c.quantization);
 }
 
-struct Attention {
-  nn::LinearLayer q_proj, k_proj, v_proj, o_proj;
-  nn::RoPE rope;
-  int n_heads, n_kv_heads;
-  float scale;
-
+/// ref: modeling_mistral.py MistralAttention.
+struct Attention : generate::SelfAttention {
   static Attention load(io::WeightMap& w, const std::string& p, const Config& c) {
-    const auto& a = c.attention;
-    const int D = a.hidden_size, q_dim = a.num_attention_heads * a.head_dim,
-              kv_dim = a.num_key_value_heads * a.head_dim;
-    return {.q_proj = linear(w, p + "q_proj", c, {D, q_dim}),
-            .k_proj = linear(w, p + "k_proj", c, {D, kv_dim}),
-            .v_proj = linear(w, p + "v_proj", c, {D, kv_dim}),
-            .o_proj = linear(w, p + "o_proj", c, {q_dim, D}),
-            .rope = nn::RoPE(c.rope, a.head_dim),
-            .n_heads = a.num_attention_heads,
-            .n_kv_heads = a.num_key_value_heads,
-            .scale = 1.0f / std::sqrt(float(a.head_dim))};
-  }
-
-  mx::array operator()(const mx::array& x, const nn::AttentionMask& mask,
-                       generate::LayerCache& cache) const {
-    const int B = x.shape(0), L = x.shape(1);
-    auto queries = mx::reshape(q_proj(x), {B, L, n_heads, -1});  // [B,L,H*Dh] -> [B,L,H,Dh]
-    auto keys = mx::reshape(k_proj(x), {B, L, n_kv_heads, -1});
-    auto values = mx::reshape(v_proj(x), {B, L, n_kv_heads, -1});
-    queries = mx::transpose(queries, {0, 2, 1, 3});  // [B,L,H,Dh] -> [B,H,L,Dh]
-    keys = mx::transpose(keys, {0, 2, 1, 3});
-    values = mx::transpose(values, {0, 2, 1, 3});
-    queries = rope(queries, cache.offset());
-    keys = rope(keys, cache.offset());
-    auto output = cache.update_and_attend(queries, keys, values, scale, mask);  // [B,H,L,Dh]
-    output = mx::reshape(mx::transpose(output, {0, 2, 1, 3}), {B, L, -1});      // -> [B,L,H*Dh]
-    return o_proj(output);
+    return {generate::SelfAttention::load(w, p, c.attention, c.rope, c.quantization)};
   }
 };
 

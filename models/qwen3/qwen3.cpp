@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "models/qwen3/config.h"
+#include "ominix/generate/attention.h"
 #include "ominix/io/weights.h"
 #include "ominix/nn/fused.h"
 #include "ominix/nn/linear.h"
@@ -22,52 +23,15 @@
 namespace ominix::qwen3 {
 namespace {
 
-struct Attention {
-  nn::FusedLinear qkv_proj;  ///< q_proj | k_proj | v_proj, one matmul where they can be joined
-  nn::LinearLayer o_proj;
-  std::optional<nn::RMSNorm> q_norm, k_norm;  // Qwen3: per head, before RoPE
-  nn::RoPE rope;
-  int n_heads, n_kv_heads;
-  float scale;
-
+/// ref: modeling_qwen2.py Qwen2Attention (q/k/v bias) and modeling_qwen3.py Qwen3Attention
+/// (per-head q/k RMSNorm before RoPE).
+struct Attention : generate::SelfAttention {
   static Attention load(io::WeightMap& w, const std::string& p, const Config& c) {
-    const auto& a = c.attention;
-    const int D = a.hidden_size, q_dim = a.num_attention_heads * a.head_dim,
-              kv_dim = a.num_key_value_heads * a.head_dim;
-    auto linear = [&](const char* name, nn::LinearShape shape) {
-      return nn::LinearLayer::load(w, p + name, shape, c.quantization);
-    };
-    Attention attn{.qkv_proj = nn::FusedLinear({linear("q_proj", {D, q_dim, c.qkv_bias()}),
-                                                linear("k_proj", {D, kv_dim, c.qkv_bias()}),
-                                                linear("v_proj", {D, kv_dim, c.qkv_bias()})}),
-                   .o_proj = linear("o_proj", {q_dim, D, c.o_bias()}),
-                   .q_norm = std::nullopt,
-                   .k_norm = std::nullopt,
-                   .rope = nn::RoPE(c.rope, a.head_dim),
-                   .n_heads = a.num_attention_heads,
-                   .n_kv_heads = a.num_key_value_heads,
-                   .scale = 1.0f / std::sqrt(float(a.head_dim))};
-    if (c.qk_norm()) {
-      attn.q_norm = nn::RMSNorm::load(w, p + "q_norm", a.head_dim, c.rms_norm_eps);
-      attn.k_norm = nn::RMSNorm::load(w, p + "k_norm", a.head_dim, c.rms_norm_eps);
-    }
-    return attn;
-  }
-
-  mx::array operator()(const mx::array& x, const nn::AttentionMask& mask,
-                       generate::LayerCache& cache) const {
-    const int B = x.shape(0), L = x.shape(1);
-    // [B,L,D] -> queries [B,H,L,Dh], keys/values [B,Hkv,L,Dh]; q/k normed per head, then RoPE.
-    auto heads = nn::qkv_heads(qkv_proj, x,
-                               {.n_heads = n_heads,
-                                .n_kv_heads = n_kv_heads,
-                                .q_norm = q_norm ? &*q_norm : nullptr,
-                                .k_norm = k_norm ? &*k_norm : nullptr,
-                                .rope = &rope,
-                                .offset = cache.offset()});
-    auto output = cache.update_and_attend(heads.queries, heads.keys, heads.values, scale, mask);
-    output = mx::reshape(mx::transpose(output, {0, 2, 1, 3}), {B, L, -1});  // -> [B,L,H*Dh]
-    return o_proj(output);
+    return {generate::SelfAttention::load(w, p, c.attention, c.rope, c.quantization,
+                                          {.qkv_bias = c.qkv_bias(),
+                                           .o_bias = c.o_bias(),
+                                           .qk_norm = c.qk_norm(),
+                                           .rms_norm_eps = c.rms_norm_eps})};
   }
 };
 

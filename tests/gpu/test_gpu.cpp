@@ -125,9 +125,14 @@ TEST_F(Gpu, FusedQkvHeads) {
   struct Case {
     int B, L, H, KV, Dh, offset;
     bool norm;
+    double partial = 1.0;  // rotary share of the head (GLM-4: 0.5)
+    bool traditional = false;
   };
-  for (auto c : {Case{1, 1, 32, 8, 128, 17, true}, Case{2, 7, 16, 8, 128, 0, true},
-                 Case{1, 33, 8, 2, 64, 5, false}, Case{1, 1, 4, 1, 256, 100, true}}) {
+  for (auto c :
+       {Case{1, 1, 32, 8, 128, 17, true}, Case{2, 7, 16, 8, 128, 0, true},
+        Case{1, 33, 8, 2, 64, 5, false}, Case{1, 1, 4, 1, 256, 100, true},
+        Case{1, 1, 32, 2, 128, 40, false, 0.5, true}, Case{2, 9, 8, 2, 128, 3, true, 0.5, false},
+        Case{1, 5, 4, 4, 64, 11, false, 1.0, true}}) {
     for (auto dt : {mx::float32, mx::bfloat16, mx::float16}) {
       SCOPED_TRACE(::testing::Message() << "L=" << c.L << " Dh=" << c.Dh << " " << dt);
       const int D = 96;
@@ -139,6 +144,8 @@ TEST_F(Gpu, FusedQkvHeads) {
       nn::RMSNorm kn{mx::astype(mx::random::normal({c.Dh}), dt), 1e-6f};
       io::RopeConfig rc;
       rc.theta = 1e6;
+      rc.partial_rotary_factor = c.partial;
+      rc.traditional = c.traditional;
       nn::RoPE rope(rc, c.Dh);
       auto x = mx::astype(mx::random::normal({c.B, c.L, D}), dt);
       auto heads = [&](int part) {
@@ -187,35 +194,4 @@ TEST_F(Gpu, FusedSwiGLU) {
       }
     }
   }
-}
-
-// The decode GEMV against mx::matmul, aligned and misaligned rows, the shapes of Qwen3 layers.
-TEST_F(Gpu, DecodeGemv) {
-  struct Case {
-    int N, K;
-  };
-  for (auto c : {Case{6144, 2560}, Case{2560, 4096}, Case{2560, 9728}, Case{19456, 2560},
-                 Case{37, 256}, Case{1000, 768}}) {
-    for (auto dt : {mx::bfloat16, mx::float16}) {
-      SCOPED_TRACE(::testing::Message() << "N=" << c.N << " K=" << c.K << " " << dt);
-      auto w = mx::astype(mx::random::normal({c.N, c.K}), dt);
-      auto x = mx::astype(mx::random::normal({1, 1, c.K}), dt);
-      expect_rel(fused_and_plain([&] { return nn::Linear{w}(x); }), tol(dt));
-      set_device(DeviceKind::gpu);
-      ASSERT_TRUE(nn::decode_gemv(x, w).has_value());
-      // a row that starts 2 bytes into its buffer takes the unaligned path
-      auto padded = mx::astype(mx::random::normal({c.K + 1}), dt);
-      auto shifted = mx::reshape(mx::slice(padded, {1}, {c.K + 1}), {1, c.K});
-      auto got = *nn::decode_gemv(shifted, w);
-      auto want = mx::matmul(shifted, mx::transpose(w));
-      mx::eval(got, want);
-      set_device(DeviceKind::cpu);
-      expect_rel({want, got}, tol(dt));
-    }
-  }
-  set_device(DeviceKind::gpu);
-  auto w = mx::astype(mx::random::normal({64, 256}), mx::bfloat16);
-  EXPECT_FALSE(nn::decode_gemv(mx::astype(mx::random::normal({2, 256}), mx::bfloat16), w));
-  EXPECT_FALSE(nn::decode_gemv(mx::random::normal({1, 256}), mx::random::normal({64, 256})));
-  set_device(DeviceKind::cpu);
 }

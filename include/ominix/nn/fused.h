@@ -37,8 +37,8 @@ struct QkvHeadsOptions {
 
 /// The attention heads of x [B, L, D] through q|k|v projections (joined or not): split per head,
 /// queries and keys normed per head (when given) and rotated, all laid out head-major. On CUDA,
-/// with the projections joined, a half-split RoPE over the whole head and head sizes a multiple
-/// of 64, this is one kernel after the matmul.
+/// with the projections joined, RoPE frequencies fixed and head sizes a multiple of 64, this is
+/// one kernel after the matmul.
 Heads qkv_heads(const FusedLinear& qkv_proj, const mx::array& x, const QkvHeadsOptions& options);
 
 /// h = x + r and norm(h), in one pass on CUDA: the residual add and the norm that follows it.
@@ -46,12 +46,6 @@ struct AddNorm {
   mx::array sum, normed;
 };
 AddNorm add_rms_norm(const mx::array& x, const mx::array& r, const RMSNorm& norm);
-
-/// y = x W^T for a single row (x [..., K] with every leading dim 1) and a dense bf16/fp16
-/// W [N, K] with K a multiple of 256: the decode step's matmul as a CUDA kernel that streams W
-/// at the memory bandwidth where MLX's GEMV leaves the card under-filled (N of a few thousand).
-/// nullopt where it does not apply (then use mx::matmul).
-std::optional<mx::array> decode_gemv(const mx::array& x, const mx::array& weight);
 
 /// act(gate) * up from a joint gate|up projection [..., 2I] (gate first) -> [..., I].
 mx::array gated_joint(Activation act, const mx::array& gate_up);
