@@ -6,6 +6,7 @@
 #include <mlx/mlx.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -314,4 +315,25 @@ TEST(FunAsrNano, BadInputsAreClearErrors) {
   }
   EXPECT_THROW(fn::encode(*f.model, mx::zeros({1, 4, 80}), mx::array({4})),
                ominix::InvalidArgument);
+}
+
+// At the release's sizes with the real Qwen3 tokenizer (tools/fixtures/check_funasr_nano_full.py
+// writes the 2 GB model and funasr's results): the prompt ids, 16 greedy tokens and the text.
+TEST(FunAsrNano, FullSize) {
+  const char* dir = std::getenv("OMINIX_FUNASR_NANO_FULL");
+  if (!dir) GTEST_SKIP() << "set OMINIX_FUNASR_NANO_FULL to check_funasr_nano_full.py's directory";
+  const auto want = ominix::tests::load_json(fs::path(dir) / "expected.json");
+  auto model = fn::load_model(dir);
+  const auto wav = clip("speech_001");
+  const auto feats = fn::features(*model, wav);
+  const auto lens = mx::array({feats.shape(0)}, {1}, mx::int32);
+  const auto enc = fn::encode(*model, batch1(feats), lens);
+  const auto prompt = fn::build_prompt(*model, feats.shape(0), fn::adapt(*model, enc, lens));
+  EXPECT_EQ(prompt.ids, want["source_ids"].get<std::vector<int>>());
+  auto o = options();
+  o.max_new_tokens = 16;
+  auto t = fn::transcribe(*model, wav, o);
+  EXPECT_EQ(t.tokens, want["tokens"].get<std::vector<int>>());
+  EXPECT_EQ(t.text, want["text"].get<std::string>());
+  testing::Test::RecordProperty("transcribe_seconds", std::to_string(t.compute_seconds));
 }
