@@ -1,7 +1,10 @@
 // ominix chat: an interactive conversation. Reads one user message per line from stdin (a TTY or
 // a pipe), applies the chat template to the whole history, and reuses the prompt cache between
 // turns so only the new part is prefilled. /reset starts over, /exit (or end of input) quits.
-// Ctrl-C stops the current answer; at the prompt it exits.
+// Ctrl-C stops the current answer; at the prompt it exits. A model without a chat template (a
+// base model, such as the default Gemma 3 270M GGUF) chats through a plain User/Assistant
+// transcript with a two-turn example, stopping where it starts the user's next line (the way
+// llama.cpp's interactive mode talks to base models with a reverse prompt).
 #include <unistd.h>
 
 #include <atomic>
@@ -10,6 +13,7 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
@@ -46,20 +50,48 @@ class SigintGuard {
   struct sigaction previous_ {};
 };
 
+// The transcript a base model continues: a preamble, two example turns, then the conversation,
+// ending with "Assistant:".
+std::string transcript(const nlohmann::ordered_json& messages) {
+  std::string system =
+      "A conversation between a User and a knowledgeable Assistant, who answers briefly and "
+      "correctly.";
+  std::string turns;
+  for (const auto& m : messages) {
+    const auto role = m["role"].get<std::string>();
+    const auto content = m["content"].get<std::string>();
+    if (role == "system")
+      system = content;
+    else
+      turns += (role == "user" ? "User: " : "Assistant: ") + content + "\n";
+  }
+  return system +
+         "\n\nUser: What is the capital of Italy?\nAssistant: The capital of Italy is Rome.\n"
+         "User: How many days are in a week?\nAssistant: A week has seven days.\n" +
+         turns + "Assistant:";
+}
+
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \n\t"), e = s.find_last_not_of(" \n\t");
+  return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+}
+
 struct ChatArgs {
   LlmArgs llm;
   bool stats = false;
+  bool ignore_eos = false;
 };
 
 void run(const ChatArgs& a, const GlobalOptions& global) {
   set_device(parse_device_kind(global.device));
   const Model model = load_with_progress(a.llm.model);
   if (!model.tokenizer()) fail<InvalidArgument>("{}: chat needs tokenizer.json", a.llm.model);
-  if (!model.chat_template())
-    fail<InvalidArgument>(
-        "{}: chat needs a chat template (chat_template.jinja or "
-        "tokenizer_config.json's chat_template)",
-        a.llm.model);
+  const bool plain = !model.chat_template();
+  if (plain)
+    fmt::print(stderr,
+               "[{} has no chat template: chatting through a plain User/Assistant transcript, as "
+               "with a base model]\n",
+               a.llm.model);
   auto cache = model.make_cache(cache_options(a.llm));
   std::optional<Model> draft;
   std::optional<generate::PromptCache> draft_cache;
@@ -99,17 +131,26 @@ void run(const ChatArgs& a, const GlobalOptions& global) {
     messages.push_back({{"role", "user"}, {"content", line}});
     auto params = generate_params(a.llm);
     params.tokenizer = model.tokenizer();
+    params.ignore_eos = a.ignore_eos;
+    if (plain) params.stop_strings.insert(params.stop_strings.end(), {"\nUser:", "\n\n"});
+    const auto prompt = plain ? model.encode(transcript(messages)) : model.encode_chat(messages);
     if (draft)
       params.draft = {
           .model = &draft->lm(), .cache = &*draft_cache, .num_draft_tokens = a.llm.num_draft};
     generate::GenerationResult result;
     try {
-      result = generate::generate(model.lm(), cache, model.encode_chat(messages), params,
-                                  [](const generate::Chunk& c) {
-                                    std::fwrite(c.text.data(), 1, c.text.size(), stdout);
-                                    std::fflush(stdout);
-                                    return !interrupted.load();
-                                  });
+      bool started = false;  // the transcript's answer starts after "Assistant:"'s space
+      result = generate::generate(model.lm(), cache, prompt, params, [&](const generate::Chunk& c) {
+        std::string_view text = c.text;
+        if (plain && !started) {
+          const auto b = text.find_first_not_of(' ');
+          text = b == std::string_view::npos ? std::string_view() : text.substr(b);
+          started = !text.empty();
+        }
+        std::fwrite(text.data(), 1, text.size(), stdout);
+        std::fflush(stdout);
+        return !interrupted.load();
+      });
     } catch (const InvalidArgument& e) {  // e.g. the conversation outgrew the context
       messages.erase(messages.size() - 1);
       fmt::print(stderr, "error: {}\n", e.what());
@@ -119,7 +160,8 @@ void run(const ChatArgs& a, const GlobalOptions& global) {
     std::fflush(stdout);
     if (result.finish_reason == generate::FinishReason::cancelled)
       fmt::print(stderr, "[stopped]\n");
-    messages.push_back({{"role", "assistant"}, {"content", result.text}});
+    messages.push_back(
+        {{"role", "assistant"}, {"content", plain ? trim(result.text) : result.text}});
     if (a.stats) fmt::print(stderr, "{}\n", stats_line(result.stats));
   }
 }
@@ -132,6 +174,7 @@ void add_chat(CLI::App& app, const GlobalOptions& global) {
   args->llm.max_tokens = 512;
   add_llm_options(cmd, args->llm);
   cmd->add_flag("--stats", args->stats, "Print each answer's stats to stderr");
+  cmd->add_flag("--ignore-eos", args->ignore_eos, "Do not stop answers at EOS tokens");
   cmd->callback([args, &global] { run(*args, global); });
 }
 

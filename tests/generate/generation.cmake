@@ -85,6 +85,11 @@ if(TARGET ominix)
   set_tests_properties(cli.chat_reuses_cache PROPERTIES
                        PASS_REGULAR_EXPRESSION "prompt: [0-9]+ tokens \\(22 cached\\)")
 
+  # Ctrl-C during an answer stops that answer only.
+  add_test(NAME cli.chat_ctrl_c
+           COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/generate/chat_sigint.sh $<TARGET_FILE:ominix> ${_cli}/chat_model)
+  set_tests_properties(cli.chat_ctrl_c PROPERTIES PASS_REGULAR_EXPRESSION "ok: the answer stopped")
+
   # Errors: non-zero exit and a message naming the problem.
   function(_cli_error name regex)
     add_test(NAME cli.error_${name}
@@ -101,7 +106,7 @@ if(TARGET ominix)
   string(REPEAT "5," 600 _long)
   _cli_error(prompt_too_long "601 tokens, more than the model's context of 512" generate --model ${_qwen}
              --prompt-ids "${_long}5")
-  _cli_error(chat_no_template "chat needs tokenizer.json" chat --model ${_qwen})
+  _cli_error(chat_no_tokenizer "chat needs tokenizer.json" chat --model ${_qwen})
 
   # examples/generate builds against the installed package (ominix::all) and runs.
   string(REPLACE "," " " _chat_ids "${chat_greedy}")
