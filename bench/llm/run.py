@@ -51,6 +51,8 @@ def main():
     ap.add_argument("--decode", type=int, default=128)
     ap.add_argument("--no-peer", action="store_true")
     ap.add_argument("--moe-ab", action="store_true", help="also run MoE models with OMINIX_MOE_FUSED=0")
+    ap.add_argument("--fused-ab", action="store_true",
+                    help="also run with OMINIX_FUSED_KERNELS=0 OMINIX_JOIN_PROJECTIONS=0 (the plain ops)")
     ap.add_argument("--tiny", action="store_true", help="toy widths, for a CPU check of the pipeline")
     ap.add_argument("--ceilings", default=None, help="JSON from ceilings.py (measured now if absent)")
     args = ap.parse_args()
@@ -76,6 +78,10 @@ def main():
             plain = None
             if args.moe_ab and cfg["model_type"] in MOE_TYPES:
                 plain = run_json(bench, env={**os.environ, "OMINIX_MOE_FUSED": "0"})
+            unfused = None
+            if args.fused_ab:
+                unfused = run_json(bench, env={**os.environ, "OMINIX_FUSED_KERNELS": "0",
+                                               "OMINIX_JOIN_PROJECTIONS": "0"})
         finally:
             shutil.rmtree(d, ignore_errors=True)
         peer = None if args.no_peer else run_json(
@@ -86,6 +92,9 @@ def main():
         row = {"model": name + (" (tiny)" if args.tiny else ""), "weights": f"{args.bits}-bit" if args.bits else "bf16",
                "card": ours.get("card"), "bytes_per_token_GB": bpt / 1e9, "params_B": params(cfg) / 1e9,
                "active_params_B": active / 1e9, "ours": ours, "peer": peer}
+        if unfused:
+            row["ours_unfused"] = unfused
+            row["decode_speedup_fused"] = ours["decode"]["tok_s"] / unfused["decode"]["tok_s"]
         if plain:
             row["ours_plain_moe"] = plain
             row["decode_speedup_fused_moe"] = ours["decode"]["tok_s"] / plain["decode"]["tok_s"]
