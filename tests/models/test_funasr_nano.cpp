@@ -40,15 +40,7 @@ Fixture& fx() {
   return f;
 }
 
-// Normalised error within `tol`; the measured numbers are recorded as test properties.
-void expect_rel(const mx::array& got, const mx::array& want, double tol, const std::string& what) {
-  ASSERT_EQ(got.shape(), want.shape()) << what;
-  const auto d = ominix::tests::diff(got, want);
-  EXPECT_LE(d.rel, tol) << what << ": max abs " << d.max_abs;
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.2e / %.2e", d.rel, d.max_abs);
-  testing::Test::RecordProperty(what + " (rel / max abs)", buf);
-}
+using ominix::tests::expect_rel;
 
 mx::array batch1(const mx::array& x) {
   return mx::expand_dims(x, 0);

@@ -29,11 +29,7 @@ Fixture& fx() {
   return f;
 }
 
-void expect_rel(const mx::array& got, const mx::array& want, double tol, const std::string& what) {
-  ASSERT_EQ(got.shape(), want.shape()) << what;
-  const auto d = ominix::tests::diff(got, want);
-  EXPECT_LE(d.rel, tol) << what << ": max abs " << d.max_abs;
-}
+using ominix::tests::expect_rel;
 
 void check_case(const std::string& c) {
   auto& f = fx();

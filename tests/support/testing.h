@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -55,5 +56,17 @@ inline Diff diff(const mx::array& a, const mx::array& b) {
     EXPECT_FALSE(std::isnan(_d.max_abs)) << "NaN in result";                                     \
     EXPECT_LE(_d.max_abs, (atol)) << "rel error " << _d.rel << ", max abs error " << _d.max_abs; \
   } while (0)
+
+/// Expects `got` within normalised error `tol` of `want` (same shape), naming `what`; the measured
+/// error is recorded as a test property (it shows in --gtest_output=xml).
+inline void expect_rel(const mx::array& got, const mx::array& want, double tol,
+                       const std::string& what) {
+  ASSERT_EQ(got.shape(), want.shape()) << what;
+  const auto d = diff(got, want);
+  EXPECT_LE(d.rel, tol) << what << ": max abs " << d.max_abs;
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.2e / %.2e", d.rel, d.max_abs);
+  testing::Test::RecordProperty(what + " (rel / max abs)", buf);
+}
 
 }  // namespace ominix::tests
