@@ -8,7 +8,11 @@ target_link_libraries(funasr_nano_tests PRIVATE ominix::funasr_nano ominix::qwen
 target_compile_definitions(funasr_nano_tests PRIVATE OMINIX_FIXTURES="${CMAKE_CURRENT_SOURCE_DIR}/fixtures")
 target_include_directories(funasr_nano_tests PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
 ominix_target_options(funasr_nano_tests)
-gtest_discover_tests(funasr_nano_tests PROPERTIES LABELS unit DISCOVERY_TIMEOUT 60)
+# FunAsrNano.FullSize needs the 2 GB model tools/fixtures/check_funasr_nano_full.py writes: it is
+# a manual check (OMINIX_FUNASR_NANO_FULL=DIR build/bin/funasr_nano_tests --gtest_filter='*FullSize'),
+# left out of ctest rather than skipped there.
+gtest_discover_tests(funasr_nano_tests TEST_FILTER "-FunAsrNano.FullSize"
+                     PROPERTIES LABELS unit DISCOVERY_TIMEOUT 60)
 
 # The CLI end to end on the tiny model (random weights: the text is funasr's for them).
 if(TARGET ominix)
