@@ -302,7 +302,22 @@ struct Generator::Impl {
     tokens.clear();
   }
 
+  // One step ahead, the next token is still being computed when generation ends (EOS, a stop
+  // string, max_tokens, a cancelled callback, a range left early). Wait for it: otherwise the
+  // stream's worker may still run the step while the caller frees the cache or the process exits
+  // (seen as a rare SEGFAULT at exit on the CUDA build).
+  void settle() noexcept {
+    if (!y) return;
+    try {
+      mx::synchronize(stream);
+    } catch (...) {  // nothing left to report to
+    }
+  }
+
+  ~Impl() { settle(); }
+
   void finish_with(FinishReason reason) {
+    settle();
     finish = reason;
     if (reason != FinishReason::stop_string) {
       std::string rest = held_text;
