@@ -202,18 +202,7 @@ void sanitize(io::WeightMap& w, const Config& c) {
 std::unique_ptr<generate::LanguageModel> build(const std::filesystem::path& dir,
                                                const io::ConfigReader& reader,
                                                const generate::LoadModelOptions& options, Tap tap) {
-  auto config = Config::parse(reader);
-  io::WeightMap w(io::load_checkpoint(dir, {.dtype = options.dtype}), dir.string());
-  sanitize(w, config);
-  auto info = generate::make_model_info(
-      dir, reader,
-      {.vocab_size = config.vocab_size,
-       .num_layers = config.num_hidden_layers,
-       .max_position_embeddings = config.attention.max_position_embeddings},
-      w);
-  auto model = std::make_unique<Model>(std::move(config), w, std::move(info), std::move(tap));
-  w.finish();
-  return model;
+  return generate::load_decoder<Model, Config>(dir, reader, options, sanitize, std::move(tap));
 }
 
 }  // namespace

@@ -167,26 +167,10 @@ void sanitize(io::WeightMap& w, const Config& c) {
   }
 }
 
-std::unique_ptr<Model> build_from(const std::filesystem::path& dir, const io::ConfigReader& reader,
-                                  Config config, io::WeightMap w, Tap tap) {
-  sanitize(w, config);
-  auto info = generate::make_model_info(
-      dir, reader,
-      {.vocab_size = config.vocab_size,
-       .num_layers = config.num_hidden_layers,
-       .max_position_embeddings = config.attention.max_position_embeddings},
-      w);
-  auto model = std::make_unique<Model>(std::move(config), w, std::move(info), std::move(tap));
-  w.finish();
-  return model;
-}
-
 std::unique_ptr<generate::LanguageModel> build(const std::filesystem::path& dir,
                                                const io::ConfigReader& reader,
                                                const generate::LoadModelOptions& options, Tap tap) {
-  auto config = Config::parse(reader);
-  io::WeightMap w(io::load_checkpoint(dir, {.dtype = options.dtype}), dir.string());
-  return build_from(dir, reader, std::move(config), std::move(w), std::move(tap));
+  return generate::load_decoder<Model, Config>(dir, reader, options, sanitize, std::move(tap));
 }
 
 }  // namespace
@@ -209,8 +193,8 @@ std::unique_ptr<EmbeddingsModel> load_from_tensors(const std::filesystem::path& 
                                                    const std::string& source) {
   const auto reader = io::ConfigReader::load(config_dir / "config.json");
   auto config = Config::parse(reader);
-  return build_from(config_dir, reader, std::move(config),
-                    io::WeightMap(std::move(tensors), source), {});
+  return generate::bind_decoder<Model>(config_dir, reader, std::move(config),
+                                       io::WeightMap(std::move(tensors), source), sanitize, Tap{});
 }
 
 }  // namespace ominix::qwen3

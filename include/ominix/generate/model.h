@@ -101,6 +101,37 @@ struct LoadModelOptions {
   std::optional<mx::Dtype> dtype;
 };
 
+/// What every decoder family's loader does once the checkpoint is read: the family's sanitize,
+/// the model info, Model(config, weights, info, extra...) binding the tensors, and the strict
+/// report of every missing, unexpected or mis-shaped tensor. Config has vocab_size,
+/// num_hidden_layers and attention.max_position_embeddings.
+template <typename Model, typename Config, typename Sanitize, typename... Extra>
+std::unique_ptr<Model> bind_decoder(const std::filesystem::path& dir,
+                                    const io::ConfigReader& reader, Config config, io::WeightMap w,
+                                    const Sanitize& sanitize, Extra&&... extra) {
+  sanitize(w, config);
+  auto info = make_model_info(dir, reader,
+                              {.vocab_size = config.vocab_size,
+                               .num_layers = config.num_hidden_layers,
+                               .max_position_embeddings = config.attention.max_position_embeddings},
+                              w);
+  auto model =
+      std::make_unique<Model>(std::move(config), w, std::move(info), std::forward<Extra>(extra)...);
+  w.finish();
+  return model;
+}
+
+/// Parses the config, reads dir's checkpoint (in options.dtype) and binds it (bind_decoder).
+template <typename Model, typename Config, typename Sanitize, typename... Extra>
+std::unique_ptr<Model> load_decoder(const std::filesystem::path& dir,
+                                    const io::ConfigReader& reader, const LoadModelOptions& options,
+                                    const Sanitize& sanitize, Extra&&... extra) {
+  auto config = Config::parse(reader);
+  io::WeightMap w(io::load_checkpoint(dir, {.dtype = options.dtype}), dir.string());
+  return bind_decoder<Model>(dir, reader, std::move(config), std::move(w), sanitize,
+                             std::forward<Extra>(extra)...);
+}
+
 using ModelLoader = std::function<std::unique_ptr<LanguageModel>(const std::filesystem::path& dir,
                                                                  const io::ConfigReader& config,
                                                                  const LoadModelOptions& options)>;
