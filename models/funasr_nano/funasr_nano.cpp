@@ -320,6 +320,7 @@ Transcript transcribe_one(const Model& model, const mx::array& samples,
     out.tokens.push_back(id);
     if (std::find(eos.begin(), eos.end(), id) != eos.end()) break;
   }
+  mx::eval(next);  // the step queued past EOS must finish before the cache it writes goes
   out.text = clean_text(model.tokenizer->decode(out.tokens, /*skip_special_tokens=*/true));
   return out;
 }
@@ -332,17 +333,44 @@ Transcript transcribe(const Model& model, const mx::array& samples,
   const int fs = model.config.frontend.fs;
   if (samples.ndim() != 1 || samples.size() == 0)
     fail<InvalidArgument>("funasr_nano: samples must be a non-empty [T] array");
-  auto chunking = options.chunking;
-  chunking.overlap_seconds = 0;
-  const auto chunks = audio::plan_chunks(samples, fs, chunking);
+  // Chunks cut at a pause are transcribed apart and their texts joined with a space, as funasr
+  // joins its VAD segments; chunks that overlap (no pause to cut at) have their tokens joined by
+  // aligning ids in the overlap (audio::merge_untimed), then decoded together.
+  const auto chunks = audio::plan_chunks(samples, fs, options.chunking);
+  const auto& eos = model.eos_token_ids;
+  auto content = [&](std::vector<int> t) {  // without the closing EOS
+    if (!t.empty() && std::find(eos.begin(), eos.end(), t.back()) != eos.end()) t.pop_back();
+    return t;
+  };
+  std::vector<std::vector<int>> groups;  // token runs between cuts at pauses
+  int closing = -1;                      // the last chunk's EOS id, -1 if it generated none
   Transcript out;
-  for (const auto& c : chunks) {
-    auto piece = transcribe_one(
-        model, mx::slice(samples, {static_cast<int>(c.begin)}, {static_cast<int>(c.end)}), options);
-    out.tokens.insert(out.tokens.end(), piece.tokens.begin(), piece.tokens.end());
-    if (!out.text.empty() && !piece.text.empty()) out.text += ' ';
-    out.text += piece.text;
+  for (std::size_t i = 0; i < chunks.size(); ++i) {
+    const auto& c = chunks[i];
+    auto generated =
+        transcribe_one(model,
+                       mx::slice(samples, {static_cast<int>(c.begin)}, {static_cast<int>(c.end)}),
+                       options)
+            .tokens;
+    auto tokens = content(generated);
+    closing = tokens.size() < generated.size() ? generated.back() : -1;
+    const bool overlaps = i > 0 && c.begin < chunks[i - 1].end;
+    if (!overlaps) {
+      groups.push_back(std::move(tokens));
+      continue;
+    }
+    const auto& prev = chunks[i - 1];
+    const double shared = double(prev.end - c.begin) / double(prev.end - prev.begin);
+    auto& last = groups.back();
+    last = audio::merge_untimed(last, tokens, static_cast<int>(std::lround(shared * last.size())));
   }
+  for (const auto& g : groups) {
+    out.tokens.insert(out.tokens.end(), g.begin(), g.end());
+    auto text = clean_text(model.tokenizer->decode(g, /*skip_special_tokens=*/true));
+    if (!out.text.empty() && !text.empty()) out.text += ' ';
+    out.text += text;
+  }
+  if (closing >= 0) out.tokens.push_back(closing);
   out.chunks = static_cast<int>(chunks.size());
   out.audio_seconds = static_cast<double>(samples.size()) / fs;
   out.compute_seconds =

@@ -154,3 +154,36 @@ TEST(Chunk, PlanCutsInPausesElseOverlaps) {
   EXPECT_THROW(audio::plan_chunks(mx::zeros({100}), kRate, {.overlap_seconds = 30}),
                ominix::InvalidArgument);
 }
+
+// Untimed joining (an LLM decoder gives no token times): the overlap is found by aligning ids.
+TEST(Chunk, MergeUntimedRecoversTokensThroughDamagedEdges) {
+  std::mt19937 rng(7);
+  int exact = 0;
+  for (int talker = 0; talker < 200; ++talker) {
+    std::uniform_int_distribution<int> id(1, 50), len(30, 60), ov(4, 12);
+    std::vector<int> truth(len(rng));
+    for (auto& t : truth) t = id(rng);
+    const int overlap = ov(rng);
+    const int cut = static_cast<int>(truth.size()) / 2;
+    std::vector<int> earlier(truth.begin(), truth.begin() + cut + overlap / 2 + overlap % 2);
+    std::vector<int> later(truth.begin() + cut - overlap / 2, truth.end());
+    earlier.back() = 99;  // each chunk hears its cut edge wrong
+    later.front() = 98;
+    exact += audio::merge_untimed(earlier, later, overlap) == truth;
+  }
+  EXPECT_EQ(exact, 200);
+}
+
+TEST(Chunk, MergeUntimedEdgeCases) {
+  // no id in common: the expected overlap is split at its middle
+  EXPECT_EQ(audio::merge_untimed({1, 2, 3, 4}, {5, 6, 7, 8}, 2),
+            (std::vector<int>{1, 2, 3, 6, 7, 8}));
+  // no overlap expected and none found: concatenated
+  EXPECT_EQ(audio::merge_untimed({1, 2}, {3, 4}, 0), (std::vector<int>{1, 2, 3, 4}));
+  // an empty side
+  EXPECT_EQ(audio::merge_untimed({}, {3, 4}, 3), (std::vector<int>{3, 4}));
+  EXPECT_EQ(audio::merge_untimed({1, 2}, {}, 3), (std::vector<int>{1, 2}));
+  // a run of one repeated token keeps its length
+  EXPECT_EQ(audio::merge_untimed({1, 5, 5, 5, 5}, {5, 5, 5, 5, 2}, 3),
+            (std::vector<int>{1, 5, 5, 5, 5, 2}));
+}

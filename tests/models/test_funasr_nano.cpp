@@ -2,6 +2,9 @@
 // encoder output, adaptor output, the prompt's ids and input embeddings, the LLM's logits over the
 // prompt by normalised error; the greedy tokens and text of FunASRNano.inference exactly, from
 // model.pt and from the same tensors as safetensors; the qwen3 input-embeddings hook; bad inputs.
+#include <algorithm>
+#include <cmath>
+
 #include <gtest/gtest.h>
 #include <mlx/mlx.h>
 
@@ -165,6 +168,51 @@ TEST(FunAsrNano, LongAudioInChunks) {
   EXPECT_EQ(t.tokens, tokens);
   EXPECT_EQ(t.text, first.text + " " + second.text);
   EXPECT_EQ(first.chunks, 1);
+}
+
+// Without a pause to cut at, chunks overlap and their tokens are joined by aligning ids
+// (audio::merge_untimed, tested on its own in audio_tests): the transcript is that join of the
+// pieces' tokens, with each piece's closing EOS dropped but the last.
+TEST(FunAsrNano, LongAudioWithoutPausesOverlaps) {
+  auto& f = fx();
+  const auto audio = mx::concatenate({clip("speech_001"), clip("speech_003")});  // no gap
+  auto o = options();
+  o.chunking = ominix::audio::chunk_options(1.5);
+  o.chunking.min_pause_seconds = 1e9;  // no stretch counts as a pause
+  const auto plan = ominix::audio::plan_chunks(audio, 16000, o.chunking);
+  ASSERT_GT(plan.size(), 1u);
+  ASSERT_LT(plan[1].begin, plan[0].end);  // they overlap
+  const auto t = fn::transcribe(*f.model, audio, o);
+  EXPECT_EQ(t.chunks, static_cast<int>(plan.size()));
+  std::vector<int> eos;  // the LLM's config.json: one id or a list
+  const auto config = ominix::tests::load_json(kDir / "Qwen3-0.6B" / "config.json");
+  if (config["eos_token_id"].is_array())
+    eos = config["eos_token_id"].get<std::vector<int>>();
+  else
+    eos.push_back(config["eos_token_id"].get<int>());
+  std::vector<int> joined;
+  std::vector<int> last_piece;
+  for (std::size_t i = 0; i < plan.size(); ++i) {
+    auto piece =
+        fn::transcribe(
+            *f.model,
+            mx::slice(audio, {static_cast<int>(plan[i].begin)}, {static_cast<int>(plan[i].end)}), o)
+            .tokens;
+    last_piece = piece;
+    if (!piece.empty() && std::count(eos.begin(), eos.end(), piece.back())) piece.pop_back();
+    if (i == 0) {
+      joined = piece;
+      continue;
+    }
+    const double shared =
+        double(plan[i - 1].end - plan[i].begin) / double(plan[i - 1].end - plan[i - 1].begin);
+    joined = ominix::audio::merge_untimed(joined, piece,
+                                          static_cast<int>(std::lround(shared * joined.size())));
+  }
+  if (!last_piece.empty() && std::count(eos.begin(), eos.end(), last_piece.back()))
+    joined.push_back(last_piece.back());
+  EXPECT_EQ(t.tokens, joined);
+  EXPECT_FALSE(t.text.empty());
 }
 
 // Paths the release does not take, against funasr (variants.*): an adaptor stacking 2 frames

@@ -64,4 +64,13 @@ std::vector<TimedToken> merge_chunks(const std::vector<Chunk>& chunks,
                                      const std::vector<std::vector<TimedToken>>& tokens,
                                      int sample_rate, const MergeOptions& options = {});
 
+/// Joins the tokens of two consecutive chunks that share audio when the model gives no token
+/// times (an LLM decoder): the later chunk's first k tokens are aligned with the earlier chunk's
+/// last k at the k that scores best, equal ids less |k - expected_overlap| / expected_overlap
+/// (expected_overlap: the overlap's share of the earlier chunk's tokens), and the result takes
+/// the earlier chunk up to the middle of that overlap and the later one after it. Without any
+/// equal id, expected_overlap tokens are taken as shared and split at their middle.
+std::vector<int> merge_untimed(const std::vector<int>& earlier, const std::vector<int>& later,
+                               int expected_overlap);
+
 }  // namespace ominix::audio

@@ -45,7 +45,7 @@ struct TranscribeOptions {
 
 struct Transcript {
   std::string text;         ///< whitespace runs collapsed, "/sil" removed, as funasr returns it
-  std::vector<int> tokens;  ///< the generated ids (with the EOS id when it was generated)
+  std::vector<int> tokens;  ///< the generated ids (with the closing EOS id when one was generated)
   double audio_seconds = 0;
   double compute_seconds = 0;
   int chunks = 1;
