@@ -134,11 +134,8 @@ class Model final : public generate::LanguageModel {
   }
 
   mx::array operator()(const mx::array& tokens, generate::Cache& cache) const override {
-    if (tokens.ndim() != 2)
-      fail<InvalidArgument>("gemma3: tokens must be [B, L], got {} dims", tokens.ndim());
-    if (cache.num_layers() != layers.size())
-      fail<InvalidArgument>("gemma3: cache has {} layers, model {}", cache.num_layers(),
-                            layers.size());
+    generate::check_tokens("gemma3", tokens);
+    generate::check_cache_layers("gemma3", cache, layers.size());
     const int L = tokens.shape(1);
     // ref: Gemma3TextScaledWordEmbedding — the scale is rounded to the weights' dtype first.
     auto h = embed_tokens(tokens);  // [B,L] -> [B,L,D]

@@ -155,12 +155,8 @@ class Model final : public generate::LanguageModel {
   }
 
   mx::array operator()(const mx::array& tokens, generate::Cache& cache) const override {
-    if (tokens.ndim() != 2)
-      fail<InvalidArgument>("{}: tokens must be [B, L], got {} dims", info_.model_type,
-                            tokens.ndim());
-    if (cache.num_layers() != layers.size())
-      fail<InvalidArgument>("{}: cache has {} layers, model {}", info_.model_type,
-                            cache.num_layers(), layers.size());
+    generate::check_tokens(info_.model_type, tokens);
+    generate::check_cache_layers(info_.model_type, cache, layers.size());
     auto h = embed_tokens(tokens);  // [B,L] -> [B,L,D]
     const auto mask = cache.make_mask(tokens.shape(1));
     for (std::size_t i = 0; i < layers.size(); ++i) h = layers[i](h, mask, cache[i], tap_, int(i));

@@ -106,12 +106,8 @@ class Model final : public generate::LanguageModel {
   }
 
   mx::array operator()(const mx::array& tokens, generate::Cache& cache) const override {
-    if (tokens.ndim() != 2)
-      fail<InvalidArgument>("{}: tokens must be [B, L], got {} dims", info_.model_type,
-                            tokens.ndim());
-    if (cache.num_layers() != layers.size())
-      fail<InvalidArgument>("{}: cache has {} layers, model {}", info_.model_type,
-                            cache.num_layers(), layers.size());
+    generate::check_tokens(info_.model_type, tokens);
+    generate::check_cache_layers(info_.model_type, cache, layers.size());
     auto h = embed_tokens(tokens);  // [B,L] -> [B,L,D]
     // ref: modeling_mistral.py MistralModel.forward — one sliding-window mask for every layer.
     const auto mask =

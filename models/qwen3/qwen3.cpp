@@ -107,9 +107,7 @@ class Model final : public EmbeddingsModel {
   }
 
   mx::array operator()(const mx::array& tokens, generate::Cache& cache) const override {
-    if (tokens.ndim() != 2)
-      fail<InvalidArgument>("{}: tokens must be [B, L], got {} dims", info_.model_type,
-                            tokens.ndim());
+    generate::check_tokens(info_.model_type, tokens);
     return forward_embeddings(embed(tokens), cache);
   }
 
@@ -121,9 +119,7 @@ class Model final : public EmbeddingsModel {
     if (embeddings.ndim() != 3 || embeddings.shape(2) != config_.attention.hidden_size)
       fail<InvalidArgument>("{}: embeddings must be [B, L, {}]", info_.model_type,
                             config_.attention.hidden_size);
-    if (cache.num_layers() != layers.size())
-      fail<InvalidArgument>("{}: cache has {} layers, model {}", info_.model_type,
-                            cache.num_layers(), layers.size());
+    generate::check_cache_layers(info_.model_type, cache, layers.size());
     const int L = embeddings.shape(1);
     auto h = embeddings;
     const auto full = cache.make_mask(L);

@@ -97,6 +97,17 @@ inline ModelInfo make_model_info(const std::filesystem::path& dir, const io::Con
 }
 
 /// How to load: dtype of activations/floating weights (nullopt: the checkpoint's own).
+/// The checks a model's forward starts with, InvalidArgument naming `who` (the model_type):
+/// tokens are [B, L], and the cache has one entry per layer.
+inline void check_tokens(const std::string& who, const mx::array& tokens) {
+  if (tokens.ndim() != 2)
+    fail<InvalidArgument>("{}: tokens must be [B, L], got {} dims", who, tokens.ndim());
+}
+inline void check_cache_layers(const std::string& who, const Cache& cache, std::size_t layers) {
+  if (cache.num_layers() != layers)
+    fail<InvalidArgument>("{}: cache has {} layers, model {}", who, cache.num_layers(), layers);
+}
+
 struct LoadModelOptions {
   std::optional<mx::Dtype> dtype;
 };
