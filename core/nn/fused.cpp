@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <initializer_list>
 #include <map>
 #include <mutex>
 #include <string>
@@ -134,19 +135,24 @@ constexpr const char* kSwiGLU = R"(
 )";
 
 // A kernel per epsilon, baked into its source as EPS: a scalar input would be a small
-// host-written array the GPU reads remotely on every launch.
+// host-written array the GPU reads remotely on every launch. Looked up on every layer of every
+// step: keyed by the kernel's body (a string literal) and epsilon, with nothing allocated unless
+// the kernel is new.
 const mx::fast::CustomKernelFunction& kernel_with_eps(const char* name,
-                                                      const std::vector<std::string>& inputs,
-                                                      const std::vector<std::string>& outputs,
+                                                      std::initializer_list<const char*> inputs,
+                                                      std::initializer_list<const char*> outputs,
                                                       const char* body, float eps) {
   static std::mutex mutex;
-  static std::map<std::pair<std::string, float>, mx::fast::CustomKernelFunction> kernels;
+  static std::map<std::pair<const char*, float>, mx::fast::CustomKernelFunction> kernels;
   std::lock_guard lock(mutex);
-  auto key = std::make_pair(std::string(name), eps);
-  auto it = kernels.find(key);
+  auto it = kernels.find({body, eps});
   if (it == kernels.end()) {
     auto source = fmt::format("  constexpr float EPS = {:.9e}f;\n", eps) + body;
-    it = kernels.emplace(key, mx::fast::cuda_kernel(name, inputs, outputs, source)).first;
+    it = kernels
+             .emplace(std::make_pair(body, eps),
+                      mx::fast::cuda_kernel(name, {inputs.begin(), inputs.end()},
+                                            {outputs.begin(), outputs.end()}, source))
+             .first;
   }
   return it->second;
 }
