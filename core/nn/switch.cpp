@@ -100,6 +100,10 @@ mx::array SwitchGLU::operator()(const mx::array& x, const mx::array& indices) co
   return mx::squeeze(y, -2);                                                      // -> [B,L,k,D]
 }
 
+mx::array SwitchGLU::operator()(const mx::array& x, const Routes& routes) const {
+  return combine_experts((*this)(x, routes.indices), routes.weights);  // [B,L,k,D] -> [B,L,D]
+}
+
 void stack_experts(io::WeightMap& w, const ExpertStack& s) {
   for (const auto& [name, stacked, shape] : s.projections) {
     const auto to = s.to + stacked;

@@ -83,9 +83,9 @@ struct MoE {
 
   mx::array operator()(const mx::array& x, const Tap& tap, int layer) const {
     auto logits = mx::matmul(mx::astype(x, mx::float32), mx::transpose(gate_weight));  // [B,L,E]
-    auto [inds, weights] = nn::route(logits, router, e_score_correction_bias);  // [B,L,k] each
-    if (tap) tap("router_indices", layer, inds);
-    auto y = nn::combine_experts(switch_mlp(x, inds), weights);  // [B,L,k,D] -> [B,L,D]
+    auto routes = nn::route(logits, router, e_score_correction_bias);  // [B,L,k] each
+    if (tap) tap("router_indices", layer, routes.indices);
+    auto y = switch_mlp(x, routes);  // -> [B,L,D]
     return mx::add(y, shared_experts(x));
   }
 };

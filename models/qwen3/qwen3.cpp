@@ -55,9 +55,9 @@ struct SparseMoeBlock {
   }
 
   mx::array operator()(const mx::array& x, const Tap& tap, int layer) const {
-    auto [inds, scores] = nn::route(gate(x), router);  // [B,L,E] -> [B,L,k] each
-    if (tap) tap("router_indices", layer, inds);
-    return nn::combine_experts(switch_mlp(x, inds), scores);  // [B,L,k,D] -> [B,L,D]
+    auto routes = nn::route(gate(x), router);  // [B,L,E] -> [B,L,k] each
+    if (tap) tap("router_indices", layer, routes.indices);
+    return switch_mlp(x, routes);  // -> [B,L,D]
   }
 };
 

@@ -12,6 +12,7 @@
 #include "ominix/io/config.h"
 #include "ominix/io/weights.h"
 #include "ominix/nn/activations.h"
+#include "ominix/nn/moe.h"
 
 namespace ominix::nn {
 
@@ -63,6 +64,12 @@ struct SwitchGLU {
 
   /// x [B, L, D], indices [B, L, k] (int) -> [B, L, k, D].
   mx::array operator()(const mx::array& x, const mx::array& indices) const;
+
+  /// The MoE expert path: each token through its routed experts, their outputs weighted by
+  /// `routes.weights` and summed -> [B, L, D] (combine_experts of the above). On CUDA, for a few
+  /// tokens (decode) of 4/8-bit affine-quantized SiLU experts, this is two custom kernels: gate,
+  /// up and SiLU in one, down and the weighted sum in the other.
+  mx::array operator()(const mx::array& x, const Routes& routes) const;
 };
 
 /// Per-expert checkpoint tensors to stack: `<from><e>.<name>.weight` [out, in] for e in [0, E)
