@@ -2,12 +2,16 @@
 // SwitchGLU, _gather_sort / _scatter_unsort).
 #include "ominix/nn/switch.h"
 
+#include <mlx/backend/cuda/cuda.h>
 #include <mlx/ops.h>
+
+#include <cstdlib>
 
 #include <map>
 #include <mutex>
 #include <utility>
 
+#include "experts_fused.h"
 #include "ominix/base/error.h"
 
 namespace ominix::nn {
@@ -34,6 +38,17 @@ mx::array row_indices(const mx::Shape& shape, bool per_pair) {
   return a;
 }
 
+// Pairs from which quantized experts are dequantized for a prefill on CUDA: MLX 0.32's CUDA
+// gather_qmm is far slower there than its grouped GEMM over the dequantized experts, even counting
+// the dequantization. OMINIX_MOE_DEQUANT_PAIRS overrides it (for A/B runs).
+int dequantize_threshold() {
+  static const int pairs = [] {
+    const char* v = std::getenv("OMINIX_MOE_DEQUANT_PAIRS");
+    return v ? std::atoi(v) : 256;
+  }();
+  return pairs;
+}
+
 }  // namespace
 
 SwitchLinear SwitchLinear::load(io::WeightMap& w, const std::string& prefix, int num_experts,
@@ -57,7 +72,13 @@ SwitchLinear SwitchLinear::load(io::WeightMap& w, const std::string& prefix, int
 }
 
 mx::array SwitchLinear::operator()(const mx::array& x, const mx::array& indices, bool sorted,
-                                   const std::optional<mx::array>& rows) const {
+                                   const std::optional<mx::array>& rows, bool dequantized) const {
+  if (spec && dequantized)
+    return mx::gather_mm(x,
+                         mx::swapaxes(mx::dequantize(weight, *scales, biases, spec->group_size,
+                                                     spec->bits, io::to_string(spec->mode)),
+                                      -1, -2),
+                         rows, indices, sorted);
   if (!spec) return mx::gather_mm(x, mx::swapaxes(weight, -1, -2), rows, indices, sorted);
   return mx::gather_qmm(x, weight, *scales, biases, rows, indices, /*transpose=*/true,
                         spec->group_size, spec->bits, io::to_string(spec->mode), std::nullopt,
@@ -93,14 +114,17 @@ mx::array SwitchGLU::operator()(const mx::array& x, const mx::array& indices) co
     token_rows = row_indices(indices.shape(), false);
     pair_rows = row_indices(indices.shape(), true);
   }
-  auto y = down_proj(gated(options.activation, gate_proj(h, idx, sorted, token_rows),
-                           up_proj(h, idx, sorted, token_rows)),
-                     idx, sorted, pair_rows);
+  const bool dq = sorted && int(indices.size()) >= dequantize_threshold() &&
+                  mx::default_device() == mx::Device::gpu && mx::cu::is_available();
+  auto y = down_proj(gated(options.activation, gate_proj(h, idx, sorted, token_rows, dq),
+                           up_proj(h, idx, sorted, token_rows, dq)),
+                     idx, sorted, pair_rows, dq);
   if (sorted) y = mx::unflatten(mx::take(y, *inv_order, 0), 0, indices.shape());  // -> [B,L,k,1,D]
   return mx::squeeze(y, -2);                                                      // -> [B,L,k,D]
 }
 
 mx::array SwitchGLU::operator()(const mx::array& x, const Routes& routes) const {
+  if (auto y = detail::fused_experts(*this, x, routes)) return *y;
   return combine_experts((*this)(x, routes.indices), routes.weights);  // [B,L,k,D] -> [B,L,D]
 }
 

@@ -34,8 +34,10 @@ struct SwitchLinear {
   /// x [..., 1, in] through the experts `indices` [...] -> [..., 1, out]. `sorted`: the indices are
   /// sorted (gather_mm's sorted_indices fast path). `rows` (uint32, shaped like `indices`): the
   /// row of x's flattened batch each pair reads (gather_mm's lhs_indices; MLX's default if absent).
+  /// `dequantized`: quantized experts run dequantized through gather_mm (for long prompts).
   mx::array operator()(const mx::array& x, const mx::array& indices, bool sorted,
-                       const std::optional<mx::array>& rows = std::nullopt) const;
+                       const std::optional<mx::array>& rows = std::nullopt,
+                       bool dequantized = false) const;
 };
 
 struct SwitchGLUShape {
@@ -49,6 +51,9 @@ struct SwitchGLUOptions {
   /// From this many (token, expert) pairs on, pairs are sorted by expert so each expert reads
   /// contiguous rows (mlx-lm sorts at 64).
   int sort_threshold = 64;
+  /// The fused decode kernels of operator()(x, routes): automatic (on CUDA unless
+  /// OMINIX_MOE_FUSED=0), plain (never), fused (where they apply).
+  KernelPath path = KernelPath::automatic;
 };
 
 /// ref: mlx-lm switch_layers.py SwitchGLU — each token through its k experts' gated MLPs,
