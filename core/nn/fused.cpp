@@ -94,30 +94,68 @@ constexpr const char* kQkvHeads = R"(
   }
 )";
 
-// One block per row: h = x + r (rounded to T, as mx::add), then RMSNorm of h as fast::rms_norm.
-// Each thread reads back only the elements it wrote. The block is whole warps.
+// One block per row, each thread holding PER chunks of VEC = 16 / sizeof(T) elements in
+// registers: h = x + r (rounded to T, as mx::add), then RMSNorm of h as fast::rms_norm. x, r and
+// the weight are loaded together up front, so the row costs one trip to memory and one block
+// reduction.
 constexpr const char* kAddRmsNorm = R"(
+  constexpr int VEC = 16 / sizeof(T);
+  constexpr int CHUNKS = D / VEC;
   const size_t row = blockIdx.x;
-  const T* xr = x + row * D;
-  const T* rr = r + row * D;
-  T* hr = sum + row * D;
-  T* nr = normed + row * D;
+  const int t = threadIdx.x;
+  float hv[PER][VEC];
+  uint4 wv[PER];
   float ss = 0.0f;
-  for (int j = threadIdx.x; j < D; j += blockDim.x) {
-    const T v = static_cast<T>(static_cast<float>(xr[j]) + static_cast<float>(rr[j]));
-    hr[j] = v;
-    const float f = static_cast<float>(v);
-    ss += f * f;
+#pragma unroll
+  for (int p = 0; p < PER; ++p) {
+    const int c = t + p * BLOCK;
+    if (c >= CHUNKS) break;
+    const uint4 xa = ominix_load16(x + row * D + c * VEC);
+    const uint4 ra = ominix_load16(r + row * D + c * VEC);
+    wv[p] = ominix_load16(weight + c * VEC);
+    const T* xt = reinterpret_cast<const T*>(&xa);
+    const T* rt = reinterpret_cast<const T*>(&ra);
+    uint4 out;
+    T* ot = reinterpret_cast<T*>(&out);
+#pragma unroll
+    for (int i = 0; i < VEC; ++i) {
+      ot[i] = static_cast<T>(static_cast<float>(xt[i]) + static_cast<float>(rt[i]));
+      hv[p][i] = static_cast<float>(ot[i]);
+      ss += hv[p][i] * hv[p][i];
+    }
+    *reinterpret_cast<uint4*>(sum + row * D + c * VEC) = out;
   }
   __shared__ float partial[32];
   for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
-  if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = ss;
+  if ((t & 31) == 0) partial[t >> 5] = ss;
   __syncthreads();
   float total = 0.0f;
-  for (int w = 0; w < (int)(blockDim.x / 32); ++w) total += partial[w];
+  for (int w = 0; w < BLOCK / 32; ++w) total += partial[w];
   const float scale = rsqrtf(total / D + EPS);
-  for (int j = threadIdx.x; j < D; j += blockDim.x)
-    nr[j] = weight[j] * static_cast<T>(static_cast<float>(hr[j]) * scale);
+#pragma unroll
+  for (int p = 0; p < PER; ++p) {
+    const int c = t + p * BLOCK;
+    if (c >= CHUNKS) break;
+    const T* wt = reinterpret_cast<const T*>(&wv[p]);
+    uint4 out;
+    T* ot = reinterpret_cast<T*>(&out);
+#pragma unroll
+    for (int i = 0; i < VEC; ++i) ot[i] = wt[i] * static_cast<T>(hv[p][i] * scale);
+    *reinterpret_cast<uint4*>(normed + row * D + c * VEC) = out;
+  }
+)";
+
+// 16 bytes from p: one vector load where p is 16-byte aligned, bytewise otherwise (an input that is
+// a view at an odd offset); the branch is the same for every thread of a launch.
+constexpr const char* kLoad16 = R"(
+__device__ __forceinline__ uint4 ominix_load16(const void* p) {
+  if ((reinterpret_cast<uintptr_t>(p) & 15) == 0) return *reinterpret_cast<const uint4*>(p);
+  uint4 v;
+  const unsigned char* b = reinterpret_cast<const unsigned char*>(p);
+  unsigned char* d = reinterpret_cast<unsigned char*>(&v);
+  for (int i = 0; i < 16; ++i) d[i] = b[i];
+  return v;
+}
 )";
 
 // silu(gate) * up over a joint [..., 2I] row, each op rounded to T as the compiled plain path.
@@ -141,7 +179,8 @@ constexpr const char* kSwiGLU = R"(
 const mx::fast::CustomKernelFunction& kernel_with_eps(const char* name,
                                                       std::initializer_list<const char*> inputs,
                                                       std::initializer_list<const char*> outputs,
-                                                      const char* body, float eps) {
+                                                      const char* body, float eps,
+                                                      const char* header = "") {
   static std::mutex mutex;
   static std::map<std::pair<const char*, float>, mx::fast::CustomKernelFunction> kernels;
   std::lock_guard lock(mutex);
@@ -151,7 +190,7 @@ const mx::fast::CustomKernelFunction& kernel_with_eps(const char* name,
     it = kernels
              .emplace(std::make_pair(body, eps),
                       mx::fast::cuda_kernel(name, {inputs.begin(), inputs.end()},
-                                            {outputs.begin(), outputs.end()}, source))
+                                            {outputs.begin(), outputs.end()}, source, header))
              .first;
   }
   return it->second;
@@ -163,7 +202,7 @@ const mx::fast::CustomKernelFunction& qkv_heads_kernel(float eps) {
 }
 const mx::fast::CustomKernelFunction& add_rms_norm_kernel(float eps) {
   return kernel_with_eps("ominix_add_rms_norm", {"x", "r", "weight"}, {"sum", "normed"},
-                         kAddRmsNorm, eps);
+                         kAddRmsNorm, eps, kLoad16);
 }
 const mx::fast::CustomKernelFunction& swiglu_kernel() {
   static const auto k = mx::fast::cuda_kernel("ominix_swiglu", {"gate_up"}, {"out"}, kSwiGLU);
@@ -238,15 +277,20 @@ AddNorm add_rms_norm(const mx::array& x, const mx::array& r, const RMSNorm& norm
   const int D = x.ndim() ? x.shape(-1) : 0;
   if (!use_cuda_kernels() || x.shape() != r.shape() || x.dtype() != r.dtype() ||
       !float_type(x.dtype()) || norm.weight.dtype() != x.dtype() || D % 32 != 0 || D == 0 ||
+      D * mx::size_of(x.dtype()) > 128 * 1024 ||  // at most 8 chunks a thread in registers
       norm.weight.shape() != mx::Shape{D}) {
     auto h = mx::add(x, r);
     return {h, norm(h)};
   }
+  // Chunks of 16 bytes, whole warps of threads, at most 1024 a block: PER chunks a thread.
+  const int chunks = D * static_cast<int>(mx::size_of(x.dtype())) / 16;
+  const int threads = std::min((chunks + 31) / 32 * 32, 1024);
+  const int per = (chunks + threads - 1) / threads;
   const int rows = static_cast<int>(x.size() / D);
-  const int threads = std::min(D, 1024);
   auto out = add_rms_norm_kernel(norm.eps)(
       {x, r, norm.weight}, {x.shape(), x.shape()}, {x.dtype(), x.dtype()}, {rows * threads, 1, 1},
-      {threads, 1, 1}, {{"T", x.dtype()}, {"D", D}}, std::nullopt, false, {});
+      {threads, 1, 1}, {{"T", x.dtype()}, {"D", D}, {"BLOCK", threads}, {"PER", per}}, std::nullopt,
+      false, {});
   return {out[0], out[1]};
 }
 

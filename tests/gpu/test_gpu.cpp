@@ -171,14 +171,22 @@ TEST_F(Gpu, FusedQkvHeads) {
 }
 
 TEST_F(Gpu, FusedAddRmsNorm) {
-  for (int D : {64, 1024, 2560, 4096, 5120}) {
+  for (int D : {64, 96, 896, 1024, 2560, 4096, 5120, 16384}) {
     for (auto dt : {mx::float32, mx::bfloat16, mx::float16}) {
-      SCOPED_TRACE(::testing::Message() << "D=" << D << " " << dt);
-      nn::RMSNorm n{mx::astype(mx::random::normal({D}), dt), 1e-6f};
-      auto x = mx::astype(mx::random::normal({2, 5, D}), dt);
-      auto r = mx::astype(mx::random::normal({2, 5, D}), dt);
-      expect_rel(fused_and_plain([&] { return nn::add_rms_norm(x, r, n).sum; }), tol(dt));
-      expect_rel(fused_and_plain([&] { return nn::add_rms_norm(x, r, n).normed; }), tol(dt));
+      for (bool offset_view : {false, true}) {
+        SCOPED_TRACE(::testing::Message() << "D=" << D << " " << dt << " view " << offset_view);
+        nn::RMSNorm n{mx::astype(mx::random::normal({D}), dt), 1e-6f};
+        auto x = mx::astype(mx::random::normal({2, 5, D}), dt);
+        auto r = mx::astype(mx::random::normal({2, 5, D}), dt);
+        if (offset_view) {  // row-contiguous views one element into their buffers
+          auto flat = mx::astype(mx::random::normal({2 * 5 * D + 1}), dt);
+          mx::eval(flat);
+          x = mx::reshape(mx::slice(flat, {1}, {2 * 5 * D + 1}), {2, 5, D});
+          r = mx::reshape(mx::slice(flat, {0}, {2 * 5 * D}), {2, 5, D});
+        }
+        expect_rel(fused_and_plain([&] { return nn::add_rms_norm(x, r, n).sum; }), tol(dt));
+        expect_rel(fused_and_plain([&] { return nn::add_rms_norm(x, r, n).normed; }), tol(dt));
+      }
     }
   }
 }
