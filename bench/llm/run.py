@@ -10,7 +10,9 @@ bandwidth; prefill: 2 * active params * tokens / measured bf16 matmul rate).
 
 Only one checkpoint is on disk at a time: it is deleted before the peer runs (the peer builds its
 bf16 model from the config on the GPU, with random weights). --moe-ab also runs OminiX with
-OMINIX_MOE_FUSED=0 (the plain-ops router and combine) on MoE models, as "ours_plain_moe".
+OMINIX_MOE_FUSED=0 (MLX's ops for the router, the experts and the combine) on MoE models, as
+"ours_plain_moe"; --dequant-ab with OMINIX_MOE_DEQUANT_PAIRS=1e9 (long prompts through MLX's
+gather_qmm instead of the dequantized grouped GEMM), as "ours_gather_qmm_prefill".
 --tiny: toy widths of the same families (shapes.tiny_config), to check the pipeline on a CPU;
 without a GPU the ceilings are not measured and the roofline fields are null.
 """
@@ -51,6 +53,8 @@ def main():
     ap.add_argument("--decode", type=int, default=128)
     ap.add_argument("--no-peer", action="store_true")
     ap.add_argument("--moe-ab", action="store_true", help="also run MoE models with OMINIX_MOE_FUSED=0")
+    ap.add_argument("--dequant-ab", action="store_true",
+                    help="also run MoE models with OMINIX_MOE_DEQUANT_PAIRS=1e9 (gather_qmm prefill)")
     ap.add_argument("--fused-ab", action="store_true",
                     help="also run with OMINIX_FUSED_KERNELS=0 OMINIX_JOIN_PROJECTIONS=0 (the plain ops)")
     ap.add_argument("--tiny", action="store_true", help="toy widths, for a CPU check of the pipeline")
@@ -78,6 +82,10 @@ def main():
             plain = None
             if args.moe_ab and cfg["model_type"] in MOE_TYPES:
                 plain = run_json(bench, env={**os.environ, "OMINIX_MOE_FUSED": "0"})
+            quantized_prefill = None
+            if args.dequant_ab and args.bits and cfg["model_type"] in MOE_TYPES:
+                quantized_prefill = run_json(bench, env={**os.environ,
+                                                         "OMINIX_MOE_DEQUANT_PAIRS": "1000000000"})
             unfused = None
             if args.fused_ab:
                 unfused = run_json(bench, env={**os.environ, "OMINIX_FUSED_KERNELS": "0",
@@ -95,6 +103,8 @@ def main():
         if unfused:
             row["ours_unfused"] = unfused
             row["decode_speedup_fused"] = ours["decode"]["tok_s"] / unfused["decode"]["tok_s"]
+        if quantized_prefill:
+            row["ours_gather_qmm_prefill"] = quantized_prefill
         if plain:
             row["ours_plain_moe"] = plain
             row["decode_speedup_fused_moe"] = ours["decode"]["tok_s"] / plain["decode"]["tok_s"]
