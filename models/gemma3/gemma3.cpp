@@ -3,7 +3,6 @@
 // convert_hf_to_gguf.py (Gemma3Model) as gguf-py 0.19 constants.py spells it.
 #include "ominix/models/gemma3.h"
 
-#include <mlx/fast.h>
 #include <mlx/ops.h>
 
 #include <cmath>
@@ -15,8 +14,10 @@
 #include "models/gemma3/config.h"
 #include "ominix/io/gguf.h"
 #include "ominix/io/weights.h"
+#include "ominix/nn/fused.h"
 #include "ominix/nn/linear.h"
 #include "ominix/nn/mlp.h"
+#include "ominix/nn/norm.h"
 #include "ominix/nn/rope.h"
 
 namespace ominix::gemma3 {
@@ -25,19 +26,26 @@ namespace {
 namespace mx = mlx::core;
 
 /// ref: modeling_gemma3.py Gemma3RMSNorm — x * rsqrt(mean(x^2) + eps) * (1 + w) in float32, then
-/// cast back. `scale` holds 1 + w in float32 (llama.cpp's GGUF stores 1 + w already).
+/// cast back. `norm.weight` holds 1 + w in float32 (llama.cpp's GGUF stores 1 + w already).
 struct RMSNorm {
-  mx::array scale;
-  float eps;
+  nn::RMSNorm norm;
 
   static RMSNorm load(io::WeightMap& w, const std::string& key, int dim, float eps, bool gguf) {
     auto weight = mx::astype(w.take(key + ".weight", {dim}), mx::float32);
-    return {gguf ? weight : mx::add(weight, mx::array(1.0f)), eps};
+    return {{gguf ? weight : mx::add(weight, mx::array(1.0f)), eps}};
   }
   mx::array operator()(const mx::array& x) const {
-    return mx::astype(mx::fast::rms_norm(mx::astype(x, mx::float32), scale, eps), x.dtype());
+    return mx::astype(norm(mx::astype(x, mx::float32)), x.dtype());
   }
 };
+
+/// {x's value, its norm}: x's pending add (in x's dtype) and the norm, one kernel on CUDA where
+/// the model runs in float32. fast::rms_norm of h against the float32 weight computes in float32,
+/// as RMSNorm does.
+nn::AddNorm add_rms_norm(const nn::Residual& x, const RMSNorm& norm) {
+  auto [h, n] = nn::add_rms_norm(x, norm.norm);
+  return {h, mx::astype(n, h.dtype())};
+}
 
 struct Attention {
   nn::LinearLayer q_proj, k_proj, v_proj, o_proj;
@@ -108,12 +116,14 @@ struct DecoderLayer {
   }
 
   /// ref: Gemma3DecoderLayer.forward — norms before and after both the attention and the MLP.
-  mx::array operator()(const mx::array& x, const nn::AttentionMask& mask,
-                       generate::LayerCache& cache) const {
-    auto r = post_attention_layernorm(self_attn(input_layernorm(x), mask, cache));
-    auto h = mx::add(x, r);
-    r = post_feedforward_layernorm(mlp(pre_feedforward_layernorm(h)));
-    return mx::add(h, r);
+  /// x's pending add is done with input_layernorm; this layer's own last add is left to the next
+  /// norm (nn::Residual).
+  nn::Residual operator()(const nn::Residual& x, const nn::AttentionMask& mask,
+                          generate::LayerCache& cache) const {
+    auto h = add_rms_norm(x, input_layernorm);  // {x's value, its norm}
+    auto r = post_attention_layernorm(self_attn(h.normed, mask, cache));
+    h = add_rms_norm(nn::Residual{h.sum, r}, pre_feedforward_layernorm);
+    return {h.sum, post_feedforward_layernorm(mlp(h.normed))};
   }
 };
 
@@ -138,9 +148,9 @@ class Model final : public generate::LanguageModel {
     generate::check_cache_layers("gemma3", cache, layers.size());
     const int L = tokens.shape(1);
     // ref: Gemma3TextScaledWordEmbedding — the scale is rounded to the weights' dtype first.
-    auto h = embed_tokens(tokens);  // [B,L] -> [B,L,D]
-    h = mx::multiply(
-        h, mx::astype(mx::array(std::sqrt(float(config_.attention.hidden_size))), h.dtype()));
+    auto x = embed_tokens(tokens);  // [B,L] -> [B,L,D]
+    auto scale = mx::astype(mx::array(std::sqrt(float(config_.attention.hidden_size))), x.dtype());
+    nn::Residual h{mx::multiply(x, scale), std::nullopt};
     // Each kind's mask from a cache of that kind (mlx-lm gemma3_text.py Gemma3Model).
     const auto n = int(layers.size());
     const auto full = first_full_ < n ? cache[first_full_].make_mask(L) : nn::AttentionMask{};
@@ -150,8 +160,8 @@ class Model final : public generate::LanguageModel {
     for (int i = 0; i < n; ++i)
       h = layers[i](h, config_.layer_types[i] == LayerType::sliding_attention ? window : full,
                     cache[i]);
-    auto logits = embed_tokens.as_linear(norm(h));  // tied head: [B,L,D] -> [B,L,V]
-    if (config_.final_logit_softcapping) {          // ref: Gemma3ForCausalLM.forward
+    auto logits = embed_tokens.as_linear(add_rms_norm(h, norm).normed);  // tied head: -> [B,L,V]
+    if (config_.final_logit_softcapping) {  // ref: Gemma3ForCausalLM.forward
       auto cap = mx::array(*config_.final_logit_softcapping, logits.dtype());
       logits = mx::multiply(mx::tanh(mx::divide(logits, cap)), cap);
     }

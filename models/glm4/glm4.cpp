@@ -119,22 +119,24 @@ struct DecoderLayer {
     return layer;
   }
 
-  mx::array operator()(const mx::array& x, const nn::AttentionMask& mask,
-                       generate::LayerCache& cache, const Tap& tap, int layer) const {
-    auto r = self_attn(input_layernorm(x), mask, cache);
+  /// x's pending add is done with input_layernorm; this layer's own last add is left to the next
+  /// norm (nn::Residual).
+  nn::Residual operator()(const nn::Residual& x, const nn::AttentionMask& mask,
+                          generate::LayerCache& cache, const Tap& tap, int layer) const {
+    auto h = nn::add_rms_norm(x, input_layernorm);  // {x's value, its norm}
+    auto r = self_attn(h.normed, mask, cache);
     if (post_self_attn_layernorm) r = (*post_self_attn_layernorm)(r);
-    auto h = mx::add(x, r);
-    auto n = post_attention_layernorm(h);
+    h = nn::add_rms_norm(h.sum, r, post_attention_layernorm);
     r = std::visit(
         [&](const auto& m) {
           if constexpr (std::is_same_v<std::decay_t<decltype(m)>, MoE>)
-            return m(n, tap, layer);
+            return m(h.normed, tap, layer);
           else
-            return m(n);
+            return m(h.normed);
         },
         mlp);
     if (post_mlp_layernorm) r = (*post_mlp_layernorm)(r);
-    return mx::add(h, r);
+    return {h.sum, r};
   }
 };
 
@@ -157,11 +159,11 @@ class Model final : public generate::LanguageModel {
   mx::array operator()(const mx::array& tokens, generate::Cache& cache) const override {
     generate::check_tokens(info_.model_type, tokens);
     generate::check_cache_layers(info_.model_type, cache, layers.size());
-    auto h = embed_tokens(tokens);  // [B,L] -> [B,L,D]
+    nn::Residual h{embed_tokens(tokens), std::nullopt};  // [B,L] -> [B,L,D]
     const auto mask = cache.make_mask(tokens.shape(1));
     for (std::size_t i = 0; i < layers.size(); ++i) h = layers[i](h, mask, cache[i], tap_, int(i));
-    h = norm(h);
-    return lm_head ? (*lm_head)(h) : embed_tokens.as_linear(h);  // [B,L,D] -> [B,L,V]
+    auto out = nn::add_rms_norm(h, norm).normed;
+    return lm_head ? (*lm_head)(out) : embed_tokens.as_linear(out);  // [B,L,D] -> [B,L,V]
   }
 
   const generate::ModelInfo& info() const override { return info_; }

@@ -13,6 +13,7 @@
 #include "models/mixtral/config.h"
 #include "ominix/generate/attention.h"
 #include "ominix/io/weights.h"
+#include "ominix/nn/fused.h"
 #include "ominix/nn/linear.h"
 #include "ominix/nn/mlp.h"
 #include "ominix/nn/moe.h"
@@ -78,14 +79,15 @@ struct DecoderLayer {
             nn::RMSNorm::load(w, p + "post_attention_layernorm", D, c.rms_norm_eps)};
   }
 
-  mx::array operator()(const mx::array& x, const nn::AttentionMask& mask,
-                       generate::LayerCache& cache, const Tap& tap, int layer) const {
-    auto r = self_attn(input_layernorm(x), mask, cache);
-    auto h = mx::add(x, r);
-    auto n = post_attention_layernorm(h);
-    r = std::holds_alternative<MLP>(mlp) ? std::get<MLP>(mlp)(n)
-                                         : std::get<SparseMoeBlock>(mlp)(n, tap, layer);
-    return mx::add(h, r);
+  /// x's pending add is done with input_layernorm; this layer's own last add is left to the next
+  /// norm (nn::Residual).
+  nn::Residual operator()(const nn::Residual& x, const nn::AttentionMask& mask,
+                          generate::LayerCache& cache, const Tap& tap, int layer) const {
+    auto h = nn::add_rms_norm(x, input_layernorm);  // {x's value, its norm}
+    h = nn::add_rms_norm(h.sum, self_attn(h.normed, mask, cache), post_attention_layernorm);
+    auto r = std::holds_alternative<MLP>(mlp) ? std::get<MLP>(mlp)(h.normed)
+                                              : std::get<SparseMoeBlock>(mlp)(h.normed, tap, layer);
+    return {h.sum, r};
   }
 };
 
@@ -108,13 +110,13 @@ class Model final : public generate::LanguageModel {
   mx::array operator()(const mx::array& tokens, generate::Cache& cache) const override {
     generate::check_tokens(info_.model_type, tokens);
     generate::check_cache_layers(info_.model_type, cache, layers.size());
-    auto h = embed_tokens(tokens);  // [B,L] -> [B,L,D]
+    nn::Residual h{embed_tokens(tokens), std::nullopt};  // [B,L] -> [B,L,D]
     // ref: modeling_mistral.py MistralModel.forward — one sliding-window mask for every layer.
     const auto mask =
         cache.make_mask(tokens.shape(1), {.window_size = config_.attention.sliding_window});
     for (std::size_t i = 0; i < layers.size(); ++i) h = layers[i](h, mask, cache[i], tap_, int(i));
-    h = norm(h);
-    return lm_head ? (*lm_head)(h) : embed_tokens.as_linear(h);  // [B,L,D] -> [B,L,V]
+    auto out = nn::add_rms_norm(h, norm).normed;
+    return lm_head ? (*lm_head)(out) : embed_tokens.as_linear(out);  // [B,L,D] -> [B,L,V]
   }
 
   const generate::ModelInfo& info() const override { return info_; }

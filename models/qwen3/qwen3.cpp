@@ -79,13 +79,15 @@ struct DecoderLayer {
             nn::RMSNorm::load(w, p + "post_attention_layernorm", D, c.rms_norm_eps)};
   }
 
-  mx::array operator()(const mx::array& x, const nn::AttentionMask& mask,
-                       generate::LayerCache& cache, const Tap& tap, int layer) const {
-    auto r = self_attn(input_layernorm(x), mask, cache);
-    auto [h, n] = nn::add_rms_norm(x, r, post_attention_layernorm);  // h = x + r, n = norm(h)
-    r = std::holds_alternative<MLP>(mlp) ? std::get<MLP>(mlp)(n)
-                                         : std::get<SparseMoeBlock>(mlp)(n, tap, layer);
-    return mx::add(h, r);
+  /// x's pending add is done with input_layernorm; this layer's own last add is left to the next
+  /// norm (nn::Residual).
+  nn::Residual operator()(const nn::Residual& x, const nn::AttentionMask& mask,
+                          generate::LayerCache& cache, const Tap& tap, int layer) const {
+    auto h = nn::add_rms_norm(x, input_layernorm);  // {x's value, its norm}
+    h = nn::add_rms_norm(h.sum, self_attn(h.normed, mask, cache), post_attention_layernorm);
+    auto r = std::holds_alternative<MLP>(mlp) ? std::get<MLP>(mlp)(h.normed)
+                                              : std::get<SparseMoeBlock>(mlp)(h.normed, tap, layer);
+    return {h.sum, r};
   }
 };
 
@@ -121,7 +123,7 @@ class Model final : public EmbeddingsModel {
                             config_.attention.hidden_size);
     generate::check_cache_layers(info_.model_type, cache, layers.size());
     const int L = embeddings.shape(1);
-    auto h = embeddings;
+    nn::Residual h{embeddings, std::nullopt};
     const auto full = cache.make_mask(L);
     const auto window =
         config_.sliding_window ? cache.make_mask(L, {.window_size = config_.sliding_window}) : full;
@@ -129,8 +131,8 @@ class Model final : public EmbeddingsModel {
       const bool sliding = config_.layer_types[i] == LayerType::sliding_attention;
       h = layers[i](h, sliding ? window : full, cache[i], tap_, int(i));
     }
-    h = norm(h);
-    return lm_head ? (*lm_head)(h) : embed_tokens.as_linear(h);  // [B,L,D] -> [B,L,V]
+    auto out = nn::add_rms_norm(h, norm).normed;
+    return lm_head ? (*lm_head)(out) : embed_tokens.as_linear(out);  // [B,L,D] -> [B,L,V]
   }
 
   const generate::ModelInfo& info() const override { return info_; }

@@ -3,6 +3,7 @@
 
 #include "ominix/base/error.h"
 #include "ominix/nn/activations.h"
+#include "ominix/nn/fused.h"
 #include "ominix/nn/linear.h"
 #include "ominix/nn/norm.h"
 #include "support/testing.h"
@@ -179,6 +180,32 @@ TEST(FusedLinear, JoinedEqualsParts) {
   auto joint = nn::FusedLinear(quant).joint(x);
   ASSERT_TRUE(joint.has_value());
   EXPECT_LT(tests::diff(*joint, expected).rel, 1e-6);
+}
+
+// A residual stream with its add pending: add_rms_norm does the add, then the norm, and equals
+// them bit for bit (plain ops, the kernels held off); without a pending add the value is h.
+TEST(Residual, AddRmsNormEqualsAddThenNorm) {
+  const bool fused = nn::fused_kernels_enabled();
+  nn::set_fused_kernels(false);
+  mx::random::seed(9);
+  auto equal = [](const mx::array& a, const mx::array& b) {
+    return a.dtype() == b.dtype() && mx::array_equal(a, b).item<bool>();
+  };
+  for (auto dtype : {mx::float32, mx::bfloat16}) {
+    auto h = mx::astype(mx::random::normal({2, 3, 64}), dtype);
+    auto r = mx::astype(mx::random::normal({2, 3, 64}), dtype);
+    nn::RMSNorm norm{mx::astype(mx::random::normal({64}), dtype), 1e-6f};
+    auto sum = mx::add(h, r);
+    auto pending = nn::add_rms_norm(nn::Residual{h, r}, norm);
+    EXPECT_TRUE(equal(pending.sum, sum));
+    EXPECT_TRUE(equal(pending.normed, norm(sum)));
+    EXPECT_TRUE(equal(nn::value({h, r}), sum));
+    auto none = nn::add_rms_norm(nn::Residual{h, std::nullopt}, norm);
+    EXPECT_TRUE(equal(none.sum, h));
+    EXPECT_TRUE(equal(none.normed, norm(h)));
+    EXPECT_TRUE(equal(nn::value({h, std::nullopt}), h));
+  }
+  nn::set_fused_kernels(fused);
 }
 
 // Parts that cannot share one matrix (dense beside quantized, different specs, bias on some)

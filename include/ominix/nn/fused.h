@@ -47,6 +47,19 @@ struct AddNorm {
 };
 AddNorm add_rms_norm(const mx::array& x, const mx::array& r, const RMSNorm& norm);
 
+/// A residual stream whose last add is pending: its value is h + r, or h when r is absent. A
+/// decoder layer returns {h, its MLP output} and leaves the add to the next layer's input norm
+/// (or the final norm), so on CUDA the add costs no kernel of its own: one kernel less per layer
+/// at decode. The sum is rounded to the dtype as mx::add rounds it.
+struct Residual {
+  mx::array h;
+  std::optional<mx::array> r;
+};
+/// h + r (or h): the stream's value, for code that reads the hidden state itself.
+mx::array value(const Residual& x);
+/// add_rms_norm(h, r, norm) when r is present, else {h, norm(h)}.
+AddNorm add_rms_norm(const Residual& x, const RMSNorm& norm);
+
 /// act(gate) * up from a joint gate|up projection [..., 2I] (gate first) -> [..., I].
 mx::array gated_joint(Activation act, const mx::array& gate_up);
 
