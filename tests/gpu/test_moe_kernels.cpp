@@ -184,6 +184,28 @@ TEST_F(MoePlain, NodeCounts) {
   }
 }
 
+// The long-prompt route of quantized experts (dequantized, then gather_mm; taken on CUDA from
+// OMINIX_MOE_DEQUANT_PAIRS pairs on) computes what gather_qmm computes: both on the CPU here, for
+// sorted and unsorted pairs, 4 and 8 bits.
+TEST_F(MoePlain, DequantizedExpertsEqualGatherQmm) {
+  const int E = 8, in = 128, out = 96, pairs = 40;
+  for (int bits : {4, 8}) {
+    auto q =
+        mx::quantize(mx::multiply(mx::random::normal({E, out, in}), mx::array(0.05f)), 64, bits);
+    nn::SwitchLinear lin{q[0], q[1], q[2], io::QuantSpec{64, bits, io::QuantMode::affine}};
+    auto x = mx::random::normal({pairs, 1, in});
+    auto idx = mx::astype(mx::random::randint(0, E, {pairs}), mx::uint32);
+    for (bool sorted : {false, true}) {
+      SCOPED_TRACE(::testing::Message() << bits << " bits, sorted " << sorted);
+      auto ids = sorted ? mx::sort(idx) : idx;
+      auto want = lin(x, ids, sorted);
+      auto got = lin(x, ids, sorted, std::nullopt, /*dequantized=*/true);
+      ASSERT_EQ(got.shape(), want.shape());
+      EXPECT_LE(tests::diff(got, want).rel, 1e-5);
+    }
+  }
+}
+
 // --- fused against plain on the GPU -------------------------------------------------------------
 
 class MoeGpu : public ::testing::Test {
