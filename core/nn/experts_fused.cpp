@@ -4,8 +4,12 @@
 //   down:    y[t] = sum over the token's pairs of weight_p * down_e(h[p]).
 // With few pairs MLX runs one gather_qmm per projection (a tile-padded GEMM once there are 8
 // pairs), then SwiGLU and the weighted sum as separate kernels; these read each routed expert's
-// rows once, 16 bytes per lane, several rows per warp, and leave nothing in between but h.
+// rows once (quant_cuda.h: 16 bytes a lane, float32 sums) and leave nothing in between but h.
+// `down` treats a token's k experts as one dot product over k * I values, so its lanes read all
+// k experts' rows at once instead of one expert after the other.
 #include "experts_fused.h"
+
+#include "quant_cuda.h"
 
 #include <mlx/backend/cuda/cuda.h>
 #include <mlx/fast.h>
@@ -18,182 +22,149 @@
 namespace ominix::nn::detail {
 namespace {
 
-// Device helpers shared by both kernels.
-constexpr const char* kHeader = R"(
-namespace ominix_experts {
-
-// 16 bytes from p: one vector load where p is 16-byte aligned, bytewise otherwise (a view at an
-// odd offset); the branch is the same for every thread of a launch.
-__device__ __forceinline__ uint4 load16(const void* p) {
-  if ((reinterpret_cast<uintptr_t>(p) & 15) == 0) return __ldg(reinterpret_cast<const uint4*>(p));
-  uint4 v;
-  const unsigned char* b = reinterpret_cast<const unsigned char*>(p);
-  unsigned char* d = reinterpret_cast<unsigned char*>(&v);
-  for (int i = 0; i < 16; ++i) d[i] = b[i];
-  return v;
-}
-
-// Chunk c of row x (VPC values) into xv as float; returns their sum.
-template <typename T, int VPC>
-__device__ __forceinline__ float load_x(const T* x, int c, float* xv) {
-  constexpr int N = VPC * sizeof(T) / 16;
-  constexpr int PER = 16 / sizeof(T);
-  uint4 raw[N];
-#pragma unroll
-  for (int i = 0; i < N; ++i) raw[i] = load16(x + (size_t)c * VPC + i * PER);
-  const T* t = reinterpret_cast<const T*>(raw);
-  float s = 0.0f;
-#pragma unroll
-  for (int i = 0; i < VPC; ++i) {
-    xv[i] = static_cast<float>(t[i]);
-    s += xv[i];
-  }
-  return s;
-}
-
-// sum_i q_i * x_i over one 16-byte chunk of BITS-bit values. MLX's packing: element i sits in
-// word i / (32/BITS) at bit BITS * (i % (32/BITS)).
-template <int BITS>
-__device__ __forceinline__ float dot_chunk(const uint4 w, const float* xv) {
-  constexpr int PER = 32 / BITS;
-  constexpr uint32_t MASK = (1u << BITS) - 1u;
-  const uint32_t words[4] = {w.x, w.y, w.z, w.w};
-  float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
-  for (int j = 0; j < 4; ++j)
-#pragma unroll
-    for (int n = 0; n < PER; ++n)
-      d[j] += static_cast<float>((words[j] >> (BITS * n)) & MASK) * xv[j * PER + n];
-  return (d[0] + d[1]) + (d[2] + d[3]);
-}
-
-template <int N>
-__device__ __forceinline__ void warp_sum(float* a) {
-#pragma unroll
-  for (int r = 0; r < N; ++r)
-    for (int o = 16; o > 0; o >>= 1) a[r] += __shfl_xor_sync(0xffffffffu, a[r], o);
-}
-
-}  // namespace ominix_experts
-)";
-
-// One warp per ROWS rows of gate and up (the same rows of both), lanes striding over the row's
-// 16-byte chunks; grid.y is the pair. x (the pair's token row) is read through the cache by every
-// warp. g and u are rounded to T as gather_qmm's outputs are, then SwiGLU as nn::gated_joint.
+// One warp per R rows of gate and up (the same rows of both), lanes striding over the row's
+// 16-byte chunks, U chunks a lane loaded ahead; grid.y is the pair. x (the pair's token row) is
+// read through the cache by every warp. g and u are rounded to T as gather_qmm's outputs are, then
+// SwiGLU as nn::gated_joint.
 constexpr const char* kGateUp = R"(
-  using namespace ominix_experts;
+  using namespace ominix_q;
   constexpr int VPC = 128 / BITS;  // values per 16-byte chunk
   constexpr int CHUNKS = K / VPC;
   constexpr int WPR = K * BITS / 32;  // uint32 words per row
   constexpr int GPR = K / GS;         // groups per row
   const int lane = threadIdx.x & 31;
-  const int row0 = ((blockIdx.x * blockDim.x + threadIdx.x) >> 5) * ROWS;
+  const int row0 = ((blockIdx.x * blockDim.x + threadIdx.x) >> 5) * R;
   if (row0 >= I) return;
   const int pair = blockIdx.y;
   const size_t e = indices[pair];
   const T* xr = x + (size_t)(pair / TOPK) * K;
-  float acc[2 * ROWS];
+  float acc[2 * R];
 #pragma unroll
-  for (int r = 0; r < 2 * ROWS; ++r) acc[r] = 0.0f;
-#pragma unroll 2
-  for (int c = lane; c < CHUNKS; c += 32) {
-    float xv[VPC];
-    const float xs = load_x<T, VPC>(xr, c, xv);
-    const int g = c * VPC / GS;
+  for (int r = 0; r < 2 * R; ++r) acc[r] = 0.0f;
+  for (int base = 0; base < CHUNKS; base += 32 * U) {
+    uint4 wg[U][R], wu[U][R];
+    float gs[U][R], gb[U][R], us[U][R], ub[U][R];
 #pragma unroll
-    for (int r = 0; r < ROWS; ++r) {
-      const size_t row = e * I + min(row0 + r, I - 1);
-      const uint4 wg = load16(gate_weight + row * WPR + c * 4);
-      const uint4 wu = load16(up_weight + row * WPR + c * 4);
-      acc[r] += static_cast<float>(gate_scales[row * GPR + g]) * dot_chunk<BITS>(wg, xv) +
-                static_cast<float>(gate_biases[row * GPR + g]) * xs;
-      acc[ROWS + r] += static_cast<float>(up_scales[row * GPR + g]) * dot_chunk<BITS>(wu, xv) +
-                       static_cast<float>(up_biases[row * GPR + g]) * xs;
+    for (int u = 0; u < U; ++u) {
+      const int c = base + u * 32 + lane;
+      if (c >= CHUNKS) continue;
+      const int g = c * VPC / GS;
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        const size_t row = e * I + min(row0 + r, I - 1);
+        wg[u][r] = load16(gate_weight + row * WPR + c * 4);
+        wu[u][r] = load16(up_weight + row * WPR + c * 4);
+        gs[u][r] = static_cast<float>(gate_scales[row * GPR + g]);
+        gb[u][r] = static_cast<float>(gate_biases[row * GPR + g]);
+        us[u][r] = static_cast<float>(up_scales[row * GPR + g]);
+        ub[u][r] = static_cast<float>(up_biases[row * GPR + g]);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int c = base + u * 32 + lane;
+      if (c >= CHUNKS) continue;
+      float xs[VPC];
+      const float s = load_x<T, BITS>(xr + (size_t)c * VPC, 1.0f, xs);
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        acc[r] += gs[u][r] * dot16<BITS>(wg[u][r], xs) + gb[u][r] * s;
+        acc[R + r] += us[u][r] * dot16<BITS>(wu[u][r], xs) + ub[u][r] * s;
+      }
     }
   }
-  warp_sum<2 * ROWS>(acc);
-  if (lane != 0) return;
+  warp_sum<2 * R>(acc);
 #pragma unroll
-  for (int r = 0; r < ROWS; ++r) {
-    if (row0 + r >= I) break;
+  for (int r = 0; r < R; ++r) {
+    if (lane != r || row0 + r >= I) continue;
     const float gv = static_cast<float>(static_cast<T>(acc[r]));
-    const float uv = static_cast<float>(static_cast<T>(acc[ROWS + r]));
+    const float uv = static_cast<float>(static_cast<T>(acc[R + r]));
     const float s = static_cast<float>(static_cast<T>(1.0f / (1.0f + expf(-gv))));
     const float a = static_cast<float>(static_cast<T>(gv * s));
     h[(size_t)pair * I + row0 + r] = static_cast<T>(a * uv);
   }
 )";
 
-// One warp per ROWS output rows of one token (grid.y), over the token's TOPK pairs in order: each
-// expert's dot rounded to T (gather_qmm's output), times the route weight, summed in float and
-// rounded once (nn::combine_experts).
+// One warp per R output rows of one token (grid.y). The token's TOPK experts are one dot product
+// over TOPK * I values: lanes stride over all their chunks at once (U loaded ahead), each chunk's
+// activations h[pair] scaled by the pair's route weight. Lane k holds pair k's expert and weight
+// and hands them out by shuffle. The weighted sum is float32, rounded once (as combine_experts
+// rounds it; each expert's output is not rounded on the way, unlike gather_qmm's).
 constexpr const char* kDown = R"(
-  using namespace ominix_experts;
+  using namespace ominix_q;
   constexpr int VPC = 128 / BITS;
-  constexpr int CHUNKS = I / VPC;
+  constexpr int CH = I / VPC;  // chunks per expert row
+  constexpr int CHUNKS = TOPK * CH;
   constexpr int WPR = I * BITS / 32;
   constexpr int GPR = I / GS;
   const int lane = threadIdx.x & 31;
-  const int row0 = ((blockIdx.x * blockDim.x + threadIdx.x) >> 5) * ROWS;
+  const int row0 = ((blockIdx.x * blockDim.x + threadIdx.x) >> 5) * R;
   if (row0 >= D) return;
   const int token = blockIdx.y;
-  float out[ROWS];
+  const int mine = token * TOPK + min(lane, TOPK - 1);
+  const uint32_t my_expert = indices[mine];
+  const float my_weight = weights[mine];
+  float acc[R];
 #pragma unroll
-  for (int r = 0; r < ROWS; ++r) out[r] = 0.0f;
-  for (int k = 0; k < TOPK; ++k) {
-    const int pair = token * TOPK + k;
-    const size_t e = indices[pair];
-    const T* hr = h + (size_t)pair * I;
-    float acc[ROWS];
+  for (int r = 0; r < R; ++r) acc[r] = 0.0f;
+  for (int base = 0; base < CHUNKS; base += 32 * U) {
+    uint4 w[U][R];
+    float sc[U][R], bi[U][R], wk[U];
+    int slot[U];
 #pragma unroll
-    for (int r = 0; r < ROWS; ++r) acc[r] = 0.0f;
-#pragma unroll 2
-    for (int c = lane; c < CHUNKS; c += 32) {
-      float xv[VPC];
-      const float xs = load_x<T, VPC>(hr, c, xv);
-      const int g = c * VPC / GS;
+    for (int u = 0; u < U; ++u) {
+      const int c = base + u * 32 + lane;
+      slot[u] = min(c / CH, TOPK - 1);
+      const size_t e = __shfl_sync(0xffffffffu, my_expert, slot[u]);
+      wk[u] = __shfl_sync(0xffffffffu, my_weight, slot[u]);
+      if (c >= CHUNKS) continue;
+      const int cc = c - slot[u] * CH;
+      const int g = cc * VPC / GS;
 #pragma unroll
-      for (int r = 0; r < ROWS; ++r) {
+      for (int r = 0; r < R; ++r) {
         const size_t row = e * D + min(row0 + r, D - 1);
-        const uint4 w = load16(down_weight + row * WPR + c * 4);
-        acc[r] += static_cast<float>(down_scales[row * GPR + g]) * dot_chunk<BITS>(w, xv) +
-                  static_cast<float>(down_biases[row * GPR + g]) * xs;
+        w[u][r] = load16(down_weight + row * WPR + cc * 4);
+        sc[u][r] = static_cast<float>(down_scales[row * GPR + g]);
+        bi[u][r] = static_cast<float>(down_biases[row * GPR + g]);
       }
     }
-    warp_sum<ROWS>(acc);
-    const float wk = weights[pair];
 #pragma unroll
-    for (int r = 0; r < ROWS; ++r) out[r] += static_cast<float>(static_cast<T>(acc[r])) * wk;
+    for (int u = 0; u < U; ++u) {
+      const int c = base + u * 32 + lane;
+      if (c >= CHUNKS) continue;
+      const int cc = c - slot[u] * CH;
+      float xs[VPC];
+      const float s =
+          load_x<T, BITS>(h + ((size_t)token * TOPK + slot[u]) * I + (size_t)cc * VPC, wk[u], xs);
+#pragma unroll
+      for (int r = 0; r < R; ++r) acc[r] += sc[u][r] * dot16<BITS>(w[u][r], xs) + bi[u][r] * s;
+    }
   }
-  if (lane != 0) return;
+  warp_sum<R>(acc);
 #pragma unroll
-  for (int r = 0; r < ROWS; ++r)
-    if (row0 + r < D) y[(size_t)token * D + row0 + r] = static_cast<T>(out[r]);
+  for (int r = 0; r < R; ++r)
+    if (lane == r && row0 + r < D) y[(size_t)token * D + row0 + r] = static_cast<T>(acc[r]);
 )";
 
 const mx::fast::CustomKernelFunction& gate_up_kernel() {
   static const auto k = mx::fast::cuda_kernel("ominix_moe_gate_up",
                                               {"x", "gate_weight", "gate_scales", "gate_biases",
                                                "up_weight", "up_scales", "up_biases", "indices"},
-                                              {"h"}, kGateUp, kHeader);
+                                              {"h"}, kGateUp, kQuantCudaHeader);
   return k;
 }
 
 const mx::fast::CustomKernelFunction& down_kernel() {
   static const auto k = mx::fast::cuda_kernel(
       "ominix_moe_down", {"h", "down_weight", "down_scales", "down_biases", "indices", "weights"},
-      {"y"}, kDown, kHeader);
+      {"y"}, kDown, kQuantCudaHeader);
   return k;
 }
 
-constexpr int kBlock = 128;     // threads per block: four warps
-constexpr int kRowsGateUp = 2;  // rows of gate and of up per warp: four 16-byte loads per chunk
-constexpr int kRowsDown = 4;    // rows of down per warp, sharing each chunk of h
-
 // Threads along x for `rows` rows at `per_warp` rows a warp, in whole blocks.
-int grid_x(int rows, int per_warp) {
+int grid_x(int rows, int per_warp, int block) {
   const int warps = (rows + per_warp - 1) / per_warp;
-  return (warps * 32 + kBlock - 1) / kBlock * kBlock;
+  return (warps * 32 + block - 1) / block * block;
 }
 
 bool quantized_like(const SwitchLinear& l, const io::QuantSpec& spec, mx::Dtype dt) {
@@ -232,6 +203,7 @@ std::optional<mx::array> fused_experts(const SwitchGLU& glu, const mx::array& x,
   if (K % 32 != 0 || I % 32 != 0 || D != K || glu.up_proj.scales->shape(1) != I)
     return std::nullopt;
 
+  const auto& tune = quant_tuning();
   using TemplateArgs = std::vector<std::pair<std::string, mx::fast::TemplateArg>>;
   const TemplateArgs gate_up_args{{"T", dt},
                                   {"K", K},
@@ -239,20 +211,28 @@ std::optional<mx::array> fused_experts(const SwitchGLU& glu, const mx::array& x,
                                   {"BITS", spec.bits},
                                   {"GS", spec.group_size},
                                   {"TOPK", k},
-                                  {"ROWS", kRowsGateUp}};
-  const TemplateArgs down_args{
-      {"T", dt},   {"I", I},           {"D", D}, {"BITS", spec.bits}, {"GS", spec.group_size},
-      {"TOPK", k}, {"ROWS", kRowsDown}};
+                                  {"R", tune.gate_up_rows},
+                                  {"U", tune.gate_up_unroll}};
+  const TemplateArgs down_args{{"T", dt},
+                               {"I", I},
+                               {"D", D},
+                               {"BITS", spec.bits},
+                               {"GS", spec.group_size},
+                               {"TOPK", k},
+                               {"R", tune.down_rows},
+                               {"U", tune.down_unroll}};
   const auto& gu = glu.gate_proj;
   const auto& up = glu.up_proj;
+  const int block = tune.block;
   auto h = gate_up_kernel()({mx::reshape(x, {tokens, K}), gu.weight, *gu.scales, *gu.biases,
                              up.weight, *up.scales, *up.biases, routes.indices},
-                            {{tokens * k, I}}, {dt}, {grid_x(I, kRowsGateUp), tokens * k, 1},
-                            {kBlock, 1, 1}, gate_up_args, std::nullopt, false, {})[0];
+                            {{tokens * k, I}}, {dt},
+                            {grid_x(I, tune.gate_up_rows, block), tokens * k, 1}, {block, 1, 1},
+                            gate_up_args, std::nullopt, false, {})[0];
   const auto& dn = glu.down_proj;
   return down_kernel()({h, dn.weight, *dn.scales, *dn.biases, routes.indices, routes.weights},
-                       {x.shape()}, {dt}, {grid_x(D, kRowsDown), tokens, 1}, {kBlock, 1, 1},
-                       down_args, std::nullopt, false, {})[0];
+                       {x.shape()}, {dt}, {grid_x(D, tune.down_rows, block), tokens, 1},
+                       {block, 1, 1}, down_args, std::nullopt, false, {})[0];
 }
 
 }  // namespace ominix::nn::detail

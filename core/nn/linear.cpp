@@ -7,6 +7,7 @@
 #include <mlx/transforms.h>
 
 #include "ominix/base/error.h"
+#include "qmv_fused.h"
 
 namespace ominix::nn {
 
@@ -19,6 +20,7 @@ mx::array Linear::operator()(const mx::array& x) const {
 }
 
 mx::array QuantizedLinear::operator()(const mx::array& x) const {
+  if (auto y = detail::fused_qmv(*this, x)) return bias ? mx::add(*y, *bias) : *y;
   auto y = mx::quantized_matmul(x, weight, scales, biases, /*transpose=*/true, spec.group_size,
                                 spec.bits, io::to_string(spec.mode));
   return bias ? mx::add(y, *bias) : y;

@@ -1,0 +1,171 @@
+// y = x W^T over MLX's affine-quantized weights for a few rows of x, as one CUDA kernel. MLX 0.32's
+// CUDA qmv moved 10.6 MB in 9 µs (a third of the copy bandwidth) in the Qwen3-30B-A3B profile;
+// this kernel is laid out as the MoE expert kernels are (quant_cuda.h): a warp per R output rows,
+// lanes striding over 16-byte chunks of the rows, U chunks a lane loaded ahead, float32 sums.
+#include "qmv_fused.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <mlx/backend/cuda/cuda.h>
+#include <mlx/fast.h>
+#include <mlx/ops.h>
+
+#include "ominix/nn/fused.h"
+#include "quant_cuda.h"
+
+namespace ominix::nn::detail {
+
+const QuantTuning& quant_tuning() {
+  static const QuantTuning tuning = [] {
+    QuantTuning t;
+    const char* v = std::getenv("OMINIX_QUANT_TUNE");
+    if (!v) return t;
+    const std::pair<const char*, int*> fields[] = {{"qmv_rows", &t.qmv_rows},
+                                                   {"qmv_unroll", &t.qmv_unroll},
+                                                   {"gate_up_rows", &t.gate_up_rows},
+                                                   {"gate_up_unroll", &t.gate_up_unroll},
+                                                   {"down_rows", &t.down_rows},
+                                                   {"down_unroll", &t.down_unroll},
+                                                   {"block", &t.block}};
+    std::string s(v);
+    std::size_t at = 0;
+    while (at < s.size()) {
+      auto end = s.find(',', at);
+      if (end == std::string::npos) end = s.size();
+      const auto item = s.substr(at, end - at);
+      const auto eq = item.find('=');
+      for (const auto& [name, field] : fields)
+        if (eq != std::string::npos && item.compare(0, eq, name) == 0 && std::strlen(name) == eq) {
+          const int n = std::atoi(item.c_str() + eq + 1);
+          const bool ok = std::strcmp(name, "block") == 0 ? n >= 32 && n <= 1024 && n % 32 == 0
+                                                          : n >= 1 && n <= 32;
+          if (ok) *field = n;
+        }
+      at = end + 1;
+    }
+    return t;
+  }();
+  return tuning;
+}
+
+namespace {
+
+// Rows of x up to which the kernel runs: each row dequantizes the weights again (from registers),
+// so past 4 rows MLX's kernels win (bench/kernels: at 8 rows of GLM-4-9B's gate_up ours took 3.5x
+// MLX's time, at 4 rows half of it).
+constexpr int kMaxRows = 4;
+
+// Weights (out x in) from which the kernel runs. Smaller matrices give too few warps to hide the
+// memory latency without splitting the rows' K across warps, which this kernel does not do: with
+// it, Qwen3-30B-A3B's attention projections (2048 x 4096, 5120 x 2048) made decode 7% slower than
+// MLX's qmv (H100, bench/llm --qmv-ab), while 4096 x 4096 and up won.
+constexpr double kMinWeights = 4096.0 * 4096.0;
+
+constexpr const char* kQmv = R"(
+  using namespace ominix_q;
+  constexpr int VPC = 128 / BITS;  // values per 16-byte chunk
+  constexpr int CHUNKS = K / VPC;
+  constexpr int WPR = K * BITS / 32;  // uint32 words per row
+  constexpr int GPR = K / GS;         // groups per row
+  const int lane = threadIdx.x & 31;
+  const int row0 = ((blockIdx.x * blockDim.x + threadIdx.x) >> 5) * R;
+  if (row0 >= N) return;
+  float acc[M * R];
+#pragma unroll
+  for (int i = 0; i < M * R; ++i) acc[i] = 0.0f;
+  for (int base = 0; base < CHUNKS; base += 32 * U) {
+    uint4 w[U][R];
+    float sc[U][R], bi[U][R];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int c = base + u * 32 + lane;
+      if (c >= CHUNKS) continue;
+      const int g = c * VPC / GS;
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        const size_t row = min(row0 + r, N - 1);
+        w[u][r] = load16(weight + row * WPR + c * 4);
+        sc[u][r] = static_cast<float>(scales[row * GPR + g]);
+        bi[u][r] = static_cast<float>(biases[row * GPR + g]);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int c = base + u * 32 + lane;
+      if (c >= CHUNKS) continue;
+#pragma unroll
+      for (int m = 0; m < M; ++m) {
+        float xs[VPC];
+        const float s = load_x<T, BITS>(x + (size_t)m * K + (size_t)c * VPC, 1.0f, xs);
+#pragma unroll
+        for (int r = 0; r < R; ++r)
+          acc[m * R + r] += sc[u][r] * dot16<BITS>(w[u][r], xs) + bi[u][r] * s;
+      }
+    }
+  }
+  warp_sum<M * R>(acc);
+#pragma unroll
+  for (int i = 0; i < M * R; ++i)
+    if (lane == i % 32 && row0 + i % R < N)
+      y[(size_t)(i / R) * N + row0 + i % R] = static_cast<T>(acc[i]);
+)";
+
+const mx::fast::CustomKernelFunction& qmv_kernel() {
+  static const auto k = mx::fast::cuda_kernel("ominix_qmv", {"x", "weight", "scales", "biases"},
+                                              {"y"}, kQmv, kQuantCudaHeader);
+  return k;
+}
+
+bool enabled_by_env() {
+  static const bool on = [] {
+    const char* v = std::getenv("OMINIX_QMV_FUSED");
+    return !(v && std::string(v) == "0");
+  }();
+  return on;
+}
+
+}  // namespace
+
+std::optional<mx::array> fused_qmv(const QuantizedLinear& l, const mx::array& x) {
+  if (!fused_kernels_enabled() || !enabled_by_env() || mx::default_device() != mx::Device::gpu ||
+      !mx::cu::is_available())
+    return std::nullopt;
+  const auto dt = x.dtype();
+  const auto& spec = l.spec;
+  if (dt != mx::float32 && dt != mx::float16 && dt != mx::bfloat16) return std::nullopt;
+  if (spec.mode != io::QuantMode::affine || (spec.bits != 4 && spec.bits != 8) ||
+      (spec.group_size != 32 && spec.group_size != 64 && spec.group_size != 128))
+    return std::nullopt;
+  if (!l.biases || l.weight.ndim() != 2 || l.weight.dtype() != mx::uint32 ||
+      l.scales.dtype() != dt || l.biases->dtype() != dt || x.ndim() < 1)
+    return std::nullopt;
+  const int N = l.scales.shape(0), K = x.shape(-1);
+  if (K % spec.group_size != 0 || l.scales.shape(1) != K / spec.group_size ||
+      l.weight.shape(1) != K * spec.bits / 32)
+    return std::nullopt;
+  const int M = K > 0 ? int(x.size() / K) : 0;
+  if (M < 1 || M > kMaxRows || double(N) * K < kMinWeights) return std::nullopt;
+
+  const auto& tune = quant_tuning();
+  const int R = tune.qmv_rows, block = tune.block;
+  const int warps = (N + R - 1) / R;
+  const std::vector<std::pair<std::string, mx::fast::TemplateArg>> args{{"T", dt},
+                                                                        {"K", K},
+                                                                        {"N", N},
+                                                                        {"M", M},
+                                                                        {"BITS", spec.bits},
+                                                                        {"GS", spec.group_size},
+                                                                        {"R", R},
+                                                                        {"U", tune.qmv_unroll}};
+  auto out_shape = x.shape();
+  out_shape.back() = N;
+  return qmv_kernel()({x, l.weight, l.scales, *l.biases}, {out_shape}, {dt},
+                      {(warps * 32 + block - 1) / block * block, 1, 1}, {block, 1, 1}, args,
+                      std::nullopt, false, {})[0];
+}
+
+}  // namespace ominix::nn::detail
