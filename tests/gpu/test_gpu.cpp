@@ -2,6 +2,7 @@
 // inputs and compared by normalised error. Skipped where MLX has no GPU (CI).
 #include <gtest/gtest.h>
 #include <mlx/mlx.h>
+#include <mlx/primitives.h>
 
 #include "ominix/base/device.h"
 #include "ominix/nn/attention.h"
@@ -202,4 +203,53 @@ TEST_F(Gpu, FusedSwiGLU) {
       }
     }
   }
+}
+
+// The quantized GEMV kernel (QuantizedLinear at decode on CUDA) against the same quantized weights
+// dequantized and multiplied in float32 on the CPU: every bit width and group size it takes, the
+// three float dtypes, 1-8 rows of x, row counts that do not fill a warp's rows, and a view at an
+// odd offset. It must be no further from the float32 result than MLX's quantized_matmul.
+TEST_F(Gpu, FusedQmvMatchesFloat32) {
+  struct Case {
+    int out, in, rows, bits, group;
+  };
+  const std::vector<Case> cases{
+      {1000, 512, 1, 4, 64},  {1027, 256, 3, 4, 32},  {64, 1024, 8, 8, 128}, {333, 384, 1, 8, 32},
+      {2048, 4096, 1, 4, 64}, {515, 1408, 5, 4, 128}, {5120, 2048, 2, 8, 64}};
+  for (std::size_t ci = 0; ci < cases.size(); ++ci)
+    for (auto dt : {mx::bfloat16, mx::float16, mx::float32}) {
+      const auto& c = cases[ci];
+      SCOPED_TRACE(::testing::Message() << "out " << c.out << " in " << c.in << " rows " << c.rows
+                                        << " bits " << c.bits << " group " << c.group << " " << dt);
+      set_device(DeviceKind::cpu);
+      auto w = mx::multiply(mx::random::normal({c.out, c.in}), mx::array(0.05f));
+      auto q = nn::QuantizedLinear::from(nn::Linear{w}, {c.group, c.bits, io::QuantMode::affine});
+      q.scales = mx::astype(q.scales, dt);
+      q.biases = mx::astype(*q.biases, dt);
+      // The quantized values exactly: scale * q + bias in float32.
+      auto dense = mx::dequantize(q.weight, mx::astype(q.scales, mx::float32),
+                                  mx::astype(*q.biases, mx::float32), c.group, c.bits);
+      // Rows of x as a view one element in, so the kernel is handed a non-contiguous array.
+      auto xs = mx::astype(mx::random::normal({c.rows * c.in + 1}), dt);
+      auto x = mx::reshape(mx::slice(xs, {1}, {c.rows * c.in + 1}), {1, c.rows, c.in});
+      auto exact =
+          mx::matmul(mx::astype(x, mx::float32), mx::transpose(mx::astype(dense, mx::float32)));
+      mx::eval(exact, q.weight, q.scales, *q.biases, x);
+      set_device(DeviceKind::gpu);
+      auto y = q(x);
+      ASSERT_STREQ(y.primitive().name(), "CustomKernel");  // the fused kernel, not a fallback
+      mx::eval(y);
+      nn::set_fused_kernels(false);
+      // MLX's kernel gets x as its own contiguous array: its loads assume an aligned start.
+      auto y_mlx = q(mx::multiply(x, mx::array(1.0f, dt)));
+      nn::set_fused_kernels(true);
+      mx::eval(y_mlx);
+      set_device(DeviceKind::cpu);
+      EXPECT_EQ(y.dtype(), dt);
+      const double tol = dt == mx::float32 ? 1e-5 : dt == mx::float16 ? 2e-3 : 1e-2;
+      const auto d = tests::diff(y, exact), d_mlx = tests::diff(y_mlx, exact);
+      EXPECT_LE(d.rel, tol) << "max abs " << d.max_abs;
+      EXPECT_LE(d.rel, d_mlx.rel * 1.25 + (dt == mx::float32 ? 1e-6 : 1e-3))
+          << "MLX quantized_matmul: " << d_mlx.rel;
+    }
 }
