@@ -4,6 +4,8 @@
 #include <mlx/mlx.h>
 #include <mlx/primitives.h>
 
+#include <tuple>
+
 #include "ominix/base/device.h"
 #include "ominix/nn/attention.h"
 #include "ominix/nn/fused.h"
@@ -207,15 +209,18 @@ TEST_F(Gpu, FusedSwiGLU) {
 
 // The quantized GEMV kernel (QuantizedLinear at decode on CUDA) against the same quantized weights
 // dequantized and multiplied in float32 on the CPU: every bit width and group size it takes, the
-// three float dtypes, 1-8 rows of x, row counts that do not fill a warp's rows, and a view at an
-// odd offset. It must be no further from the float32 result than MLX's quantized_matmul.
+// three float dtypes, 1-4 rows of x, row counts that do not fill a warp's rows, and a view at an
+// odd offset. It must be no further from the float32 result than MLX's quantized_matmul. Shapes
+// are at least 4096 x 4096 weights, where QuantizedLinear runs the kernel (qmv_fused.cpp).
 TEST_F(Gpu, FusedQmvMatchesFloat32) {
   struct Case {
     int out, in, rows, bits, group;
   };
-  const std::vector<Case> cases{
-      {1000, 512, 1, 4, 64},  {1027, 256, 3, 4, 32},  {64, 1024, 8, 8, 128}, {333, 384, 1, 8, 32},
-      {2048, 4096, 1, 4, 64}, {515, 1408, 5, 4, 128}, {5120, 2048, 2, 8, 64}};
+  const std::vector<Case> cases{{4096, 4096, 1, 4, 64},
+                                {16387, 1024, 3, 4, 32},
+                                {8192, 2048, 4, 8, 128},
+                                {5000, 3456, 1, 8, 32},
+                                {2053, 8192, 2, 4, 128}};
   for (std::size_t ci = 0; ci < cases.size(); ++ci)
     for (auto dt : {mx::bfloat16, mx::float16, mx::float32}) {
       const auto& c = cases[ci];
@@ -252,4 +257,17 @@ TEST_F(Gpu, FusedQmvMatchesFloat32) {
       EXPECT_LE(d.rel, d_mlx.rel * 1.25 + (dt == mx::float32 ? 1e-6 : 1e-3))
           << "MLX quantized_matmul: " << d_mlx.rel;
     }
+}
+
+// Where the GEMV kernel does not pay (qmv_fused.cpp: under 4096 x 4096 weights, over 4 rows of x),
+// QuantizedLinear keeps MLX's quantized_matmul.
+TEST_F(Gpu, FusedQmvLeavesSmallAndWideToMlx) {
+  for (auto [out, in, rows] : {std::tuple{2048, 4096, 1}, std::tuple{4096, 4096, 5}}) {
+    SCOPED_TRACE(::testing::Message() << "out " << out << " in " << in << " rows " << rows);
+    set_device(DeviceKind::gpu);
+    auto w = mx::astype(mx::random::normal({out, in}), mx::bfloat16);
+    auto q = nn::QuantizedLinear::from(nn::Linear{w}, {64, 4, io::QuantMode::affine});
+    auto y = q(mx::astype(mx::random::normal({1, rows, in}), mx::bfloat16));
+    EXPECT_STRNE(y.primitive().name(), "CustomKernel");
+  }
 }
