@@ -12,7 +12,9 @@ Only one checkpoint is on disk at a time: it is deleted before the peer runs (th
 bf16 model from the config on the GPU, with random weights). --moe-ab also runs OminiX with
 OMINIX_MOE_FUSED=0 (MLX's ops for the router, the experts and the combine) on MoE models, as
 "ours_plain_moe"; --dequant-ab with OMINIX_MOE_DEQUANT_PAIRS=1e9 (long prompts through MLX's
-gather_qmm instead of the dequantized grouped GEMM), as "ours_gather_qmm_prefill".
+gather_qmm instead of the dequantized grouped GEMM), as "ours_gather_qmm_prefill"; --qmv-ab on
+quantized models with OMINIX_QMV_FUSED=0 (MLX's quantized_matmul for the dense projections at
+decode instead of our GEMV kernel), as "ours_mlx_qmv".
 --tiny: toy widths of the same families (shapes.tiny_config), to check the pipeline on a CPU;
 without a GPU the ceilings are not measured and the roofline fields are null.
 """
@@ -55,6 +57,8 @@ def main():
     ap.add_argument("--moe-ab", action="store_true", help="also run MoE models with OMINIX_MOE_FUSED=0")
     ap.add_argument("--dequant-ab", action="store_true",
                     help="also run MoE models with OMINIX_MOE_DEQUANT_PAIRS=1e9 (gather_qmm prefill)")
+    ap.add_argument("--qmv-ab", action="store_true",
+                    help="also run quantized models with OMINIX_QMV_FUSED=0 (MLX's quantized_matmul)")
     ap.add_argument("--fused-ab", action="store_true",
                     help="also run with OMINIX_FUSED_KERNELS=0 OMINIX_JOIN_PROJECTIONS=0 (the plain ops)")
     ap.add_argument("--tiny", action="store_true", help="toy widths, for a CPU check of the pipeline")
@@ -86,6 +90,9 @@ def main():
             if args.dequant_ab and args.bits and cfg["model_type"] in MOE_TYPES:
                 quantized_prefill = run_json(bench, env={**os.environ,
                                                          "OMINIX_MOE_DEQUANT_PAIRS": "1000000000"})
+            mlx_qmv = None
+            if args.qmv_ab and args.bits:
+                mlx_qmv = run_json(bench, env={**os.environ, "OMINIX_QMV_FUSED": "0"})
             unfused = None
             if args.fused_ab:
                 unfused = run_json(bench, env={**os.environ, "OMINIX_FUSED_KERNELS": "0",
@@ -103,6 +110,9 @@ def main():
         if unfused:
             row["ours_unfused"] = unfused
             row["decode_speedup_fused"] = ours["decode"]["tok_s"] / unfused["decode"]["tok_s"]
+        if mlx_qmv:
+            row["ours_mlx_qmv"] = mlx_qmv
+            row["decode_speedup_qmv"] = ours["decode"]["tok_s"] / mlx_qmv["decode"]["tok_s"]
         if quantized_prefill:
             row["ours_gather_qmm_prefill"] = quantized_prefill
         if plain:

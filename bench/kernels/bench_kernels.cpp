@@ -1,0 +1,216 @@
+// The quantized decode kernels in isolation, side by side with MLX's own ops on the same device,
+// in the shapes of real checkpoints: the dense GEMV (QuantizedLinear: ours vs mx::quantized_matmul)
+// and the MoE expert path (SwitchGLU(x, routes): our two kernels vs gather_qmm + SwiGLU +
+// combine). Each case cycles through enough weight copies (and, for experts, random routes) that
+// every call reads its weights from memory rather than L2. Prints one JSON object per case:
+// microseconds a call (wall, a batch of calls evaluated together, median of repeats) and the
+// weight bytes read per second.
+//
+//   bench_kernels [--reps 200] [--repeat 5] [--only SUBSTRING,...]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <mlx/mlx.h>
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "ominix/base/device.h"
+#include "ominix/nn/fused.h"
+#include "ominix/nn/linear.h"
+#include "ominix/nn/moe.h"
+#include "ominix/nn/switch.h"
+
+namespace mx = mlx::core;
+namespace nn = ominix::nn;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr double kColdBytes = 256e6;  // weights cycled through per case: five times the H100's L2
+
+struct QmvCase {
+  std::string name;
+  int out, in, rows, bits, group;
+};
+
+struct ExpertCase {
+  std::string name;
+  int experts, dim, hidden, top_k, tokens, bits, group;
+};
+
+double bytes_of(const std::vector<mx::array>& arrays) {
+  double b = 0;
+  for (const auto& a : arrays) b += double(a.nbytes());
+  return b;
+}
+
+// Median seconds per call of make(i) over `reps` calls evaluated together, `repeat` times.
+template <typename Make>
+double time_calls(Make make, int reps, int repeat) {
+  std::vector<double> t;
+  for (int r = -1; r < repeat; ++r) {  // r = -1: warm-up (compiles the kernels)
+    std::vector<mx::array> outs;
+    outs.reserve(reps);
+    mx::synchronize();
+    const auto t0 = Clock::now();
+    for (int i = 0; i < reps; ++i) outs.push_back(make(i));
+    mx::eval(outs);
+    mx::synchronize();
+    if (r >= 0) t.push_back(std::chrono::duration<double>(Clock::now() - t0).count() / reps);
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+nlohmann::json result(double ours_s, double peer_s, double bytes) {
+  return {{"ours_us", ours_s * 1e6},          {"peer_us", peer_s * 1e6},
+          {"speedup", peer_s / ours_s},       {"weight_bytes", bytes},
+          {"ours_gbs", bytes / ours_s / 1e9}, {"peer_gbs", bytes / peer_s / 1e9}};
+}
+
+nlohmann::json run_qmv(const QmvCase& c, int reps, int repeat) {
+  const ominix::io::QuantSpec spec{c.group, c.bits, ominix::io::QuantMode::affine};
+  auto dense = mx::astype(mx::multiply(mx::random::normal({c.out, c.in}), mx::array(0.02f)),
+                          mx::bfloat16);  // bf16 weights: scales and biases in x's dtype
+  auto q0 = nn::QuantizedLinear::from(nn::Linear{dense}, spec);
+  const double bytes = bytes_of({q0.weight, q0.scales, *q0.biases});
+  const int copies = std::max(1, int(kColdBytes / bytes + 0.999));
+  std::vector<nn::QuantizedLinear> layers{q0};
+  for (int i = 1; i < copies; ++i)  // distinct buffers with the same values
+    layers.push_back({mx::add(q0.weight, mx::array(0u, mx::uint32)),
+                      mx::add(q0.scales, mx::array(0.0f, mx::bfloat16)),
+                      mx::add(*q0.biases, mx::array(0.0f, mx::bfloat16)), std::nullopt, spec});
+  for (const auto& l : layers) mx::eval(l.weight, l.scales, *l.biases);
+  auto x = mx::astype(mx::random::normal({1, c.rows, c.in}), mx::bfloat16);
+  mx::eval(x);
+  auto call = [&](int i) { return layers[i % copies](x); };
+  nn::set_fused_kernels(true);
+  const double ours = time_calls(call, reps, repeat);
+  auto y_ours = call(0);
+  mx::eval(y_ours);
+  nn::set_fused_kernels(false);
+  const double peer = time_calls(call, reps, repeat);
+  auto y_peer = call(0);
+  nn::set_fused_kernels(true);
+  auto err = mx::max(
+      mx::abs(mx::subtract(mx::astype(y_ours, mx::float32), mx::astype(y_peer, mx::float32))));
+  auto scale = mx::max(mx::abs(mx::astype(y_peer, mx::float32)));
+  auto out = result(ours, peer, bytes);
+  out["kernel"] = "qmv";
+  out["case"] = c.name;
+  out["shape"] = {
+      {"out", c.out}, {"in", c.in}, {"rows", c.rows}, {"bits", c.bits}, {"group", c.group}};
+  out["max_abs_diff_over_max"] = mx::divide(err, scale).item<float>();
+  return out;
+}
+
+nlohmann::json run_experts(const ExpertCase& c, int reps, int repeat) {
+  const ominix::io::QuantSpec spec{c.group, c.bits, ominix::io::QuantMode::affine};
+  auto experts = [&](int out, int in) {
+    auto w = mx::astype(mx::multiply(mx::random::normal({c.experts, out, in}), mx::array(0.02f)),
+                        mx::bfloat16);
+    auto q = mx::quantize(w, c.group, c.bits);
+    mx::eval(q);
+    return nn::SwitchLinear{q[0], q[1], q[2], spec};
+  };
+  auto gate = experts(c.hidden, c.dim), up = experts(c.hidden, c.dim),
+       down = experts(c.dim, c.hidden);
+  const double all_bytes = bytes_of({gate.weight, *gate.scales, *gate.biases}) * 3;
+  const double bytes = all_bytes / c.experts * c.top_k * c.tokens;  // the routed experts' share
+  nn::SwitchGLU fused{gate, up, down, {.path = nn::KernelPath::fused}};
+  nn::SwitchGLU plain{gate, up, down, {.path = nn::KernelPath::plain}};
+  constexpr int kRouteSets = 64;
+  std::vector<nn::Routes> routes;
+  for (int i = 0; i < kRouteSets; ++i) {
+    routes.push_back(
+        nn::route(mx::random::normal({1, c.tokens, c.experts}), {.routing = nn::Routing::softmax,
+                                                                 .top_k = c.top_k,
+                                                                 .norm_topk_prob = true,
+                                                                 .path = nn::KernelPath::plain}));
+    mx::eval(routes.back().indices, routes.back().weights);
+  }
+  auto x = mx::astype(mx::random::normal({1, c.tokens, c.dim}), mx::bfloat16);
+  mx::eval(x);
+  const double ours =
+      time_calls([&](int i) { return fused(x, routes[i % kRouteSets]); }, reps, repeat);
+  const double peer =
+      time_calls([&](int i) { return plain(x, routes[i % kRouteSets]); }, reps, repeat);
+  auto y_ours = fused(x, routes[0]), y_peer = plain(x, routes[0]);
+  auto err = mx::max(
+      mx::abs(mx::subtract(mx::astype(y_ours, mx::float32), mx::astype(y_peer, mx::float32))));
+  auto scale = mx::max(mx::abs(mx::astype(y_peer, mx::float32)));
+  auto out = result(ours, peer, bytes);
+  out["kernel"] = "experts";
+  out["case"] = c.name;
+  out["shape"] = {{"experts", c.experts}, {"dim", c.dim},       {"hidden", c.hidden},
+                  {"top_k", c.top_k},     {"tokens", c.tokens}, {"bits", c.bits},
+                  {"group", c.group}};
+  out["max_abs_diff_over_max"] = mx::divide(err, scale).item<float>();
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"bench_kernels: quantized decode kernels vs MLX's ops"};
+  int reps = 200, repeat = 5;
+  std::string only;
+  app.add_option("--reps", reps, "calls evaluated together per timing");
+  app.add_option("--repeat", repeat, "timings per case (the median is printed)");
+  app.add_option("--only", only,
+                 "run the cases whose name contains one of these (comma-separated)");
+  CLI11_PARSE(app, argc, argv);
+  ominix::set_device(ominix::DeviceKind::gpu);
+  mx::random::seed(7);
+
+  // Projections of the benchmarked checkpoints (bench/llm/shapes.py), 4-bit groups of 64 as
+  // mlx-community publishes them.
+  const std::vector<QmvCase> qmv{
+      {"qwen3-30b-a3b.qkv", 5120, 2048, 1, 4, 64},
+      {"qwen3-30b-a3b.o", 2048, 4096, 1, 4, 64},
+      {"qwen3-30b-a3b.lm_head", 151936, 2048, 1, 4, 64},
+      {"mixtral-8x7b.qkv", 6144, 4096, 1, 4, 64},
+      {"mixtral-8x7b.o", 4096, 4096, 1, 4, 64},
+      {"glm4-9b.gate_up", 27392, 4096, 1, 4, 64},
+      {"glm4-9b.down", 4096, 13696, 1, 4, 64},
+      {"glm4-9b.gate_up.8bit", 27392, 4096, 1, 8, 64},
+      {"glm4-9b.gate_up.rows2", 27392, 4096, 2, 4, 64},
+      {"glm4-9b.gate_up.rows4", 27392, 4096, 4, 4, 64},
+      {"glm4-9b.gate_up.rows8", 27392, 4096, 8, 4, 64},
+  };
+  const std::vector<ExpertCase> moe{
+      {"qwen3-30b-a3b.experts", 128, 2048, 768, 8, 1, 4, 64},
+      {"glm4.5-air.experts", 128, 4096, 1408, 8, 1, 4, 64},
+      {"mixtral-8x7b.experts", 8, 4096, 14336, 2, 1, 4, 64},
+      {"qwen3-30b-a3b.experts.8bit", 128, 2048, 768, 8, 1, 8, 64},
+      {"qwen3-30b-a3b.experts.tokens4", 128, 2048, 768, 8, 4, 4, 64},
+  };
+  auto wanted = [&](const std::string& name) {
+    if (only.empty()) return true;
+    for (std::size_t at = 0; at <= only.size();) {
+      auto end = std::min(only.find(',', at), only.size());
+      if (end > at && name.find(only.substr(at, end - at)) != std::string::npos) return true;
+      at = end + 1;
+    }
+    return false;
+  };
+  const std::string device = ominix::mlx_backend();
+  for (const auto& c : qmv)
+    if (wanted(c.name)) {
+      auto j = run_qmv(c, reps, repeat);
+      j["backend"] = device;
+      std::printf("%s\n", j.dump().c_str());
+      std::fflush(stdout);
+    }
+  for (const auto& c : moe)
+    if (wanted(c.name)) {
+      auto j = run_experts(c, reps, repeat);
+      j["backend"] = device;
+      std::printf("%s\n", j.dump().c_str());
+      std::fflush(stdout);
+    }
+  return 0;
+}
