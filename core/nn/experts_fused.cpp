@@ -28,12 +28,9 @@ namespace {
 // SwiGLU as nn::gated_joint.
 constexpr const char* kGateUp = R"(
   using namespace ominix_q;
-  constexpr int VPC = 128 / BITS;  // values per 16-byte chunk
-  constexpr int CHUNKS = K / VPC;
-  constexpr int WPR = K * BITS / 32;  // uint32 words per row
-  constexpr int GPR = K / GS;         // groups per row
+  using L = Row<K, BITS, GS>;
   const int lane = threadIdx.x & 31;
-  const int row0 = ((blockIdx.x * blockDim.x + threadIdx.x) >> 5) * R;
+  const int row0 = first_row<R>();
   if (row0 >= I) return;
   const int pair = blockIdx.y;
   const size_t e = indices[pair];
@@ -41,35 +38,29 @@ constexpr const char* kGateUp = R"(
   float acc[2 * R];
 #pragma unroll
   for (int r = 0; r < 2 * R; ++r) acc[r] = 0.0f;
-  for (int base = 0; base < CHUNKS; base += 32 * U) {
-    uint4 wg[U][R], wu[U][R];
-    float gs[U][R], gb[U][R], us[U][R], ub[U][R];
+  for (int base = 0; base < L::CHUNKS; base += 32 * U) {
+    Chunk gate[U][R], up[U][R];
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int c = base + u * 32 + lane;
-      if (c >= CHUNKS) continue;
-      const int g = c * VPC / GS;
+      if (c >= L::CHUNKS) continue;
 #pragma unroll
       for (int r = 0; r < R; ++r) {
         const size_t row = e * I + min(row0 + r, I - 1);
-        wg[u][r] = load16(gate_weight + row * WPR + c * 4);
-        wu[u][r] = load16(up_weight + row * WPR + c * 4);
-        gs[u][r] = static_cast<float>(gate_scales[row * GPR + g]);
-        gb[u][r] = static_cast<float>(gate_biases[row * GPR + g]);
-        us[u][r] = static_cast<float>(up_scales[row * GPR + g]);
-        ub[u][r] = static_cast<float>(up_biases[row * GPR + g]);
+        gate[u][r] = load_chunk<K, BITS, GS>(gate_weight, gate_scales, gate_biases, row, c);
+        up[u][r] = load_chunk<K, BITS, GS>(up_weight, up_scales, up_biases, row, c);
       }
     }
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int c = base + u * 32 + lane;
-      if (c >= CHUNKS) continue;
-      float xs[VPC];
-      const float s = load_x<T, BITS>(xr + (size_t)c * VPC, 1.0f, xs);
+      if (c >= L::CHUNKS) continue;
+      float xs[L::VPC];
+      const float s = load_x<T, BITS>(xr + (size_t)c * L::VPC, 1.0f, xs);
 #pragma unroll
       for (int r = 0; r < R; ++r) {
-        acc[r] += gs[u][r] * dot16<BITS>(wg[u][r], xs) + gb[u][r] * s;
-        acc[R + r] += us[u][r] * dot16<BITS>(wu[u][r], xs) + ub[u][r] * s;
+        acc[r] += chunk_dot<BITS>(gate[u][r], xs, s);
+        acc[R + r] += chunk_dot<BITS>(up[u][r], xs, s);
       }
     }
   }
@@ -92,13 +83,10 @@ constexpr const char* kGateUp = R"(
 // rounds it; each expert's output is not rounded on the way, unlike gather_qmm's).
 constexpr const char* kDown = R"(
   using namespace ominix_q;
-  constexpr int VPC = 128 / BITS;
-  constexpr int CH = I / VPC;  // chunks per expert row
-  constexpr int CHUNKS = TOPK * CH;
-  constexpr int WPR = I * BITS / 32;
-  constexpr int GPR = I / GS;
+  using L = Row<I, BITS, GS>;
+  constexpr int CHUNKS = TOPK * L::CHUNKS;  // over all k experts' rows
   const int lane = threadIdx.x & 31;
-  const int row0 = ((blockIdx.x * blockDim.x + threadIdx.x) >> 5) * R;
+  const int row0 = first_row<R>();
   if (row0 >= D) return;
   const int token = blockIdx.y;
   const int mine = token * TOPK + min(lane, TOPK - 1);
@@ -108,36 +96,32 @@ constexpr const char* kDown = R"(
 #pragma unroll
   for (int r = 0; r < R; ++r) acc[r] = 0.0f;
   for (int base = 0; base < CHUNKS; base += 32 * U) {
-    uint4 w[U][R];
-    float sc[U][R], bi[U][R], wk[U];
+    Chunk w[U][R];
+    float wk[U];
     int slot[U];
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int c = base + u * 32 + lane;
-      slot[u] = min(c / CH, TOPK - 1);
+      slot[u] = min(c / L::CHUNKS, TOPK - 1);
       const size_t e = __shfl_sync(0xffffffffu, my_expert, slot[u]);
       wk[u] = __shfl_sync(0xffffffffu, my_weight, slot[u]);
       if (c >= CHUNKS) continue;
-      const int cc = c - slot[u] * CH;
-      const int g = cc * VPC / GS;
+      const int cc = c - slot[u] * L::CHUNKS;
 #pragma unroll
-      for (int r = 0; r < R; ++r) {
-        const size_t row = e * D + min(row0 + r, D - 1);
-        w[u][r] = load16(down_weight + row * WPR + cc * 4);
-        sc[u][r] = static_cast<float>(down_scales[row * GPR + g]);
-        bi[u][r] = static_cast<float>(down_biases[row * GPR + g]);
-      }
+      for (int r = 0; r < R; ++r)
+        w[u][r] = load_chunk<I, BITS, GS>(down_weight, down_scales, down_biases,
+                                          e * D + min(row0 + r, D - 1), cc);
     }
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int c = base + u * 32 + lane;
       if (c >= CHUNKS) continue;
-      const int cc = c - slot[u] * CH;
-      float xs[VPC];
-      const float s =
-          load_x<T, BITS>(h + ((size_t)token * TOPK + slot[u]) * I + (size_t)cc * VPC, wk[u], xs);
+      const int cc = c - slot[u] * L::CHUNKS;
+      float xs[L::VPC];
+      const float s = load_x<T, BITS>(h + ((size_t)token * TOPK + slot[u]) * I + (size_t)cc * L::VPC,
+                                      wk[u], xs);
 #pragma unroll
-      for (int r = 0; r < R; ++r) acc[r] += sc[u][r] * dot16<BITS>(w[u][r], xs) + bi[u][r] * s;
+      for (int r = 0; r < R; ++r) acc[r] += chunk_dot<BITS>(w[u][r], xs, s);
     }
   }
   warp_sum<R>(acc);

@@ -67,43 +67,33 @@ constexpr double kMinWeights = 4096.0 * 4096.0;
 
 constexpr const char* kQmv = R"(
   using namespace ominix_q;
-  constexpr int VPC = 128 / BITS;  // values per 16-byte chunk
-  constexpr int CHUNKS = K / VPC;
-  constexpr int WPR = K * BITS / 32;  // uint32 words per row
-  constexpr int GPR = K / GS;         // groups per row
+  using L = Row<K, BITS, GS>;
   const int lane = threadIdx.x & 31;
-  const int row0 = ((blockIdx.x * blockDim.x + threadIdx.x) >> 5) * R;
+  const int row0 = first_row<R>();
   if (row0 >= N) return;
   float acc[M * R];
 #pragma unroll
   for (int i = 0; i < M * R; ++i) acc[i] = 0.0f;
-  for (int base = 0; base < CHUNKS; base += 32 * U) {
-    uint4 w[U][R];
-    float sc[U][R], bi[U][R];
+  for (int base = 0; base < L::CHUNKS; base += 32 * U) {
+    Chunk w[U][R];
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int c = base + u * 32 + lane;
-      if (c >= CHUNKS) continue;
-      const int g = c * VPC / GS;
+      if (c >= L::CHUNKS) continue;
 #pragma unroll
-      for (int r = 0; r < R; ++r) {
-        const size_t row = min(row0 + r, N - 1);
-        w[u][r] = load16(weight + row * WPR + c * 4);
-        sc[u][r] = static_cast<float>(scales[row * GPR + g]);
-        bi[u][r] = static_cast<float>(biases[row * GPR + g]);
-      }
+      for (int r = 0; r < R; ++r)
+        w[u][r] = load_chunk<K, BITS, GS>(weight, scales, biases, min(row0 + r, N - 1), c);
     }
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int c = base + u * 32 + lane;
-      if (c >= CHUNKS) continue;
+      if (c >= L::CHUNKS) continue;
 #pragma unroll
       for (int m = 0; m < M; ++m) {
-        float xs[VPC];
-        const float s = load_x<T, BITS>(x + (size_t)m * K + (size_t)c * VPC, 1.0f, xs);
+        float xs[L::VPC];
+        const float s = load_x<T, BITS>(x + (size_t)m * K + (size_t)c * L::VPC, 1.0f, xs);
 #pragma unroll
-        for (int r = 0; r < R; ++r)
-          acc[m * R + r] += sc[u][r] * dot16<BITS>(w[u][r], xs) + bi[u][r] * s;
+        for (int r = 0; r < R; ++r) acc[m * R + r] += chunk_dot<BITS>(w[u][r], xs, s);
       }
     }
   }

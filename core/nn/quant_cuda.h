@@ -78,6 +78,39 @@ __device__ __forceinline__ float dot16(const uint4 w, const float* xs) {
   return (d[0] + d[1]) + (d[2] + d[3]);
 }
 
+// Layout of one quantized row of K values: VPC values a 16-byte chunk, CHUNKS chunks, WPR uint32
+// words, GPR groups.
+template <int K, int BITS, int GS>
+struct Row {
+  static constexpr int VPC = 128 / BITS, CHUNKS = K / VPC, WPR = K * BITS / 32, GPR = K / GS;
+};
+
+// Chunk c of a quantized row: its packed weights and its group's scale and bias.
+struct Chunk {
+  uint4 w;
+  float scale, bias;
+};
+template <int K, int BITS, int GS, typename T>
+__device__ __forceinline__ Chunk load_chunk(const uint32_t* weight, const T* scales,
+                                            const T* biases, size_t row, int c) {
+  using L = Row<K, BITS, GS>;
+  const size_t g = row * L::GPR + c * L::VPC / GS;
+  return {load16(weight + row * L::WPR + c * 4), static_cast<float>(scales[g]),
+          static_cast<float>(biases[g])};
+}
+
+// The chunk's share of the row's dot product with x (xs and xsum from load_x).
+template <int BITS>
+__device__ __forceinline__ float chunk_dot(const Chunk& q, const float* xs, float xsum) {
+  return q.scale * dot16<BITS>(q.w, xs) + q.bias * xsum;
+}
+
+// The first of the R rows this thread's warp computes.
+template <int R>
+__device__ __forceinline__ int first_row() {
+  return ((blockIdx.x * blockDim.x + threadIdx.x) >> 5) * R;
+}
+
 template <int N>
 __device__ __forceinline__ void warp_sum(float* a) {
 #pragma unroll
