@@ -6,6 +6,7 @@
 #include <mlx/ops.h>
 #include <mlx/transforms.h>
 
+#include "cpu_gemv.h"
 #include "ominix/base/error.h"
 #include "qmv_fused.h"
 
@@ -15,15 +16,18 @@ Linear::Linear(mx::array weight_, std::optional<mx::array> bias_)
     : weight(std::move(weight_)), bias(std::move(bias_)), weight_t_(mx::transpose(weight)) {}
 
 mx::array Linear::operator()(const mx::array& x) const {
+  if (auto y = detail::cpu_gemv(x, weight)) return bias ? mx::add(*y, *bias) : *y;
   if (bias) return mx::addmm(*bias, x, weight_t_);
   return mx::matmul(x, weight_t_);
 }
 
 mx::array QuantizedLinear::operator()(const mx::array& x) const {
-  if (auto y = detail::fused_qmv(*this, x)) return bias ? mx::add(*y, *bias) : *y;
-  auto y = mx::quantized_matmul(x, weight, scales, biases, /*transpose=*/true, spec.group_size,
-                                spec.bits, io::to_string(spec.mode));
-  return bias ? mx::add(y, *bias) : y;
+  auto y = detail::fused_qmv(*this, x);
+  if (!y && biases) y = detail::cpu_qgemv(x, weight, scales, *biases, spec);
+  if (y) return bias ? mx::add(*y, *bias) : *y;
+  auto out = mx::quantized_matmul(x, weight, scales, biases, /*transpose=*/true, spec.group_size,
+                                  spec.bits, io::to_string(spec.mode));
+  return bias ? mx::add(out, *bias) : out;
 }
 
 QuantizedLinear QuantizedLinear::from(const Linear& dense, const io::QuantSpec& spec) {
