@@ -195,19 +195,14 @@ int main(int argc, char** argv) {
     return false;
   };
   const std::string device = ominix::mlx_backend();
+  auto print = [&](nlohmann::json j) {
+    j["backend"] = device;
+    std::printf("%s\n", j.dump().c_str());
+    std::fflush(stdout);
+  };
   for (const auto& c : qmv)
-    if (wanted(c.name)) {
-      auto j = run_qmv(c, reps, repeat);
-      j["backend"] = device;
-      std::printf("%s\n", j.dump().c_str());
-      std::fflush(stdout);
-    }
+    if (wanted(c.name)) print(run_qmv(c, reps, repeat));
   for (const auto& c : moe)
-    if (wanted(c.name)) {
-      auto j = run_experts(c, reps, repeat);
-      j["backend"] = device;
-      std::printf("%s\n", j.dump().c_str());
-      std::fflush(stdout);
-    }
+    if (wanted(c.name)) print(run_experts(c, reps, repeat));
   return 0;
 }

@@ -240,26 +240,11 @@ class CpuGemv : public mx::UnaryPrimitive {
                       b = in[3].data<float>(), y, M, N, K, bits = bits_, gs = group_] {
       if (M == 1 && bits == 4) return qgemv_row<4>(x, w, s, b, y, N, K, gs);
       if (M == 1 && bits == 8) return qgemv_row<8>(x, w, s, b, y, N, K, gs);
-      switch (bits) {
-        case 2:
-          qgemv<2>(x, w, s, b, y, M, N, K, gs);
-          break;
-        case 3:
-          qgemv<3>(x, w, s, b, y, M, N, K, gs);
-          break;
-        case 4:
-          qgemv<4>(x, w, s, b, y, M, N, K, gs);
-          break;
-        case 5:
-          qgemv<5>(x, w, s, b, y, M, N, K, gs);
-          break;
-        case 6:
-          qgemv<6>(x, w, s, b, y, M, N, K, gs);
-          break;
-        default:
-          qgemv<8>(x, w, s, b, y, M, N, K, gs);
-          break;
-      }
+      using Kernel = void (*)(const float*, const std::uint8_t*, const float*, const float*, float*,
+                              int, int, int, int);
+      constexpr Kernel by_bits[9] = {nullptr,  nullptr,  qgemv<2>, qgemv<3>, qgemv<4>,
+                                     qgemv<5>, qgemv<6>, nullptr,  qgemv<8>};
+      by_bits[bits](x, w, s, b, y, M, N, K, gs);
     });
   }
   void eval_gpu(const std::vector<mx::array>&, mx::array&) override {
