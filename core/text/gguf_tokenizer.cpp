@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "bpe.h"
 #include "json_util.h"
 #include "ominix/base/error.h"
 
@@ -19,16 +20,22 @@ namespace {
 using nlohmann::json;
 const std::string kSpace = "\u2581";
 
+/// Bytes of the UTF-8 code point at s[i] (1 where the bytes are malformed).
+std::size_t code_point_size(std::string_view s, std::size_t i) {
+  const auto c = static_cast<unsigned char>(s[i]);
+  const std::size_t n = c < 0x80         ? 1
+                        : (c >> 5) == 6  ? 2
+                        : (c >> 4) == 14 ? 3
+                        : (c >> 3) == 30 ? 4
+                                         : 1;
+  return i + n > s.size() ? 1 : n;
+}
+
 /// The code points of a UTF-8 string (one per byte where the bytes are malformed).
 std::vector<std::string> code_points(std::string_view s) {
   std::vector<std::string> out;
-  for (std::size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    std::size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
-    if (i + n > s.size()) n = 1;
-    out.emplace_back(s.substr(i, n));
-    i += n;
-  }
+  for (std::size_t i = 0; i < s.size(); i += code_point_size(s, i))
+    out.emplace_back(s.substr(i, code_point_size(s, i)));
   return out;
 }
 
@@ -76,28 +83,33 @@ Tokenizer tokenizer_from_gguf(const io::GgufTokenizerData& data, const std::stri
   tokens.reserve(raw.size());
   for (const auto& t : raw) tokens.push_back(respell(t));
 
-  // vocab {token: index}, later duplicates winning as in a Python dict.
-  std::unordered_map<std::string, int> vocab;
+  // vocab {token: index}, later duplicates winning as in a Python dict. Looked up by string_view
+  // below, so the millions of candidate splits allocate nothing.
+  std::unordered_map<std::string, int, detail::StringHash, std::equal_to<>> vocab;
+  vocab.reserve(tokens.size());
   for (std::size_t i = 0; i < tokens.size(); ++i) vocab.insert_or_assign(tokens[i], int(i));
 
   // ref: tokenization_utils_base.py generate_merges with scores -index: every split of every
   // token into two vocabulary pieces, best (lowest index) token first, longer left piece first.
-  std::vector<std::pair<int, std::string>> order;  // (last index, token), once per token
+  std::vector<std::pair<int, std::string_view>> order;  // (last index, token), once per token
+  order.reserve(vocab.size());
   for (const auto& [t, i] : vocab) order.emplace_back(i, t);
   std::sort(order.begin(), order.end());
   json merges = json::array();
+  std::vector<std::size_t> starts;  // byte offset of each code point after the first
   for (const auto& [index, t] : order) {
-    const auto cps = code_points(t);
-    std::vector<std::size_t> offsets{0};
-    for (const auto& c : cps) offsets.push_back(offsets.back() + c.size());
-    for (std::size_t k = cps.size() - 1; k >= 1 && cps.size() > 1; --k) {
-      const auto left = t.substr(0, offsets[k]), right = t.substr(offsets[k]);
-      if (vocab.count(left) && vocab.count(right)) merges.push_back(json::array({left, right}));
+    starts.clear();
+    for (std::size_t i = code_point_size(t, 0); i < t.size(); i += code_point_size(t, i))
+      starts.push_back(i);
+    for (auto k = starts.rbegin(); k != starts.rend(); ++k) {
+      const auto left = t.substr(0, *k), right = t.substr(*k);
+      if (vocab.find(left) != vocab.end() && vocab.find(right) != vocab.end())
+        merges.push_back(json::array({left, right}));
     }
   }
 
   json vocab_json = json::object();
-  for (const auto& [index, t] : order) vocab_json[t] = index;
+  for (const auto& [index, t] : order) vocab_json[std::string(t)] = index;
 
   // ref: add_gguf_special_tokens — control tokens special, user-defined ones (if in the vocab)
   // plain; GemmaTokenizer adds its bos/eos/unk/pad/mask tokens as special too.
