@@ -84,20 +84,13 @@ std::unique_ptr<Bpe> Bpe::from_json(const json& model, const JsonPath& p) {
   }
   const json& vocab = require(model, "vocab", p);
   if (!vocab.is_object()) bad_field(p / "vocab", "expected an object of token -> id");
-  std::int64_t max_id = -1;
   bpe->vocab_.reserve(vocab.size());
   for (const auto& [token, id_json] : vocab.items()) {
     const std::int64_t id = get_int(id_json, p / "vocab" / token);
     if (id < 0 || id >= (1 << 26)) bad_field(p / "vocab" / token, "id out of range");
     bpe->vocab_[token] = static_cast<TokenId>(id);
-    max_id = std::max(max_id, id);
   }
-  bpe->vocab_r_.resize(static_cast<std::size_t>(max_id + 1));
-  bpe->has_id_.assign(bpe->vocab_r_.size(), false);
-  for (const auto& [token, id] : bpe->vocab_) {
-    bpe->vocab_r_[id] = token;
-    bpe->has_id_[id] = true;
-  }
+  bpe->index_vocab();
 
   auto opt_str = [&](const char* key) -> std::optional<std::string> {
     auto it = model.find(key);
@@ -151,19 +144,52 @@ std::unique_ptr<Bpe> Bpe::from_json(const json& model, const JsonPath& p) {
     bpe->merges_.insert(ia->second, ib->second, {rank++, im->second});
   }
 
-  const auto& chars = byte_level_chars();
-  bpe->byte_ids_complete_ = !bpe->continuing_subword_prefix_ && !bpe->end_of_word_suffix_;
-  for (int byte = 0; byte < 256; ++byte) {
-    auto it = bpe->vocab_.find(chars[byte]);
-    if (it == bpe->vocab_.end()) {
-      bpe->byte_ids_complete_ = false;
-    } else {
-      bpe->byte_ids_[byte] = it->second;
-    }
-    auto fb = bpe->vocab_.find(fmt::format("<0x{:02X}>", byte));
-    bpe->fallback_ids_[byte] = fb == bpe->vocab_.end() ? -1 : fb->second;
-  }
+  bpe->index_bytes();
   return bpe;
+}
+
+std::unique_ptr<Bpe> Bpe::from_parts(Vocab vocab, const std::vector<BpeMerge>& merges,
+                                     BpeOptions options) {
+  auto bpe = std::make_unique<Bpe>();
+  bpe->vocab_ = std::move(vocab);
+  bpe->index_vocab();
+  bpe->unk_token_ = std::move(options.unk_token);
+  bpe->continuing_subword_prefix_ = std::move(options.continuing_subword_prefix);
+  bpe->end_of_word_suffix_ = std::move(options.end_of_word_suffix);
+  bpe->fuse_unk_ = options.fuse_unk;
+  bpe->byte_fallback_ = options.byte_fallback;
+  bpe->ignore_merges_ = options.ignore_merges;
+  bpe->merges_.reserve(merges.size());
+  std::uint32_t rank = 0;
+  for (const auto& m : merges) bpe->merges_.insert(m.a, m.b, {rank++, m.merged});
+  bpe->index_bytes();
+  return bpe;
+}
+
+void Bpe::index_vocab() {
+  TokenId max_id = -1;
+  for (const auto& [token, id] : vocab_) max_id = std::max(max_id, id);
+  vocab_r_.assign(static_cast<std::size_t>(max_id + 1), std::string());
+  has_id_.assign(vocab_r_.size(), false);
+  for (const auto& [token, id] : vocab_) {
+    vocab_r_[id] = token;
+    has_id_[id] = true;
+  }
+}
+
+void Bpe::index_bytes() {
+  const auto& chars = byte_level_chars();
+  byte_ids_complete_ = !continuing_subword_prefix_ && !end_of_word_suffix_;
+  for (int byte = 0; byte < 256; ++byte) {
+    auto it = vocab_.find(chars[byte]);
+    if (it == vocab_.end()) {
+      byte_ids_complete_ = false;
+    } else {
+      byte_ids_[byte] = it->second;
+    }
+    auto fb = vocab_.find(fmt::format("<0x{:02X}>", byte));
+    fallback_ids_[byte] = fb == vocab_.end() ? -1 : fb->second;
+  }
 }
 
 std::optional<TokenId> Bpe::token_to_id(std::string_view token) const {

@@ -56,10 +56,25 @@ class MergeMap {
   int shift_ = 64;
 };
 
+/// The scalar fields of a BPE "model" object.
+struct BpeOptions {
+  std::optional<std::string> unk_token, continuing_subword_prefix, end_of_word_suffix;
+  bool fuse_unk = false, byte_fallback = false, ignore_merges = false;
+};
+
+/// One merge: the pair of token ids and the id of their concatenation.
+struct BpeMerge {
+  TokenId a, b, merged;
+};
+
 class Bpe {
  public:
   /// Parses the "model" object; `p` names it in errors.
   static std::unique_ptr<Bpe> from_json(const json& model, const JsonPath& p);
+  /// The same model from its parts, for sources whose vocabulary is not JSON (GGUF): `vocab`
+  /// token -> id (ids below 2^26), merges in rank order, their ids already checked by the caller.
+  static std::unique_ptr<Bpe> from_parts(Vocab vocab, const std::vector<BpeMerge>& merges,
+                                         BpeOptions options);
 
   /// Appends the ids of one pre-tokenized word. With `byte_level`, `word` holds raw bytes that
   /// stand for their GPT-2 byte-to-unicode characters (what the ByteLevel pre-tokenizer produces).
@@ -85,6 +100,9 @@ class Bpe {
   void compute(std::string_view word, bool byte_level, std::vector<TokenId>& out) const;
   void split_chars(std::string_view word, std::vector<Symbol>& symbols) const;
   void merge_all(std::vector<Symbol>& symbols) const;
+  // vocab_r_ and has_id_ from vocab_; then the byte tables (after the options are set).
+  void index_vocab();
+  void index_bytes();
 
   Vocab vocab_;
   std::vector<std::string> vocab_r_;

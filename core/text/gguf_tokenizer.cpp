@@ -1,6 +1,8 @@
 // GGUF tokenizers as transformers 5.24 builds them (integrations/gguf/gguf_tokenizer_mapping.py
 // gemma_tokenizer + add_gguf_special_tokens, models/gemma/tokenization_gemma.py GemmaTokenizer):
-// the equivalent tokenizer.json is assembled and handed to Tokenizer::from_json.
+// the vocabulary and merges go straight into the BPE model, the rest of the equivalent
+// tokenizer.json (normalizer, pre-tokenizer, post-processor, decoder, added tokens) through the
+// same parser as Tokenizer::from_json.
 #include "ominix/text/gguf_tokenizer.h"
 
 #include <algorithm>
@@ -83,33 +85,31 @@ Tokenizer tokenizer_from_gguf(const io::GgufTokenizerData& data, const std::stri
   tokens.reserve(raw.size());
   for (const auto& t : raw) tokens.push_back(respell(t));
 
-  // vocab {token: index}, later duplicates winning as in a Python dict. Looked up by string_view
-  // below, so the millions of candidate splits allocate nothing.
-  std::unordered_map<std::string, int, detail::StringHash, std::equal_to<>> vocab;
+  // vocab {token: index}, later duplicates winning as in a Python dict.
+  detail::Vocab vocab;
   vocab.reserve(tokens.size());
   for (std::size_t i = 0; i < tokens.size(); ++i) vocab.insert_or_assign(tokens[i], int(i));
 
   // ref: tokenization_utils_base.py generate_merges with scores -index: every split of every
   // token into two vocabulary pieces, best (lowest index) token first, longer left piece first.
+  // Built as ids for Bpe::from_parts: the JSON round trip of a 262k-token vocabulary cost more
+  // than the rest of loading the default model.
   std::vector<std::pair<int, std::string_view>> order;  // (last index, token), once per token
   order.reserve(vocab.size());
   for (const auto& [t, i] : vocab) order.emplace_back(i, t);
   std::sort(order.begin(), order.end());
-  json merges = json::array();
+  std::vector<detail::BpeMerge> merges;
   std::vector<std::size_t> starts;  // byte offset of each code point after the first
   for (const auto& [index, t] : order) {
     starts.clear();
     for (std::size_t i = code_point_size(t, 0); i < t.size(); i += code_point_size(t, i))
       starts.push_back(i);
     for (auto k = starts.rbegin(); k != starts.rend(); ++k) {
-      const auto left = t.substr(0, *k), right = t.substr(*k);
-      if (vocab.find(left) != vocab.end() && vocab.find(right) != vocab.end())
-        merges.push_back(json::array({left, right}));
+      const auto left = vocab.find(t.substr(0, *k)), right = vocab.find(t.substr(*k));
+      if (left != vocab.end() && right != vocab.end())
+        merges.push_back({left->second, right->second, index});
     }
   }
-
-  json vocab_json = json::object();
-  for (const auto& [index, t] : order) vocab_json[std::string(t)] = index;
 
   // ref: add_gguf_special_tokens — control tokens special, user-defined ones (if in the vocab)
   // plain; GemmaTokenizer adds its bos/eos/unk/pad/mask tokens as special too.
@@ -148,8 +148,11 @@ Tokenizer tokenizer_from_gguf(const io::GgufTokenizerData& data, const std::stri
   single.push_back({{"Sequence", {{"id", "A"}, {"type_id", 0}}}});
   if (data.add_eos_token.value_or(false) && eos) special_piece(*eos, int(*data.eos_token_id));
 
-  const auto unk =
-      data.unknown_token_id ? json(tokens.at(std::size_t(*data.unknown_token_id))) : json("<unk>");
+  detail::BpeOptions options;
+  options.unk_token =
+      data.unknown_token_id ? tokens.at(std::size_t(*data.unknown_token_id)) : "<unk>";
+  options.fuse_unk = true;
+  options.byte_fallback = true;
   json j = {
       {"version", "1.0"},
       {"truncation", nullptr},
@@ -172,18 +175,9 @@ Tokenizer tokenizer_from_gguf(const io::GgufTokenizerData& data, const std::stri
          json::array({{{"type", "Replace"}, {"pattern", string_pattern(kSpace)}, {"content", " "}},
                       {{"type", "ByteFallback"}},
                       {{"type", "Fuse"}}})}}},
-      {"model",
-       {{"type", "BPE"},
-        {"dropout", nullptr},
-        {"unk_token", unk},
-        {"continuing_subword_prefix", nullptr},
-        {"end_of_word_suffix", nullptr},
-        {"fuse_unk", true},
-        {"byte_fallback", true},
-        {"ignore_merges", false},
-        {"vocab", std::move(vocab_json)},
-        {"merges", std::move(merges)}}}};
-  return Tokenizer::from_json(j.dump(), source);
+  };
+  return detail::build_tokenizer(
+      j, source, detail::Bpe::from_parts(std::move(vocab), merges, std::move(options)));
 }
 
 std::optional<ChatTemplate> chat_template_from_gguf(const io::GgufTokenizerData& data) {

@@ -295,10 +295,14 @@ void Tokenizer::Impl::encode(std::string_view text, Encoding& enc, bool want_tok
 }
 
 Tokenizer Tokenizer::from_json(std::string_view text, std::string_view source) {
-  const json root = parse_json(text, source);
+  return detail::build_tokenizer(parse_json(text, source), source, nullptr);
+}
+
+Tokenizer detail::build_tokenizer(const json& root, std::string_view source,
+                                  std::unique_ptr<Bpe> model) {
   const JsonPath p{std::string(source), ""};
   if (!root.is_object()) detail::bad_field(p, "expected a JSON object");
-  auto impl = std::make_shared<Impl>();
+  auto impl = std::make_shared<Tokenizer::Impl>();
   impl->source = source;
   if (auto it = root.find("version"); it != root.end() && !it->is_null()) {
     const std::string v = detail::get_string(*it, p / "version");
@@ -310,14 +314,18 @@ Tokenizer Tokenizer::from_json(std::string_view text, std::string_view source) {
       fail<UnsupportedError>("{}: {} is not supported (must be null)", (p / key).str(), key);
     }
   }
-  const json& model = detail::require(root, "model", p);
-  if (!model.is_object()) detail::bad_field(p / "model", "expected an object");
-  const std::string type = detail::opt_string(model, "type", "BPE", p / "model");
-  if (type != "BPE") {
-    fail<UnsupportedError>("{}: model type '{}' is not supported (only BPE)",
-                           (p / "model" / "type").str(), type);
+  if (model) {
+    impl->model = std::move(model);
+  } else {
+    const json& m = detail::require(root, "model", p);
+    if (!m.is_object()) detail::bad_field(p / "model", "expected an object");
+    const std::string type = detail::opt_string(m, "type", "BPE", p / "model");
+    if (type != "BPE") {
+      fail<UnsupportedError>("{}: model type '{}' is not supported (only BPE)",
+                             (p / "model" / "type").str(), type);
+    }
+    impl->model = detail::Bpe::from_json(m, p / "model");
   }
-  impl->model = detail::Bpe::from_json(model, p / "model");
   auto component = [&](const char* key) -> const json& {
     static const json null_json;
     auto it = root.find(key);

@@ -11,10 +11,21 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 namespace ominix::text {
 
 /// A token id, as the model's embedding table indexes it.
 using TokenId = std::int32_t;
+
+class Tokenizer;
+namespace detail {
+class Bpe;
+/// Internal (core/text/tokenizer.cpp): Tokenizer::from_json of a parsed root, with the BPE model
+/// given instead of read from root's "model" when `model` is not null (the GGUF path).
+Tokenizer build_tokenizer(const nlohmann::json& root, std::string_view source,
+                          std::unique_ptr<Bpe> model);
+}  // namespace detail
 
 /// The result of an encode: ids and the token strings HF reports beside them.
 struct Encoding {
@@ -64,6 +75,8 @@ class Tokenizer {
   explicit Tokenizer(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
   std::shared_ptr<const Impl> impl_;
   friend class StreamingDetokenizer;
+  friend Tokenizer detail::build_tokenizer(const nlohmann::json&, std::string_view,
+                                           std::unique_ptr<detail::Bpe>);
 };
 
 /// Turns ids given one at a time into text, emitting only complete UTF-8. The concatenation of
