@@ -105,8 +105,9 @@ Tokenizer tokenizer_from_gguf(const io::GgufTokenizerData& data, const std::stri
     for (std::size_t i = code_point_size(t, 0); i < t.size(); i += code_point_size(t, i))
       starts.push_back(i);
     for (auto k = starts.rbegin(); k != starts.rend(); ++k) {
-      const auto left = vocab.find(t.substr(0, *k)), right = vocab.find(t.substr(*k));
-      if (left != vocab.end() && right != vocab.end())
+      const auto left = vocab.find(t.substr(0, *k));
+      if (left == vocab.end()) continue;
+      if (const auto right = vocab.find(t.substr(*k)); right != vocab.end())
         merges.push_back({left->second, right->second, index});
     }
   }
