@@ -1,7 +1,8 @@
 // The CPU matrix-vector kernels behind Linear and QuantizedLinear (core/nn/cpu_gemv.cpp) against
 // MLX's own CPU matmul and quantized_matmul on the same inputs (OMINIX_FUSED_KERNELS off gives
 // MLX's path): float32 weights, and MLX affine weights at every width MLX packs, groups of 32-128,
-// 1-64 rows of x, sizes that do not fill a vector, x as a view at an odd offset.
+// 1-64 rows of x, sizes that do not fill a vector, x as a view at an odd offset, products large
+// enough to be split over two threads.
 #include <gtest/gtest.h>
 #include <mlx/mlx.h>
 #include <mlx/primitives.h>
@@ -78,6 +79,20 @@ TEST(CpuGemv, QuantizedMatchesMlxQuantizedMatmul) {
         expect_kernel_matches_mlx([&](const mx::array& x) { return q(x); }, rows_of_x(rows, in),
                                   ours);
       }
+}
+
+TEST(CpuGemv, LargeProductsSplitOverTwoThreadsMatchMlx) {
+  // Over 1 MiB of weights the rows are split between two threads (odd row counts included).
+  mx::random::seed(13);
+  for (int bits : {4, 5, 8})
+    for (int rows : {1, 3}) {
+      SCOPED_TRACE(::testing::Message() << "bits " << bits << " rows " << rows);
+      auto q = nn::QuantizedLinear::from(nn::Linear{mx::random::normal({2051, 2048})},
+                                         {64, bits, io::QuantMode::affine});
+      mx::eval(q.weight, q.scales, *q.biases);
+      expect_kernel_matches_mlx([&](const mx::array& x) { return q(x); }, rows_of_x(rows, 2048),
+                                rows > 1 || bits != 5);
+    }
 }
 
 TEST(CpuGemv, LazyOrNonFloatWeightsStayOnMlx) {
