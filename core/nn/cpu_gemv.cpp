@@ -5,6 +5,7 @@
 // own CPU kernels, so it stays ordered with them and its inputs stay alive until it has run.
 #include "cpu_gemv.h"
 
+#include <bit>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
@@ -56,26 +57,50 @@ OMINIX_AVX2 inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// y[m, r] = w[r] . x[m], float32 throughout, four 8-wide accumulators.
-OMINIX_AVX2 void gemv_f32(const float* x, const float* w, float* y, int M, int N, int K, int r0,
-                          int r1) {
+// bfloat16 as stored: its bits. Weights, scales and biases are read in their own dtype (float32
+// or bfloat16) and computed in float32.
+struct Bf16 {
+  std::uint16_t bits;
+};
+inline float to_float(float v) {
+  return v;
+}
+inline float to_float(Bf16 v) {
+  return std::bit_cast<float>(std::uint32_t(v.bits) << 16);
+}
+// Round to nearest even, as MLX converts float32 to bfloat16.
+inline Bf16 to_bf16(float f) {
+  const auto u = std::bit_cast<std::uint32_t>(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return {std::uint16_t((u >> 16) | 0x40u)};  // NaN
+  return {std::uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16)};
+}
+OMINIX_AVX2 inline __m256 load8(const float* p) {
+  return _mm256_loadu_ps(p);
+}
+OMINIX_AVX2 inline __m256 load8(const Bf16* p) {
+  const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
+// y[m, r] = w[r] . x[m] in float32, four 8-wide accumulators.
+template <typename W>
+OMINIX_AVX2 void gemv(const float* x, const W* w, float* y, int M, int N, int K, int r0, int r1) {
   const int k32 = K / 32 * 32, k8 = K / 8 * 8;
   for (int r = r0; r < r1; ++r) {
-    const float* wr = w + std::size_t(r) * K;
+    const W* wr = w + std::size_t(r) * K;
     for (int m = 0; m < M; ++m) {
       const float* xm = x + std::size_t(m) * K;
       __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
       int k = 0;
       for (; k < k32; k += 32) {
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(wr + k), _mm256_loadu_ps(xm + k), a0);
-        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(wr + k + 8), _mm256_loadu_ps(xm + k + 8), a1);
-        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(wr + k + 16), _mm256_loadu_ps(xm + k + 16), a2);
-        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(wr + k + 24), _mm256_loadu_ps(xm + k + 24), a3);
+        a0 = _mm256_fmadd_ps(load8(wr + k), _mm256_loadu_ps(xm + k), a0);
+        a1 = _mm256_fmadd_ps(load8(wr + k + 8), _mm256_loadu_ps(xm + k + 8), a1);
+        a2 = _mm256_fmadd_ps(load8(wr + k + 16), _mm256_loadu_ps(xm + k + 16), a2);
+        a3 = _mm256_fmadd_ps(load8(wr + k + 24), _mm256_loadu_ps(xm + k + 24), a3);
       }
-      for (; k < k8; k += 8)
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(wr + k), _mm256_loadu_ps(xm + k), a0);
+      for (; k < k8; k += 8) a0 = _mm256_fmadd_ps(load8(wr + k), _mm256_loadu_ps(xm + k), a0);
       float s = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-      for (; k < K; ++k) s += wr[k] * xm[k];
+      for (; k < K; ++k) s += to_float(wr[k]) * xm[k];
       y[std::size_t(m) * N + r] = s;
     }
   }
@@ -135,9 +160,9 @@ void layout(const float* x, int K, int bits, int gs, float* out) {
 
 // y[m, r] = sum over groups g of scale[r, g] * (q . x)_g + bias[r, g] * sum(x_g). Each group of
 // a row is dequantized once and meets every row of x.
-template <int BITS>
-OMINIX_AVX2 void qgemv(const float* x, const std::uint8_t* w, const float* scales,
-                       const float* biases, float* y, int M, int N, int K, int gs, int r0, int r1) {
+template <int BITS, typename S>
+OMINIX_AVX2 void qgemv(const float* x, const std::uint8_t* w, const S* scales, const S* biases,
+                       float* y, int M, int N, int K, int gs, int r0, int r1) {
   constexpr int bits = BITS;
   const int groups = K / gs;
   const std::size_t row_bytes = std::size_t(K) * bits / 8, group_bytes = std::size_t(gs) * bits / 8;
@@ -155,22 +180,22 @@ OMINIX_AVX2 void qgemv(const float* x, const std::uint8_t* w, const float* scale
   float bias_sum[kMaxRows];
   for (int r = r0; r < r1; ++r) {
     const std::uint8_t* wr = w + r * row_bytes;
-    const float* sr = scales + std::size_t(r) * groups;
-    const float* br = biases + std::size_t(r) * groups;
+    const S* sr = scales + std::size_t(r) * groups;
+    const S* br = biases + std::size_t(r) * groups;
     for (int m = 0; m < M; ++m) {
       acc[m] = _mm256_setzero_ps();
       bias_sum[m] = 0;
     }
     for (int g = 0; g < groups; ++g) {
       dequant_group<BITS>(wr + g * group_bytes, gs, wq.data());
-      const __m256 scale = _mm256_set1_ps(sr[g]);
+      const __m256 scale = _mm256_set1_ps(to_float(sr[g]));
       for (int m = 0; m < M; ++m) {
         const float* xg = xl.data() + std::size_t(m) * K + g * gs;
         __m256 t = _mm256_mul_ps(_mm256_loadu_ps(wq.data()), _mm256_loadu_ps(xg));
         for (int j = 8; j < gs; j += 8)
           t = _mm256_fmadd_ps(_mm256_loadu_ps(wq.data() + j), _mm256_loadu_ps(xg + j), t);
         acc[m] = _mm256_fmadd_ps(t, scale, acc[m]);
-        bias_sum[m] += br[g] * sums[std::size_t(m) * groups + g];
+        bias_sum[m] += to_float(br[g]) * sums[std::size_t(m) * groups + g];
       }
     }
     for (int m = 0; m < M; ++m) y[std::size_t(m) * N + r] = hsum(acc[m]) + bias_sum[m];
@@ -181,9 +206,9 @@ OMINIX_AVX2 void qgemv(const float* x, const std::uint8_t* w, const float* scale
 // this is about 10% faster than qgemv's dequantize-then-multiply (the default model, 11.8 against
 // 10.5 tok/s). For 4 bits x is split by parity first, so that the low and the high nibbles of 8
 // bytes each meet 8 contiguous values.
-template <int BITS>
-OMINIX_AVX2 void qgemv_row(const float* x, const std::uint8_t* w, const float* scales,
-                           const float* biases, float* y, int K, int gs, int r0, int r1) {
+template <int BITS, typename S>
+OMINIX_AVX2 void qgemv_row(const float* x, const std::uint8_t* w, const S* scales, const S* biases,
+                           float* y, int K, int gs, int r0, int r1) {
   const int groups = K / gs, row_bytes = K * BITS / 8, group_bytes = gs * BITS / 8;
   std::vector<float> split(BITS == 4 ? K : 0), sums(groups);
   for (int g = 0; g < groups; ++g) {
@@ -195,8 +220,8 @@ OMINIX_AVX2 void qgemv_row(const float* x, const std::uint8_t* w, const float* s
     for (int i = 0; i < K; ++i) split[(i % 2) * (K / 2) + i / 2] = x[i];
   for (int r = r0; r < r1; ++r) {
     const std::uint8_t* wr = w + std::size_t(r) * row_bytes;
-    const float* sr = scales + std::size_t(r) * groups;
-    const float* br = biases + std::size_t(r) * groups;
+    const S* sr = scales + std::size_t(r) * groups;
+    const S* br = biases + std::size_t(r) * groups;
     __m256 acc = _mm256_setzero_ps();
     float bias_sum = 0;
     for (int g = 0; g < groups; ++g) {
@@ -217,8 +242,8 @@ OMINIX_AVX2 void qgemv_row(const float* x, const std::uint8_t* w, const float* s
           t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(bytes8(wg + j)), _mm256_loadu_ps(x + g * gs + j),
                               t);
       }
-      acc = _mm256_fmadd_ps(t, _mm256_set1_ps(sr[g]), acc);
-      bias_sum += br[g] * sums[g];
+      acc = _mm256_fmadd_ps(t, _mm256_set1_ps(to_float(sr[g])), acc);
+      bias_sum += to_float(br[g]) * sums[g];
     }
     y[r] = hsum(acc) + bias_sum;
   }
@@ -291,7 +316,24 @@ void split_rows(int N, std::size_t weight_bytes, Rows rows) {
   Helper::get().run2(half);
 }
 
-// inputs: x [..., K] float32 (row-contiguous), w, and for bits > 0 scales and biases.
+// The quantized product over rows [r0, r1) with scales and biases of type S.
+template <typename S>
+void quantized_rows(const float* x, const std::uint8_t* w, const S* s, const S* b, float* y, int M,
+                    int N, int K, int bits, int gs) {
+  using Kernel = void (*)(const float*, const std::uint8_t*, const S*, const S*, float*, int, int,
+                          int, int, int, int);
+  constexpr Kernel by_bits[9] = {nullptr,     nullptr,     qgemv<2, S>, qgemv<3, S>, qgemv<4, S>,
+                                 qgemv<5, S>, qgemv<6, S>, nullptr,     qgemv<8, S>};
+  split_rows(N, std::size_t(N) * K * bits / 8, [&](int r0, int r1) {
+    if (M == 1 && bits == 4) return qgemv_row<4, S>(x, w, s, b, y, K, gs, r0, r1);
+    if (M == 1 && bits == 8) return qgemv_row<8, S>(x, w, s, b, y, K, gs, r0, r1);
+    by_bits[bits](x, w, s, b, y, M, N, K, gs, r0, r1);
+  });
+}
+
+// inputs: x [..., K] (row-contiguous), w, and for bits > 0 scales and biases. x, the output, the
+// dense weights or the scales and biases are all float32 or all bfloat16; bfloat16 x is widened
+// to float32 first and the float32 result rounded once at the end, as MLX's kernels round it.
 class CpuGemv : public mx::UnaryPrimitive {
  public:
   CpuGemv(mx::Stream s, int bits, int group) : mx::UnaryPrimitive(s), bits_(bits), group_(group) {}
@@ -302,26 +344,40 @@ class CpuGemv : public mx::UnaryPrimitive {
     for (const auto& a : in) encoder.set_input_array(a);
     encoder.set_output_array(out);
     const int K = in[0].shape(-1), M = int(in[0].size() / K), N = out.shape(-1);
-    const float* x = in[0].data<float>();
-    float* y = out.data<float>();
-    if (bits_ == 0) {
-      encoder.dispatch([x, w = in[1].data<float>(), y, M, N, K] {
-        split_rows(N, std::size_t(N) * K * 4,
-                   [&](int r0, int r1) { gemv_f32(x, w, y, M, N, K, r0, r1); });
-      });
-      return;
-    }
-    encoder.dispatch([x, w = in[1].data<std::uint8_t>(), s = in[2].data<float>(),
-                      b = in[3].data<float>(), y, M, N, K, bits = bits_, gs = group_] {
-      using Kernel = void (*)(const float*, const std::uint8_t*, const float*, const float*, float*,
-                              int, int, int, int, int, int);
-      constexpr Kernel by_bits[9] = {nullptr,  nullptr,  qgemv<2>, qgemv<3>, qgemv<4>,
-                                     qgemv<5>, qgemv<6>, nullptr,  qgemv<8>};
-      split_rows(N, std::size_t(N) * K * bits / 8, [&](int r0, int r1) {
-        if (M == 1 && bits == 4) return qgemv_row<4>(x, w, s, b, y, K, gs, r0, r1);
-        if (M == 1 && bits == 8) return qgemv_row<8>(x, w, s, b, y, K, gs, r0, r1);
-        by_bits[bits](x, w, s, b, y, M, N, K, gs, r0, r1);
-      });
+    const bool bf16 = out.dtype() == mx::bfloat16;
+    const void* x = in[0].data<void>();
+    void* y = out.data<void>();
+    const void* w = in[1].data<void>();
+    const void* s = bits_ ? in[2].data<void>() : nullptr;
+    const void* b = bits_ ? in[3].data<void>() : nullptr;
+    encoder.dispatch([=, bits = bits_, gs = group_] {
+      std::vector<float> xf, yf;
+      const float* xp = static_cast<const float*>(x);
+      float* yp = static_cast<float*>(y);
+      if (bf16) {
+        const auto* xb = static_cast<const Bf16*>(x);
+        xf.resize(std::size_t(M) * K);
+        for (std::size_t i = 0; i < xf.size(); ++i) xf[i] = to_float(xb[i]);
+        xp = xf.data();
+        yf.resize(std::size_t(M) * N);
+        yp = yf.data();
+      }
+      if (bits == 0 && bf16)
+        split_rows(N, std::size_t(N) * K * 2, [&](int r0, int r1) {
+          gemv(xp, static_cast<const Bf16*>(w), yp, M, N, K, r0, r1);
+        });
+      else if (bits == 0)
+        split_rows(N, std::size_t(N) * K * 4, [&](int r0, int r1) {
+          gemv(xp, static_cast<const float*>(w), yp, M, N, K, r0, r1);
+        });
+      else if (bf16)
+        quantized_rows(xp, static_cast<const std::uint8_t*>(w), static_cast<const Bf16*>(s),
+                       static_cast<const Bf16*>(b), yp, M, N, K, bits, gs);
+      else
+        quantized_rows(xp, static_cast<const std::uint8_t*>(w), static_cast<const float*>(s),
+                       static_cast<const float*>(b), yp, M, N, K, bits, gs);
+      if (bf16)
+        for (std::size_t i = 0; i < yf.size(); ++i) static_cast<Bf16*>(y)[i] = to_bf16(yf[i]);
     });
   }
   void eval_gpu(const std::vector<mx::array>&, mx::array&) override {
@@ -334,13 +390,13 @@ class CpuGemv : public mx::UnaryPrimitive {
   }
 
  private:
-  int bits_, group_;  // bits_ 0: float32 weights
+  int bits_, group_;  // bits_ 0: dense weights
 };
 
-// x's row count when these apply to it (float32 on the CPU, 1-4 rows), else 0.
+// x's row count when these apply to it (float32 or bfloat16 on the CPU, 1-64 rows), else 0.
 int rows_for(const mx::array& x) {
-  if (!enabled() || mx::default_device() != mx::Device::cpu || x.dtype() != mx::float32 ||
-      x.ndim() < 1 || x.shape(-1) <= 0)
+  if (!enabled() || mx::default_device() != mx::Device::cpu ||
+      (x.dtype() != mx::float32 && x.dtype() != mx::bfloat16) || x.ndim() < 1 || x.shape(-1) <= 0)
     return 0;
   const auto M = x.size() / std::size_t(x.shape(-1));
   return M >= 1 && M <= std::size_t(kMaxRows) ? int(M) : 0;
@@ -355,7 +411,8 @@ mx::array apply(const mx::array& x, std::vector<mx::array> weights, int N, int b
   auto shape = x.shape();
   shape.back() = N;
   weights.insert(weights.begin(), mx::contiguous(x));
-  return mx::array(std::move(shape), mx::float32,
+  const auto dtype = x.dtype();
+  return mx::array(std::move(shape), dtype,
                    std::make_shared<CpuGemv>(mx::default_stream(mx::Device::cpu), bits, group),
                    std::move(weights));
 }
@@ -363,7 +420,7 @@ mx::array apply(const mx::array& x, std::vector<mx::array> weights, int N, int b
 }  // namespace
 
 std::optional<mx::array> cpu_gemv(const mx::array& x, const mx::array& w) {
-  if (!rows_for(x) || w.dtype() != mx::float32 || !ready(w) || w.shape(1) != x.shape(-1))
+  if (!rows_for(x) || w.dtype() != x.dtype() || !ready(w) || w.shape(1) != x.shape(-1))
     return std::nullopt;
   return apply(x, {w}, w.shape(0), 0, 0);
 }
@@ -372,15 +429,18 @@ std::optional<mx::array> cpu_qgemv(const mx::array& x, const mx::array& w, const
                                    const mx::array& biases, const io::QuantSpec& spec) {
   const int K = x.ndim() ? x.shape(-1) : 0;
   if (!rows_for(x) || spec.mode != io::QuantMode::affine || spec.bits < 2 || spec.bits > 8 ||
-      spec.bits == 7 || spec.bits == 7 || spec.group_size % 16 != 0 || K % spec.group_size != 0 ||
-      w.dtype() != mx::uint32 || scales.dtype() != mx::float32 || biases.dtype() != mx::float32 ||
+      spec.bits == 7 || spec.group_size % 16 != 0 || K % spec.group_size != 0 ||
+      w.dtype() != mx::uint32 || scales.dtype() != x.dtype() || biases.dtype() != x.dtype() ||
       !ready(w) || !ready(scales) || !ready(biases) || w.shape(1) != K * spec.bits / 32 ||
       scales.shape(1) != K / spec.group_size || scales.shape() != biases.shape() ||
       scales.shape(0) != w.shape(0))
     return std::nullopt;
-  // One row at 2, 3, 5 or 6 bits: MLX's kernel was faster than qgemv (8.5 against 10.5 tok/s
-  // on the default model, whose Q5 tensors load as 5-bit).
-  if (rows_for(x) == 1 && spec.bits != 4 && spec.bits != 8) return std::nullopt;
+  // One float32 row at 2, 3, 5 or 6 bits: MLX's kernel was faster than qgemv (8.5 against 10.5
+  // tok/s on the default model, whose Q5 tensors load as 5-bit). In bfloat16 ours runs: MLX's
+  // 5-bit kernel was 3% off the float32 result there
+  // (CpuGemv.Bfloat16MatchesFloat32AsCloselyAsMlx).
+  if (rows_for(x) == 1 && spec.bits != 4 && spec.bits != 8 && x.dtype() == mx::float32)
+    return std::nullopt;
   return apply(x, {w, scales, biases}, w.shape(0), spec.bits, spec.group_size);
 }
 

@@ -1,8 +1,8 @@
 // The CPU matrix-vector kernels behind Linear and QuantizedLinear (core/nn/cpu_gemv.cpp) against
 // MLX's own CPU matmul and quantized_matmul on the same inputs (OMINIX_FUSED_KERNELS off gives
-// MLX's path): float32 weights, and MLX affine weights at every width MLX packs, groups of 32-128,
-// 1-64 rows of x, sizes that do not fill a vector, x as a view at an odd offset, products large
-// enough to be split over two threads.
+// MLX's path): float32 and bfloat16 weights, and MLX affine weights at every width MLX packs,
+// groups of 32-128, 1-64 rows of x, sizes that do not fill a vector, x as a view at an odd offset,
+// products large enough to be split over two threads.
 #include <gtest/gtest.h>
 #include <mlx/mlx.h>
 #include <mlx/primitives.h>
@@ -95,13 +95,56 @@ TEST(CpuGemv, LargeProductsSplitOverTwoThreadsMatchMlx) {
     }
 }
 
-TEST(CpuGemv, LazyOrNonFloatWeightsStayOnMlx) {
-  // Weights not yet evaluated, or in bfloat16: MLX's kernels.
+// bfloat16 weights (dense, or scales and biases of quantized ones) with bfloat16 x, as
+// mlx-community checkpoints run: computed in float32 and rounded once. Against the same weights in
+// float32: as close as MLX's own bfloat16 kernels, give or take one rounding.
+TEST(CpuGemv, Bfloat16MatchesFloat32AsCloselyAsMlx) {
+  mx::random::seed(14);
+  for (int bits : {0, 4, 5, 8})
+    for (int rows : {1, 3}) {
+      SCOPED_TRACE(::testing::Message() << "bits " << bits << " rows " << rows);
+      const int out = 1031, in = 640;
+      auto w = mx::astype(mx::random::normal({out, in}), mx::bfloat16);
+      auto x = mx::astype(rows_of_x(rows, in), mx::bfloat16);
+      mx::array exact(0.0f), y(0.0f), y_mlx(0.0f);
+      if (bits == 0) {
+        nn::Linear lin{w};
+        mx::eval(lin.weight);
+        exact = mx::matmul(mx::astype(x, mx::float32), mx::transpose(mx::astype(w, mx::float32)));
+        y = lin(x);
+        nn::set_fused_kernels(false);
+        y_mlx = lin(x);
+        nn::set_fused_kernels(true);
+      } else {
+        auto q = nn::QuantizedLinear::from(nn::Linear{w}, {64, bits, io::QuantMode::affine});
+        mx::eval(q.weight, q.scales, *q.biases);
+        ASSERT_EQ(q.scales.dtype(), mx::bfloat16);
+        auto dense = mx::dequantize(q.weight, mx::astype(q.scales, mx::float32),
+                                    mx::astype(*q.biases, mx::float32), 64, bits);
+        exact = mx::matmul(mx::astype(x, mx::float32), mx::transpose(dense));
+        y = q(x);
+        nn::set_fused_kernels(false);
+        y_mlx = q(x);
+        nn::set_fused_kernels(true);
+      }
+      EXPECT_EQ(std::string(y.primitive().name()) == "OminixCpuGemv", kernels_here());
+      mx::eval(exact, y, y_mlx);
+      EXPECT_EQ(y.dtype(), mx::bfloat16);
+      const auto d = tests::diff(y, exact), d_mlx = tests::diff(y_mlx, exact);
+      EXPECT_LE(d.rel, 1e-2) << "max abs " << d.max_abs;
+      EXPECT_LE(d.rel, d_mlx.rel * 1.25 + 2e-3) << "MLX: " << d_mlx.rel;
+    }
+}
+
+TEST(CpuGemv, LazyOrOtherDtypesStayOnMlx) {
+  // Weights not yet evaluated, float16, or dtypes that do not match x: MLX's kernels.
   auto w = mx::random::normal({16, 64});
   nn::Linear lazy{mx::multiply(w, mx::array(2.0f))};
   EXPECT_STRNE(lazy(rows_of_x(1, 64)).primitive().name(), "OminixCpuGemv");
-  nn::Linear half{mx::astype(w, mx::bfloat16)};
+  nn::Linear half{mx::astype(w, mx::float16)};
   mx::eval(half.weight);
-  EXPECT_STRNE(half(mx::astype(rows_of_x(1, 64), mx::bfloat16)).primitive().name(),
-               "OminixCpuGemv");
+  EXPECT_STRNE(half(mx::astype(rows_of_x(1, 64), mx::float16)).primitive().name(), "OminixCpuGemv");
+  nn::Linear bf{mx::astype(w, mx::bfloat16)};
+  mx::eval(bf.weight);
+  EXPECT_STRNE(bf(rows_of_x(1, 64)).primitive().name(), "OminixCpuGemv");  // float32 x
 }
