@@ -35,8 +35,8 @@ namespace ominix::nn::detail {
 #ifdef OMINIX_CPU_GEMV
 namespace {
 
-// Rows of x up to which these run (decode, short speculative verifies); a prefill goes to MLX's
-// GEMM.
+// Rows of x up to which these run: decode, speculative verifies and prompt chunks of up to 64
+// tokens (the default model's first token: 1.4 -> 0.33 s); longer chunks go to MLX's GEMM.
 constexpr int kMaxRows = 64;
 
 bool enabled() {

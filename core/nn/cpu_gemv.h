@@ -11,13 +11,13 @@ namespace ominix::nn::detail {
 
 namespace mx = mlx::core;
 
-/// x W^T for float32 x with 1-4 rows and float32 W [N, K] (evaluated, row-contiguous), computed
-/// on the CPU with AVX2; nullopt where that does not apply (another device or dtype, more rows, a
-/// processor without AVX2), and the caller runs mx::matmul.
+/// x W^T for x with 1-64 rows and W [N, K] (evaluated, row-contiguous), both float32 or both
+/// bfloat16, computed on the CPU with AVX2 in float32; nullopt where that does not apply (another
+/// device or dtype, more rows, a processor without AVX2), and the caller runs mx::matmul.
 std::optional<mx::array> cpu_gemv(const mx::array& x, const mx::array& w);
 
-/// The same over MLX affine 4- or 8-bit weights (packed uint32 [N, K*bits/32]) with float32
-/// scales and biases [N, K/group_size]; the caller runs mx::quantized_matmul where it returns
+/// The same over MLX affine 2- to 8-bit weights (packed uint32 [N, K*bits/32]) with scales and
+/// biases [N, K/group_size] in x's dtype; the caller runs mx::quantized_matmul where it returns
 /// nullopt.
 std::optional<mx::array> cpu_qgemv(const mx::array& x, const mx::array& w, const mx::array& scales,
                                    const mx::array& biases, const io::QuantSpec& spec);

@@ -145,12 +145,6 @@ const mx::fast::CustomKernelFunction& down_kernel() {
   return k;
 }
 
-// Threads along x for `rows` rows at `per_warp` rows a warp, in whole blocks.
-int grid_x(int rows, int per_warp, int block) {
-  const int warps = (rows + per_warp - 1) / per_warp;
-  return (warps * 32 + block - 1) / block * block;
-}
-
 bool quantized_like(const SwitchLinear& l, const io::QuantSpec& spec, mx::Dtype dt) {
   return l.spec && l.scales && l.biases && l.spec->mode == io::QuantMode::affine &&
          l.spec->bits == spec.bits && l.spec->group_size == spec.group_size &&

@@ -142,7 +142,6 @@ std::optional<mx::array> fused_qmv(const QuantizedLinear& l, const mx::array& x)
 
   const auto& tune = quant_tuning();
   const int R = tune.qmv_rows, block = tune.block;
-  const int warps = (N + R - 1) / R;
   const std::vector<std::pair<std::string, mx::fast::TemplateArg>> args{{"T", dt},
                                                                         {"K", K},
                                                                         {"N", N},
@@ -154,8 +153,7 @@ std::optional<mx::array> fused_qmv(const QuantizedLinear& l, const mx::array& x)
   auto out_shape = x.shape();
   out_shape.back() = N;
   return qmv_kernel()({x, l.weight, l.scales, *l.biases}, {out_shape}, {dt},
-                      {(warps * 32 + block - 1) / block * block, 1, 1}, {block, 1, 1}, args,
-                      std::nullopt, false, {})[0];
+                      {grid_x(N, R, block), 1, 1}, {block, 1, 1}, args, std::nullopt, false, {})[0];
 }
 
 }  // namespace ominix::nn::detail

@@ -133,4 +133,10 @@ struct QuantTuning {
 };
 const QuantTuning& quant_tuning();
 
+/// Threads along the grid's x for `rows` output rows at `per_warp` rows a warp, in whole blocks.
+inline int grid_x(int rows, int per_warp, int block) {
+  const int warps = (rows + per_warp - 1) / per_warp;
+  return (warps * 32 + block - 1) / block * block;
+}
+
 }  // namespace ominix::nn::detail
