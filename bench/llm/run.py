@@ -6,7 +6,7 @@ token reads -- every dense weight, the k active experts of each MoE layer -- / m
 bandwidth; prefill: 2 * active params * tokens / measured bf16 matmul rate).
 
   run.py --bench BUILD/bin/bench_llm --work /tmp/bench [--models qwen3-0.6b,...] [--bits 4]
-         [--moe-ab] [--tiny] [--no-peer]
+         [--moe-ab] [--dequant-ab] [--qmv-ab] [--mma-ab] [--fused-ab] [--tiny] [--no-peer]
 
 Only one checkpoint is on disk at a time: it is deleted before the peer runs (the peer builds its
 bf16 model from the config on the GPU, with random weights). --moe-ab also runs OminiX with
@@ -14,7 +14,9 @@ OMINIX_MOE_FUSED=0 (MLX's ops for the router, the experts and the combine) on Mo
 "ours_plain_moe"; --dequant-ab with OMINIX_MOE_DEQUANT_PAIRS=1e9 (long prompts through MLX's
 gather_qmm instead of the dequantized grouped GEMM), as "ours_gather_qmm_prefill"; --qmv-ab on
 quantized models with OMINIX_QMV_FUSED=0 (MLX's quantized_matmul for the dense projections at
-decode instead of our GEMV kernel), as "ours_mlx_qmv".
+decode instead of our GEMV kernel), as "ours_mlx_qmv"; --mma-ab on quantized models with
+OMINIX_QUANT_TUNE=mma=0 (our quantized kernels on the CUDA cores instead of the tensor cores), as
+"ours_cuda_core_kernels".
 --tiny: toy widths of the same families (shapes.tiny_config), to check the pipeline on a CPU;
 without a GPU the ceilings are not measured and the roofline fields are null.
 """
@@ -59,6 +61,8 @@ def main():
                     help="also run MoE models with OMINIX_MOE_DEQUANT_PAIRS=1e9 (gather_qmm prefill)")
     ap.add_argument("--qmv-ab", action="store_true",
                     help="also run quantized models with OMINIX_QMV_FUSED=0 (MLX's quantized_matmul)")
+    ap.add_argument("--mma-ab", action="store_true",
+                    help="also run quantized models with OMINIX_QUANT_TUNE=mma=0 (CUDA-core kernels)")
     ap.add_argument("--fused-ab", action="store_true",
                     help="also run with OMINIX_FUSED_KERNELS=0 OMINIX_JOIN_PROJECTIONS=0 (the plain ops)")
     ap.add_argument("--tiny", action="store_true", help="toy widths, for a CPU check of the pipeline")
@@ -93,6 +97,9 @@ def main():
             mlx_qmv = None
             if args.qmv_ab and args.bits:
                 mlx_qmv = run_json(bench, env={**os.environ, "OMINIX_QMV_FUSED": "0"})
+            cuda_cores = None
+            if args.mma_ab and args.bits:
+                cuda_cores = run_json(bench, env={**os.environ, "OMINIX_QUANT_TUNE": "mma=0"})
             unfused = None
             if args.fused_ab:
                 unfused = run_json(bench, env={**os.environ, "OMINIX_FUSED_KERNELS": "0",
@@ -113,6 +120,9 @@ def main():
         if mlx_qmv:
             row["ours_mlx_qmv"] = mlx_qmv
             row["decode_speedup_qmv"] = ours["decode"]["tok_s"] / mlx_qmv["decode"]["tok_s"]
+        if cuda_cores:
+            row["ours_cuda_core_kernels"] = cuda_cores
+            row["decode_speedup_mma"] = ours["decode"]["tok_s"] / cuda_cores["decode"]["tok_s"]
         if quantized_prefill:
             row["ours_gather_qmm_prefill"] = quantized_prefill
         if plain:

@@ -15,6 +15,7 @@
 #include <mlx/fast.h>
 #include <mlx/ops.h>
 
+#include <algorithm>
 #include <string>
 #include <utility>
 #include <vector>
@@ -130,6 +131,148 @@ constexpr const char* kDown = R"(
     if (lane == r && row0 + r < D) y[(size_t)token * D + row0 + r] = static_cast<T>(acc[r]);
 )";
 
+// Tensor-core versions for 4-bit weights and bfloat16/float16 activations (quant_cuda.h). A block
+// of S warps owns 16 rows (gate and up: the same 16 rows of both) and splits the row's chunks
+// between its warps, 4 * CPQ chunks a step: CPQ consecutive chunks a lane, in NG groups of G2
+// chunks that share a quantization group (one set of mma accumulators each). The warps' sums meet
+// in shared memory. The activations' per-chunk sums, which the epilogue needs, are made once per
+// block into shared memory first.
+constexpr const char* kGateUpMma = R"(
+  using namespace ominix_q;
+  constexpr int CHUNKS = K / 32, G2 = GS >= 64 ? 2 : 1, NG = CPQ / G2, STEP = 4 * CPQ;
+  constexpr int WPR = K / 8, GPR = K / GS;
+  __shared__ __align__(16) T xr[K];  // the pair's token row
+  __shared__ float xsum[CHUNKS];
+  __shared__ float part[S][2][16];
+  const int pair = blockIdx.y;
+  for (int c = threadIdx.x; c < CHUNKS; c += blockDim.x)
+    xsum[c] = chunk_sum(x + (size_t)(pair / TOPK) * K + c * 32, xr + c * 32);
+  __syncthreads();
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+  const size_t e = indices[pair];
+  const int tile = blockIdx.x * 16;
+  const size_t rows[2] = {e * I + min(tile + g, I - 1), e * I + min(tile + g + 8, I - 1)};
+  const uint32_t mask = act_mask();
+  const float offset = magic_offset(T{});
+  float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // gate rows g, g + 8; up rows g, g + 8
+  for (int it = warp; it * STEP < CHUNKS; it += S) {
+    // The step's scales and biases first, with its weights (lanes q = 2, 3 load those of q - 2).
+    float sc[2][2][NG][2], bi[2][2][NG][2];  // [gate/up][column 2q + n][group][row g, g + 8]
+#pragma unroll
+    for (int n = 0; n < 2; ++n)
+#pragma unroll
+      for (int gr = 0; gr < NG; ++gr)
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const int ch = min(it * STEP + (2 * (q & 1) + n) * CPQ + gr * G2, CHUNKS - 1);
+          const size_t gi = rows[r] * GPR + ch * 32 / GS;
+          sc[0][n][gr][r] = static_cast<float>(gate_scales[gi]);
+          bi[0][n][gr][r] = static_cast<float>(gate_biases[gi]);
+          sc[1][n][gr][r] = static_cast<float>(up_scales[gi]);
+          bi[1][n][gr][r] = static_cast<float>(up_biases[gi]);
+        }
+    float c[NG][2][4] = {};
+#pragma unroll
+    for (int j = 0; j < CPQ; ++j) {
+      const int at = it * STEP + q * CPQ + j, ch = min(at, CHUNKS - 1);
+      const uint4 w[2][2] = {{ldg16(gate_weight + rows[0] * WPR + ch * 4),
+                              ldg16(gate_weight + rows[1] * WPR + ch * 4)},
+                             {ldg16(up_weight + rows[0] * WPR + ch * 4),
+                              ldg16(up_weight + rows[1] * WPR + ch * 4)}};
+      mma_chunk<T, 2>(c[j / G2], w, xr + ch * 32, at < CHUNKS ? mask : 0u);
+    }
+    if (q < 2)
+#pragma unroll
+      for (int n = 0; n < 2; ++n)
+#pragma unroll
+        for (int gr = 0; gr < NG; ++gr) {
+          const int ch = it * STEP + (2 * q + n) * CPQ + gr * G2;
+          if (ch >= CHUNKS) continue;
+          const float X = G2 == 2 ? xsum[ch] + xsum[ch + 1] : xsum[ch];
+#pragma unroll
+          for (int r = 0; r < 2; ++r)
+#pragma unroll
+            for (int m = 0; m < 2; ++m)
+              acc[2 * m + r] += affine_term(sc[m][n][gr][r], bi[m][n][gr][r], c[gr][m][2 * r + n], X, offset);
+        }
+  }
+  tile_sum<S, 2>(acc, part);
+  if (warp == 0 && lane < 16 && tile + lane < I) {
+    const float gv = static_cast<float>(static_cast<T>(acc[0]));
+    const float uv = static_cast<float>(static_cast<T>(acc[1]));
+    const float s = static_cast<float>(static_cast<T>(1.0f / (1.0f + expf(-gv))));
+    const float a = static_cast<float>(static_cast<T>(gv * s));
+    h[(size_t)pair * I + tile + lane] = static_cast<T>(a * uv);
+  }
+)";
+
+// The token's TOPK experts as one dot product over TOPK * I values (as kDown); each chunk's term
+// is scaled by its pair's route weight in the epilogue, so h stays as it is for the mma.
+constexpr const char* kDownMma = R"(
+  using namespace ominix_q;
+  constexpr int CH = I / 32, CHUNKS = TOPK * CH, G2 = GS >= 64 ? 2 : 1, NG = CPQ / G2;
+  constexpr int STEP = 4 * CPQ;
+  constexpr int WPR = I / 8, GPR = I / GS;
+  __shared__ float xsum[CHUNKS];
+  __shared__ float part[S][1][16];
+  const int token = blockIdx.y;
+  const T* hr = h + (size_t)token * TOPK * I;
+  for (int c = threadIdx.x; c < CHUNKS; c += blockDim.x) xsum[c] = chunk_sum(hr + c * 32);
+  __syncthreads();
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+  const int tile = blockIdx.x * 16;
+  const int rows[2] = {min(tile + g, D - 1), min(tile + g + 8, D - 1)};
+  const uint32_t mask = act_mask();
+  const float offset = magic_offset(T{});
+  float acc[2] = {0.0f, 0.0f};
+  for (int it = warp; it * STEP < CHUNKS; it += S) {
+    // The step's route weights, scales and biases first, with its weights (lanes q = 2, 3 load
+    // those of q - 2).
+    float sc[2][NG][2], bi[2][NG][2], wk[2][NG];  // [column 2q + n][group][row g, g + 8]
+#pragma unroll
+    for (int n = 0; n < 2; ++n)
+#pragma unroll
+      for (int gr = 0; gr < NG; ++gr) {
+        const int ch = min(it * STEP + (2 * (q & 1) + n) * CPQ + gr * G2, CHUNKS - 1);
+        const int slot = ch / CH;
+        const size_t e = indices[token * TOPK + slot];
+        wk[n][gr] = weights[token * TOPK + slot];
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const size_t gi = (e * D + rows[r]) * GPR + (ch - slot * CH) * 32 / GS;
+          sc[n][gr][r] = static_cast<float>(down_scales[gi]);
+          bi[n][gr][r] = static_cast<float>(down_biases[gi]);
+        }
+      }
+    float c[NG][1][4] = {};
+#pragma unroll
+    for (int j = 0; j < CPQ; ++j) {
+      const int at = it * STEP + q * CPQ + j, ch = min(at, CHUNKS - 1);
+      const int slot = ch / CH;
+      const size_t e = indices[token * TOPK + slot];
+      const uint4 w[1][2] = {
+          {ldg16(down_weight + (e * D + rows[0]) * WPR + (ch - slot * CH) * 4),
+           ldg16(down_weight + (e * D + rows[1]) * WPR + (ch - slot * CH) * 4)}};
+      mma_chunk<T, 1>(c[j / G2], w, hr + ch * 32, at < CHUNKS ? mask : 0u);
+    }
+    if (q < 2)
+#pragma unroll
+      for (int n = 0; n < 2; ++n)
+#pragma unroll
+        for (int gr = 0; gr < NG; ++gr) {
+          const int ch = it * STEP + (2 * q + n) * CPQ + gr * G2;
+          if (ch >= CHUNKS) continue;
+          const float X = G2 == 2 ? xsum[ch] + xsum[ch + 1] : xsum[ch];
+#pragma unroll
+          for (int r = 0; r < 2; ++r)
+            acc[r] += wk[n][gr] * affine_term(sc[n][gr][r], bi[n][gr][r], c[gr][0][2 * r + n], X, offset);
+        }
+  }
+  tile_sum<S, 1>(acc, part);
+  if (warp == 0 && lane < 16 && tile + lane < D)
+    y[(size_t)token * D + tile + lane] = static_cast<T>(acc[0]);
+)";
+
 const mx::fast::CustomKernelFunction& gate_up_kernel() {
   static const auto k = mx::fast::cuda_kernel("ominix_moe_gate_up",
                                               {"x", "gate_weight", "gate_scales", "gate_biases",
@@ -142,6 +285,22 @@ const mx::fast::CustomKernelFunction& down_kernel() {
   static const auto k = mx::fast::cuda_kernel(
       "ominix_moe_down", {"h", "down_weight", "down_scales", "down_biases", "indices", "weights"},
       {"y"}, kDown, kQuantCudaHeader);
+  return k;
+}
+
+const mx::fast::CustomKernelFunction& gate_up_mma_kernel() {
+  static const auto k = mx::fast::cuda_kernel("ominix_moe_gate_up_mma",
+                                              {"x", "gate_weight", "gate_scales", "gate_biases",
+                                               "up_weight", "up_scales", "up_biases", "indices"},
+                                              {"h"}, kGateUpMma, kQuantCudaHeader);
+  return k;
+}
+
+const mx::fast::CustomKernelFunction& down_mma_kernel() {
+  static const auto k = mx::fast::cuda_kernel(
+      "ominix_moe_down_mma",
+      {"h", "down_weight", "down_scales", "down_biases", "indices", "weights"}, {"y"}, kDownMma,
+      kQuantCudaHeader);
   return k;
 }
 
@@ -182,7 +341,39 @@ std::optional<mx::array> fused_experts(const SwitchGLU& glu, const mx::array& x,
     return std::nullopt;
 
   const auto& tune = quant_tuning();
+  const auto& gu = glu.gate_proj;
+  const auto& up = glu.up_proj;
+  const auto& dn = glu.down_proj;
   using TemplateArgs = std::vector<std::pair<std::string, mx::fast::TemplateArg>>;
+  // x is staged in shared memory (K values) and the activation sums of a row's chunks too (K / 32
+  // and k * I / 32 floats); the weights are read 16 bytes at a time without an alignment check.
+  if (tune.mma && spec.bits == 4 && dt != mx::float32 && K <= 8192 && k * I <= 8192 * 4 &&
+      aligned16(gu.weight) && aligned16(up.weight) && aligned16(dn.weight)) {
+    const int sg = tune.gate_up_split, sd = tune.down_split;
+    // Chunks a lane reads a step: a multiple of the chunks that share a group (2 from 64 on).
+    auto cpq = [&](int n) { return spec.group_size >= 64 ? std::max(2, n & ~1) : n; };
+    const TemplateArgs gate_up_args{{"T", dt},
+                                    {"K", K},
+                                    {"I", I},
+                                    {"GS", spec.group_size},
+                                    {"TOPK", k},
+                                    {"S", sg},
+                                    {"CPQ", cpq(tune.gate_up_chunks)}};
+    const TemplateArgs down_args{{"T", dt},
+                                 {"I", I},
+                                 {"D", D},
+                                 {"GS", spec.group_size},
+                                 {"TOPK", k},
+                                 {"S", sd},
+                                 {"CPQ", cpq(tune.down_chunks)}};
+    auto h = gate_up_mma_kernel()({mx::reshape(x, {tokens, K}), gu.weight, *gu.scales, *gu.biases,
+                                   up.weight, *up.scales, *up.biases, routes.indices},
+                                  {{tokens * k, I}}, {dt}, {(I + 15) / 16 * 32 * sg, tokens * k, 1},
+                                  {32 * sg, 1, 1}, gate_up_args, std::nullopt, false, {})[0];
+    return down_mma_kernel()({h, dn.weight, *dn.scales, *dn.biases, routes.indices, routes.weights},
+                             {x.shape()}, {dt}, {(D + 15) / 16 * 32 * sd, tokens, 1},
+                             {32 * sd, 1, 1}, down_args, std::nullopt, false, {})[0];
+  }
   const TemplateArgs gate_up_args{{"T", dt},
                                   {"K", K},
                                   {"I", I},
@@ -199,15 +390,12 @@ std::optional<mx::array> fused_experts(const SwitchGLU& glu, const mx::array& x,
                                {"TOPK", k},
                                {"R", tune.down_rows},
                                {"U", tune.down_unroll}};
-  const auto& gu = glu.gate_proj;
-  const auto& up = glu.up_proj;
   const int block = tune.block;
   auto h = gate_up_kernel()({mx::reshape(x, {tokens, K}), gu.weight, *gu.scales, *gu.biases,
                              up.weight, *up.scales, *up.biases, routes.indices},
                             {{tokens * k, I}}, {dt},
                             {grid_x(I, tune.gate_up_rows, block), tokens * k, 1}, {block, 1, 1},
                             gate_up_args, std::nullopt, false, {})[0];
-  const auto& dn = glu.down_proj;
   return down_kernel()({h, dn.weight, *dn.scales, *dn.biases, routes.indices, routes.weights},
                        {x.shape()}, {dt}, {grid_x(D, tune.down_rows, block), tokens, 1},
                        {block, 1, 1}, down_args, std::nullopt, false, {})[0];

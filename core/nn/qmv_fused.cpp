@@ -4,6 +4,7 @@
 // lanes striding over 16-byte chunks of the rows, U chunks a lane loaded ahead, float32 sums.
 #include "qmv_fused.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -30,7 +31,15 @@ const QuantTuning& quant_tuning() {
                                                    {"gate_up_unroll", &t.gate_up_unroll},
                                                    {"down_rows", &t.down_rows},
                                                    {"down_unroll", &t.down_unroll},
-                                                   {"block", &t.block}};
+                                                   {"block", &t.block},
+                                                   {"mma", &t.mma},
+                                                   {"qmv_split", &t.qmv_split},
+                                                   {"gate_up_split", &t.gate_up_split},
+                                                   {"down_split", &t.down_split},
+                                                   {"qmv_min", &t.qmv_min},
+                                                   {"qmv_chunks", &t.qmv_chunks},
+                                                   {"gate_up_chunks", &t.gate_up_chunks},
+                                                   {"down_chunks", &t.down_chunks}};
     std::string s(v);
     std::size_t at = 0;
     while (at < s.size()) {
@@ -42,6 +51,7 @@ const QuantTuning& quant_tuning() {
         if (eq != std::string::npos && item.compare(0, eq, name) == 0 && std::strlen(name) == eq) {
           const int n = std::atoi(item.c_str() + eq + 1);
           const bool ok = std::strcmp(name, "block") == 0 ? n >= 32 && n <= 1024 && n % 32 == 0
+                          : std::strcmp(name, "mma") == 0 ? n == 0 || n == 1
                                                           : n >= 1 && n <= 32;
           if (ok) *field = n;
         }
@@ -59,11 +69,11 @@ namespace {
 // MLX's time, at 4 rows half of it).
 constexpr int kMaxRows = 4;
 
-// Weights (out x in) from which the kernel runs. Smaller matrices give too few warps to hide the
-// memory latency without splitting the rows' K across warps, which this kernel does not do: with
-// it, Qwen3-30B-A3B's attention projections (2048 x 4096, 5120 x 2048) made decode 7% slower than
-// MLX's qmv (H100, bench/llm --qmv-ab), while 4096 x 4096 and up won.
-constexpr double kMinWeights = 4096.0 * 4096.0;
+// Weights (out x in) from which the kernels run: QuantTuning::qmv_min, 4096 x 4096 by default.
+// Smaller matrices give the CUDA-core kernel too few warps to hide the memory latency, as it does
+// not split the rows' K across warps: with it, Qwen3-30B-A3B's attention projections (2048 x 4096,
+// 5120 x 2048) made decode 7% slower than MLX's qmv (H100, bench/llm --qmv-ab), while 4096 x 4096
+// and up won.
 
 constexpr const char* kQmv = R"(
   using namespace ominix_q;
@@ -104,6 +114,68 @@ constexpr const char* kQmv = R"(
       y[(size_t)(i / R) * N + row0 + i % R] = static_cast<T>(acc[i]);
 )";
 
+// One row of x against 4-bit weights and bfloat16/float16 x on the tensor cores (quant_cuda.h),
+// laid out as the MoE down kernel: a block of S warps per 16 output rows, the row's chunks split
+// between the warps; x and its chunk sums are staged in shared memory first.
+constexpr const char* kQmvMma = R"(
+  using namespace ominix_q;
+  constexpr int CHUNKS = K / 32, G2 = GS >= 64 ? 2 : 1, NG = CPQ / G2, STEP = 4 * CPQ;
+  constexpr int WPR = K / 8, GPR = K / GS;
+  __shared__ __align__(16) T xr[K];
+  __shared__ float xsum[CHUNKS];
+  __shared__ float part[S][1][16];
+  for (int c = threadIdx.x; c < CHUNKS; c += blockDim.x) xsum[c] = chunk_sum(x + c * 32, xr + c * 32);
+  __syncthreads();
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+  const int tile = blockIdx.x * 16;
+  const size_t rows[2] = {(size_t)min(tile + g, N - 1), (size_t)min(tile + g + 8, N - 1)};
+  const uint32_t mask = act_mask();
+  const float offset = magic_offset(T{});
+  float acc[2] = {0.0f, 0.0f};
+  for (int it = warp; it * STEP < CHUNKS; it += S) {
+    // The step's scales and biases first, with its weights (lanes q = 2, 3 load those of q - 2).
+    float sc[2][NG][2], bi[2][NG][2];  // [column 2q + n][group][row g, g + 8]
+#pragma unroll
+    for (int n = 0; n < 2; ++n)
+#pragma unroll
+      for (int gr = 0; gr < NG; ++gr)
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const int ch = min(it * STEP + (2 * (q & 1) + n) * CPQ + gr * G2, CHUNKS - 1);
+          const size_t gi = rows[r] * GPR + ch * 32 / GS;
+          sc[n][gr][r] = static_cast<float>(scales[gi]);
+          bi[n][gr][r] = static_cast<float>(biases[gi]);
+        }
+    float c[NG][1][4] = {};
+#pragma unroll
+    for (int j = 0; j < CPQ; ++j) {
+      const int at = it * STEP + q * CPQ + j, ch = min(at, CHUNKS - 1);
+      const uint4 w[1][2] = {{ldg16(weight + rows[0] * WPR + ch * 4), ldg16(weight + rows[1] * WPR + ch * 4)}};
+      mma_chunk<T, 1>(c[j / G2], w, xr + ch * 32, at < CHUNKS ? mask : 0u);
+    }
+    if (q < 2)
+#pragma unroll
+      for (int n = 0; n < 2; ++n)
+#pragma unroll
+        for (int gr = 0; gr < NG; ++gr) {
+          const int ch = it * STEP + (2 * q + n) * CPQ + gr * G2;
+          if (ch >= CHUNKS) continue;
+          const float X = G2 == 2 ? xsum[ch] + xsum[ch + 1] : xsum[ch];
+#pragma unroll
+          for (int r = 0; r < 2; ++r)
+            acc[r] += affine_term(sc[n][gr][r], bi[n][gr][r], c[gr][0][2 * r + n], X, offset);
+        }
+  }
+  tile_sum<S, 1>(acc, part);
+  if (warp == 0 && lane < 16 && tile + lane < N) y[tile + lane] = static_cast<T>(acc[0]);
+)";
+
+const mx::fast::CustomKernelFunction& qmv_mma_kernel() {
+  static const auto k = mx::fast::cuda_kernel("ominix_qmv_mma", {"x", "weight", "scales", "biases"},
+                                              {"y"}, kQmvMma, kQuantCudaHeader);
+  return k;
+}
+
 const mx::fast::CustomKernelFunction& qmv_kernel() {
   static const auto k = mx::fast::cuda_kernel("ominix_qmv", {"x", "weight", "scales", "biases"},
                                               {"y"}, kQmv, kQuantCudaHeader);
@@ -138,9 +210,27 @@ std::optional<mx::array> fused_qmv(const QuantizedLinear& l, const mx::array& x)
       l.weight.shape(1) != K * spec.bits / 32)
     return std::nullopt;
   const int M = K > 0 ? int(x.size() / K) : 0;
-  if (M < 1 || M > kMaxRows || double(N) * K < kMinWeights) return std::nullopt;
-
   const auto& tune = quant_tuning();
+  if (M < 1 || M > kMaxRows || double(N) * K < tune.qmv_min * double(1 << 20)) return std::nullopt;
+
+  auto out_shape = x.shape();
+  out_shape.back() = N;
+  // x and its chunk sums are staged in shared memory (K values); the weights are read 16 bytes at
+  // a time without an alignment check.
+  if (tune.mma && M == 1 && spec.bits == 4 && dt != mx::float32 && K <= 8192 &&
+      aligned16(l.weight)) {
+    const int S = tune.qmv_split;
+    return qmv_mma_kernel()(
+        {x, l.weight, l.scales, *l.biases}, {out_shape}, {dt}, {(N + 15) / 16 * 32 * S, 1, 1},
+        {32 * S, 1, 1},
+        {{"T", dt},
+         {"K", K},
+         {"N", N},
+         {"GS", spec.group_size},
+         {"S", S},
+         {"CPQ", spec.group_size >= 64 ? std::max(2, tune.qmv_chunks & ~1) : tune.qmv_chunks}},
+        std::nullopt, false, {})[0];
+  }
   const int R = tune.qmv_rows, block = tune.block;
   const std::vector<std::pair<std::string, mx::fast::TemplateArg>> args{{"T", dt},
                                                                         {"K", K},
@@ -150,8 +240,6 @@ std::optional<mx::array> fused_qmv(const QuantizedLinear& l, const mx::array& x)
                                                                         {"GS", spec.group_size},
                                                                         {"R", R},
                                                                         {"U", tune.qmv_unroll}};
-  auto out_shape = x.shape();
-  out_shape.back() = N;
   return qmv_kernel()({x, l.weight, l.scales, *l.biases}, {out_shape}, {dt},
                       {grid_x(N, R, block), 1, 1}, {block, 1, 1}, args, std::nullopt, false, {})[0];
 }

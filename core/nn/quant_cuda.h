@@ -11,10 +11,15 @@
 // and one FMA a value, no shifts but one per half-word.
 #pragma once
 
+#include <cstdint>
 #include <cstdlib>
 #include <string>
 
+#include <mlx/array.h>
+
 namespace ominix::nn::detail {
+
+namespace mx = mlx::core;
 
 inline constexpr const char* kQuantCudaHeader = R"(
 namespace ominix_q {
@@ -28,6 +33,11 @@ __device__ __forceinline__ uint4 load16(const void* p) {
   unsigned char* d = reinterpret_cast<unsigned char*>(&v);
   for (int i = 0; i < 16; ++i) d[i] = b[i];
   return v;
+}
+
+// 16 bytes from p, 16-byte aligned (the host checked).
+__device__ __forceinline__ uint4 ldg16(const void* p) {
+  return __ldg(reinterpret_cast<const uint4*>(p));
 }
 
 // The activations of one chunk (x points at its first), times mul, into xs as dot16 wants them
@@ -119,19 +129,156 @@ __device__ __forceinline__ void warp_sum(float* a) {
     for (int o = 16; o > 0; o >>= 1) a[r] += __shfl_xor_sync(0xffffffffu, a[r], o);
 }
 
+// ---- Tensor-core path: 4-bit weights against bfloat16 or float16 activations ----
+// A warp computes 16 rows at once with mma.m16n8k16 (float32 accumulators). Lane l holds rows
+// g = l / 4 and g + 8 and the weights of one 16-byte chunk of each, chunk q = l % 4 of the four
+// the warp takes per step (the A fragment's k slots 2q, 2q+1, 2q+8, 2q+9 carry that lane's
+// values in the order nibble_pairs makes them). The B operand has the activations of chunk q in
+// column q and zeros elsewhere (lane 5q holds them; act_mask), so column q of the product is
+// chunk q's own dot product: each chunk lies in one quantization group, whose scale and bias the
+// epilogue applies (affine_term). Weights become exact small integers plus an offset with one
+// lop3 a pair of values (OR-ed into the mantissa of 128 for bfloat16, of 1024 for float16); the
+// offset times the chunk's activation sum is taken off again in the epilogue.
+__device__ __forceinline__ uint32_t pair_magic(__nv_bfloat16) { return 0x43004300u; }
+__device__ __forceinline__ uint32_t pair_magic(__half) { return 0x64006400u; }
+__device__ __forceinline__ float magic_offset(__nv_bfloat16) { return 128.0f; }
+__device__ __forceinline__ float magic_offset(__half) { return 1024.0f; }
+
+__device__ __forceinline__ void mma16816(float* c, const uint32_t* a, const uint32_t* b,
+                                         __nv_bfloat16) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+__device__ __forceinline__ void mma16816(float* c, const uint32_t* a, const uint32_t* b, __half) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+// p[s] holds nibbles s (low half) and s + 4 (high half) of w as offset + value.
+__device__ __forceinline__ void nibble_pairs(uint32_t w, uint32_t magic, uint32_t* p) {
+#pragma unroll
+  for (int s = 0; s < 4; ++s)
+    asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(p[s]) : "r"(w >> (4 * s)), "r"(0x000F000Fu), "r"(magic));
+}
+
+// All ones on lane 5q (the B column of chunk q), zeros on the other lanes.
+__device__ __forceinline__ uint32_t act_mask() {
+  const int lane = threadIdx.x & 31;
+  return (lane >> 2) == (lane & 3) ? 0xffffffffu : 0u;
+}
+
+// c[m] += rows (g, g + 8) of chunk q of NM matrices (w[m][0], w[m][1]) times the chunk's 32
+// activations at xp (16-byte aligned: shared memory, or an output of ours), as 8 mma steps a
+// matrix. Step (word j, h) takes nibbles 2h, 2h + 4 (k slots 2q, 2q + 1) and 2h + 1, 2h + 5
+// (slots 2q + 8, 2q + 9) of word j.
+template <typename T, int NM>
+__device__ __forceinline__ void mma_chunk(float (*c)[4], const uint4 (*w)[2], const T* xp,
+                                          uint32_t mask) {
+  const uint32_t magic = pair_magic(T{});
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    uint4 xv = reinterpret_cast<const uint4*>(xp)[j];
+    xv.x &= mask, xv.y &= mask, xv.z &= mask, xv.w &= mask;
+    const uint32_t b[4] = {__byte_perm(xv.x, xv.z, 0x5410), __byte_perm(xv.x, xv.z, 0x7632),
+                           __byte_perm(xv.y, xv.w, 0x5410), __byte_perm(xv.y, xv.w, 0x7632)};
+#pragma unroll
+    for (int m = 0; m < NM; ++m) {
+      const uint32_t w0 = j == 0 ? w[m][0].x : j == 1 ? w[m][0].y : j == 2 ? w[m][0].z : w[m][0].w;
+      const uint32_t w1 = j == 0 ? w[m][1].x : j == 1 ? w[m][1].y : j == 2 ? w[m][1].z : w[m][1].w;
+      uint32_t p0[4], p1[4];
+      nibble_pairs(w0, magic, p0);
+      nibble_pairs(w1, magic, p1);
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const uint32_t a[4] = {p0[2 * h], p1[2 * h], p0[2 * h + 1], p1[2 * h + 1]};
+        mma16816(c[m], a, b + 2 * h, T{});
+      }
+    }
+  }
+}
+
+// scale * sum(q x) + bias * sum(x) of one chunk from its mma column c = sum((offset + q) x).
+__device__ __forceinline__ float affine_term(float scale, float bias, float c, float xsum,
+                                             float offset) {
+  return fmaf(scale, c, fmaf(-offset, scale, bias) * xsum);
+}
+
+// The plain sum of the 32 activations at src, in float32; copies them to dst (16-byte aligned)
+// where it is given. src may sit at any offset.
+template <typename T>
+__device__ __forceinline__ float chunk_sum(const T* src, T* dst = nullptr) {
+  float s = 0.0f;
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const uint4 v = load16(src + 8 * j);
+    if (dst) reinterpret_cast<uint4*>(dst)[j] = v;
+    const T* t = reinterpret_cast<const T*>(&v);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) s += static_cast<float>(t[i]);
+  }
+  return s;
+}
+
+// After the loop over chunks: lanes q = 0 and 1 hold a[i] for rows g and g + 8 of columns
+// 2q, 2q + 1; sums them over the warp's lanes and the block's S warps (part: [S][N][16] in shared
+// memory) into out[i][row] for the block's first warp's lanes 0-15 (row = lane).
+template <int S, int N>
+__device__ __forceinline__ void tile_sum(float* a, float (*part)[N][16]) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+  for (int i = 0; i < 2 * N; ++i) {
+    a[i] += __shfl_xor_sync(0xffffffffu, a[i], 1);
+    a[i] += __shfl_xor_sync(0xffffffffu, a[i], 2);
+  }
+  if ((lane & 3) == 0)
+#pragma unroll
+    for (int n = 0; n < N; ++n) {
+      part[warp][n][lane >> 2] = a[2 * n];
+      part[warp][n][(lane >> 2) + 8] = a[2 * n + 1];
+    }
+  __syncthreads();
+  if (warp == 0 && lane < 16)
+#pragma unroll
+    for (int n = 0; n < N; ++n) {
+      float s = 0.0f;
+#pragma unroll
+      for (int w = 0; w < S; ++w) s += part[w][n][lane];
+      a[n] = s;
+    }
+}
+
 }  // namespace ominix_q
 )";
 
 /// Launch shape of the quantized decode kernels: rows per warp and 32-chunk steps a lane loads
-/// ahead, per kernel. OMINIX_QUANT_TUNE="qmv_rows=4,qmv_unroll=2,..." overrides them for the
-/// sweep in bench/kernels (read once per process).
+/// ahead, per kernel, for the CUDA-core kernels; warps a tile for the tensor-core ones.
+/// OMINIX_QUANT_TUNE="qmv_rows=4,qmv_unroll=2,..." overrides them for the sweep in bench/kernels
+/// and for tests of the CUDA-core path (read once per process).
 struct QuantTuning {
   int qmv_rows = 2, qmv_unroll = 2;
   int gate_up_rows = 1, gate_up_unroll = 1;
   int down_rows = 2, down_unroll = 1;
   int block = 128;  // threads per block
+  // The tensor-core kernels (4-bit weights, bfloat16/float16 x): 0 keeps the CUDA-core ones.
+  // *_split: warps of a block sharing one 16-row tile, each taking every split-th step of its K.
+  int mma = 1;
+  int qmv_split = 4, gate_up_split = 2, down_split = 16;
+  int qmv_chunks = 2, gate_up_chunks = 2, down_chunks = 2;  // 16-byte chunks a lane takes a step
+  int qmv_min = 16;  // matrices of fewer weights (in 2^20) stay on MLX's qmv
 };
 const QuantTuning& quant_tuning();
+
+/// Evaluated, with its data at a 16-byte boundary: the tensor-core kernels read weights so
+/// (weights are evaluated when loaded).
+inline bool aligned16(const mx::array& a) {
+  return a.is_available() && reinterpret_cast<std::uintptr_t>(a.data<void>()) % 16 == 0;
+}
 
 /// Threads along the grid's x for `rows` output rows at `per_warp` rows a warp, in whole blocks.
 inline int grid_x(int rows, int per_warp, int block) {
