@@ -171,7 +171,7 @@ constexpr const char* kGateUpMma = R"(
           sc[1][n][gr][r] = static_cast<float>(up_scales[gi]);
           bi[1][n][gr][r] = static_cast<float>(up_biases[gi]);
         }
-    float c[NG][2][4] = {};
+    float c[NG][CHAINS][2][4] = {};  // [group][chain][gate/up][fragment]
 #pragma unroll
     for (int j = 0; j < CPQ; ++j) {
       const int at = it * STEP + q * CPQ + j, ch = min(at, CHUNKS - 1);
@@ -179,7 +179,7 @@ constexpr const char* kGateUpMma = R"(
                               ldg16(gate_weight + rows[1] * WPR + ch * 4)},
                              {ldg16(up_weight + rows[0] * WPR + ch * 4),
                               ldg16(up_weight + rows[1] * WPR + ch * 4)}};
-      mma_chunk<T, 2>(c[j / G2], w, xr + ch * 32, at < CHUNKS ? mask : 0u);
+      mma_chunk<T, 2, CHAINS>(c[j / G2], w, xr + ch * 32, at < CHUNKS ? mask : 0u);
     }
     if (q < 2)
 #pragma unroll
@@ -193,7 +193,7 @@ constexpr const char* kGateUpMma = R"(
           for (int r = 0; r < 2; ++r)
 #pragma unroll
             for (int m = 0; m < 2; ++m)
-              acc[2 * m + r] += affine_term(sc[m][n][gr][r], bi[m][n][gr][r], c[gr][m][2 * r + n], X, offset);
+              acc[2 * m + r] += affine_term(sc[m][n][gr][r], bi[m][n][gr][r], chain_sum<CHAINS>(c[gr], m, 2 * r + n), X, offset);
         }
   }
   tile_sum<S, 2>(acc, part);
@@ -244,7 +244,7 @@ constexpr const char* kDownMma = R"(
           bi[n][gr][r] = static_cast<float>(down_biases[gi]);
         }
       }
-    float c[NG][1][4] = {};
+    float c[NG][CHAINS][1][4] = {};  // [group][chain][matrix][fragment]
 #pragma unroll
     for (int j = 0; j < CPQ; ++j) {
       const int at = it * STEP + q * CPQ + j, ch = min(at, CHUNKS - 1);
@@ -253,7 +253,7 @@ constexpr const char* kDownMma = R"(
       const uint4 w[1][2] = {
           {ldg16(down_weight + (e * D + rows[0]) * WPR + (ch - slot * CH) * 4),
            ldg16(down_weight + (e * D + rows[1]) * WPR + (ch - slot * CH) * 4)}};
-      mma_chunk<T, 1>(c[j / G2], w, hr + ch * 32, at < CHUNKS ? mask : 0u);
+      mma_chunk<T, 1, CHAINS>(c[j / G2], w, hr + ch * 32, at < CHUNKS ? mask : 0u);
     }
     if (q < 2)
 #pragma unroll
@@ -265,7 +265,7 @@ constexpr const char* kDownMma = R"(
           const float X = G2 == 2 ? xsum[ch] + xsum[ch + 1] : xsum[ch];
 #pragma unroll
           for (int r = 0; r < 2; ++r)
-            acc[r] += wk[n][gr] * affine_term(sc[n][gr][r], bi[n][gr][r], c[gr][0][2 * r + n], X, offset);
+            acc[r] += wk[n][gr] * affine_term(sc[n][gr][r], bi[n][gr][r], chain_sum<CHAINS>(c[gr], 0, 2 * r + n), X, offset);
         }
   }
   tile_sum<S, 1>(acc, part);
@@ -358,14 +358,16 @@ std::optional<mx::array> fused_experts(const SwitchGLU& glu, const mx::array& x,
                                     {"GS", spec.group_size},
                                     {"TOPK", k},
                                     {"S", sg},
-                                    {"CPQ", cpq(tune.gate_up_chunks)}};
+                                    {"CPQ", cpq(tune.gate_up_chunks)},
+                                    {"CHAINS", tune.gate_up_chains == 1 ? 1 : 2}};
     const TemplateArgs down_args{{"T", dt},
                                  {"I", I},
                                  {"D", D},
                                  {"GS", spec.group_size},
                                  {"TOPK", k},
                                  {"S", sd},
-                                 {"CPQ", cpq(tune.down_chunks)}};
+                                 {"CPQ", cpq(tune.down_chunks)},
+                                 {"CHAINS", tune.down_chains == 1 ? 1 : 2}};
     auto h = gate_up_mma_kernel()({mx::reshape(x, {tokens, K}), gu.weight, *gu.scales, *gu.biases,
                                    up.weight, *up.scales, *up.biases, routes.indices},
                                   {{tokens * k, I}}, {dt}, {(I + 15) / 16 * 32 * sg, tokens * k, 1},

@@ -39,7 +39,10 @@ const QuantTuning& quant_tuning() {
                                                    {"qmv_min", &t.qmv_min},
                                                    {"qmv_chunks", &t.qmv_chunks},
                                                    {"gate_up_chunks", &t.gate_up_chunks},
-                                                   {"down_chunks", &t.down_chunks}};
+                                                   {"down_chunks", &t.down_chunks},
+                                                   {"qmv_chains", &t.qmv_chains},
+                                                   {"gate_up_chains", &t.gate_up_chains},
+                                                   {"down_chains", &t.down_chains}};
     std::string s(v);
     std::size_t at = 0;
     while (at < s.size()) {
@@ -146,12 +149,12 @@ constexpr const char* kQmvMma = R"(
           sc[n][gr][r] = static_cast<float>(scales[gi]);
           bi[n][gr][r] = static_cast<float>(biases[gi]);
         }
-    float c[NG][1][4] = {};
+    float c[NG][CHAINS][1][4] = {};  // [group][chain][matrix][fragment]
 #pragma unroll
     for (int j = 0; j < CPQ; ++j) {
       const int at = it * STEP + q * CPQ + j, ch = min(at, CHUNKS - 1);
       const uint4 w[1][2] = {{ldg16(weight + rows[0] * WPR + ch * 4), ldg16(weight + rows[1] * WPR + ch * 4)}};
-      mma_chunk<T, 1>(c[j / G2], w, xr + ch * 32, at < CHUNKS ? mask : 0u);
+      mma_chunk<T, 1, CHAINS>(c[j / G2], w, xr + ch * 32, at < CHUNKS ? mask : 0u);
     }
     if (q < 2)
 #pragma unroll
@@ -163,7 +166,7 @@ constexpr const char* kQmvMma = R"(
           const float X = G2 == 2 ? xsum[ch] + xsum[ch + 1] : xsum[ch];
 #pragma unroll
           for (int r = 0; r < 2; ++r)
-            acc[r] += affine_term(sc[n][gr][r], bi[n][gr][r], c[gr][0][2 * r + n], X, offset);
+            acc[r] += affine_term(sc[n][gr][r], bi[n][gr][r], chain_sum<CHAINS>(c[gr], 0, 2 * r + n), X, offset);
         }
   }
   tile_sum<S, 1>(acc, part);
@@ -228,7 +231,8 @@ std::optional<mx::array> fused_qmv(const QuantizedLinear& l, const mx::array& x)
          {"N", N},
          {"GS", spec.group_size},
          {"S", S},
-         {"CPQ", spec.group_size >= 64 ? std::max(2, tune.qmv_chunks & ~1) : tune.qmv_chunks}},
+         {"CPQ", spec.group_size >= 64 ? std::max(2, tune.qmv_chunks & ~1) : tune.qmv_chunks},
+         {"CHAINS", tune.qmv_chains == 1 ? 1 : 2}},
         std::nullopt, false, {})[0];
   }
   const int R = tune.qmv_rows, block = tune.block;

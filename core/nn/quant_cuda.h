@@ -173,12 +173,13 @@ __device__ __forceinline__ uint32_t act_mask() {
   return (lane >> 2) == (lane & 3) ? 0xffffffffu : 0u;
 }
 
-// c[m] += rows (g, g + 8) of chunk q of NM matrices (w[m][0], w[m][1]) times the chunk's 32
-// activations at xp (16-byte aligned: shared memory, or an output of ours), as 8 mma steps a
-// matrix. Step (word j, h) takes nibbles 2h, 2h + 4 (k slots 2q, 2q + 1) and 2h + 1, 2h + 5
-// (slots 2q + 8, 2q + 9) of word j.
-template <typename T, int NM>
-__device__ __forceinline__ void mma_chunk(float (*c)[4], const uint4 (*w)[2], const T* xp,
+// Sum over c[0..CHAINS)[m] += rows (g, g + 8) of chunk q of NM matrices (w[m][0], w[m][1]) times
+// the chunk's 32 activations at xp (16-byte aligned: shared memory, or an output of ours), as 8
+// mma steps a matrix. Step (word j, h) takes nibbles 2h, 2h + 4 (k slots 2q, 2q + 1) and 2h + 1,
+// 2h + 5 (slots 2q + 8, 2q + 9) of word j and adds into c[h % CHAINS]: with 2, two chains of
+// dependent mma instead of one, for two more registers a fragment.
+template <typename T, int NM, int CHAINS>
+__device__ __forceinline__ void mma_chunk(float (*c)[NM][4], const uint4 (*w)[2], const T* xp,
                                           uint32_t mask) {
   const uint32_t magic = pair_magic(T{});
 #pragma unroll
@@ -197,10 +198,19 @@ __device__ __forceinline__ void mma_chunk(float (*c)[4], const uint4 (*w)[2], co
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         const uint32_t a[4] = {p0[2 * h], p1[2 * h], p0[2 * h + 1], p1[2 * h + 1]};
-        mma16816(c[m], a, b + 2 * h, T{});
+        mma16816(c[h % CHAINS][m], a, b + 2 * h, T{});
       }
     }
   }
+}
+
+// Fragment i of matrix m summed over the chains.
+template <int CHAINS, int NM>
+__device__ __forceinline__ float chain_sum(const float (*c)[NM][4], int m, int i) {
+  float s = c[0][m][i];
+#pragma unroll
+  for (int k = 1; k < CHAINS; ++k) s += c[k][m][i];
+  return s;
 }
 
 // scale * sum(q x) + bias * sum(x) of one chunk from its mma column c = sum((offset + q) x).
@@ -270,6 +280,7 @@ struct QuantTuning {
   int mma = 1;
   int qmv_split = 4, gate_up_split = 2, down_split = 16;
   int qmv_chunks = 2, gate_up_chunks = 2, down_chunks = 2;  // 16-byte chunks a lane takes a step
+  int qmv_chains = 1, gate_up_chains = 1, down_chains = 1;  // independent mma accumulators
   int qmv_min = 16;  // matrices of fewer weights (in 2^20) stay on MLX's qmv
 };
 const QuantTuning& quant_tuning();
