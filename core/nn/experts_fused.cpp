@@ -25,8 +25,7 @@ namespace {
 
 // One warp per R rows of gate and up (the same rows of both), lanes striding over the row's
 // 16-byte chunks, U chunks a lane loaded ahead; grid.y is the pair. x (the pair's token row) is
-// read through the cache by every warp. g and u are rounded to T as gather_qmm's outputs are, then
-// SwiGLU as nn::gated_joint.
+// read through the cache by every warp. SwiGLU as silu_mul (quant_cuda.h).
 constexpr const char* kGateUp = R"(
   using namespace ominix_q;
   using L = Row<K, BITS, GS>;
@@ -69,11 +68,7 @@ constexpr const char* kGateUp = R"(
 #pragma unroll
   for (int r = 0; r < R; ++r) {
     if (lane != r || row0 + r >= I) continue;
-    const float gv = static_cast<float>(static_cast<T>(acc[r]));
-    const float uv = static_cast<float>(static_cast<T>(acc[R + r]));
-    const float s = static_cast<float>(static_cast<T>(1.0f / (1.0f + expf(-gv))));
-    const float a = static_cast<float>(static_cast<T>(gv * s));
-    h[(size_t)pair * I + row0 + r] = static_cast<T>(a * uv);
+    h[(size_t)pair * I + row0 + r] = silu_mul<T>(acc[r], acc[R + r]);
   }
 )";
 
@@ -139,8 +134,7 @@ constexpr const char* kDown = R"(
 // block into shared memory first.
 constexpr const char* kGateUpMma = R"(
   using namespace ominix_q;
-  constexpr int CHUNKS = K / 32, G2 = GS >= 64 ? 2 : 1, NG = CPQ / G2, STEP = 4 * CPQ;
-  constexpr int WPR = K / 8, GPR = K / GS;
+  constexpr int CHUNKS = K / 32;
   __shared__ __align__(16) T xr[K];  // the pair's token row
   __shared__ float xsum[CHUNKS];
   __shared__ float part[S][2][16];
@@ -148,126 +142,53 @@ constexpr const char* kGateUpMma = R"(
   for (int c = threadIdx.x; c < CHUNKS; c += blockDim.x)
     xsum[c] = chunk_sum(x + (size_t)(pair / TOPK) * K + c * 32, xr + c * 32);
   __syncthreads();
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2;
   const size_t e = indices[pair];
   const int tile = blockIdx.x * 16;
-  const size_t rows[2] = {e * I + min(tile + g, I - 1), e * I + min(tile + g + 8, I - 1)};
-  const uint32_t mask = act_mask();
-  const float offset = magic_offset(T{});
+  struct Src : Dense<T, 2, K, GS> {  // matrix 0 gate, 1 up: rows g, g + 8 of expert e's tile
+    const T* x;
+    __device__ const T* act(int ch) const { return x + ch * 32; }
+  };
+  const Src src{{{gate_weight, up_weight}, {gate_scales, up_scales}, {gate_biases, up_biases},
+                 {e * I + min(tile + g, I - 1), e * I + min(tile + g + 8, I - 1)}}, xr};
   float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // gate rows g, g + 8; up rows g, g + 8
-  for (int it = warp; it * STEP < CHUNKS; it += S) {
-    // The step's scales and biases first, with its weights (lanes q = 2, 3 load those of q - 2).
-    float sc[2][2][NG][2], bi[2][2][NG][2];  // [gate/up][column 2q + n][group][row g, g + 8]
-#pragma unroll
-    for (int n = 0; n < 2; ++n)
-#pragma unroll
-      for (int gr = 0; gr < NG; ++gr)
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          const int ch = min(it * STEP + (2 * (q & 1) + n) * CPQ + gr * G2, CHUNKS - 1);
-          const size_t gi = rows[r] * GPR + ch * 32 / GS;
-          sc[0][n][gr][r] = static_cast<float>(gate_scales[gi]);
-          bi[0][n][gr][r] = static_cast<float>(gate_biases[gi]);
-          sc[1][n][gr][r] = static_cast<float>(up_scales[gi]);
-          bi[1][n][gr][r] = static_cast<float>(up_biases[gi]);
-        }
-    float c[NG][CHAINS][2][4] = {};  // [group][chain][gate/up][fragment]
-#pragma unroll
-    for (int j = 0; j < CPQ; ++j) {
-      const int at = it * STEP + q * CPQ + j, ch = min(at, CHUNKS - 1);
-      const uint4 w[2][2] = {{ldg16(gate_weight + rows[0] * WPR + ch * 4),
-                              ldg16(gate_weight + rows[1] * WPR + ch * 4)},
-                             {ldg16(up_weight + rows[0] * WPR + ch * 4),
-                              ldg16(up_weight + rows[1] * WPR + ch * 4)}};
-      mma_chunk<T, 2, CHAINS>(c[j / G2], w, xr + ch * 32, at < CHUNKS ? mask : 0u);
-    }
-    if (q < 2)
-#pragma unroll
-      for (int n = 0; n < 2; ++n)
-#pragma unroll
-        for (int gr = 0; gr < NG; ++gr) {
-          const int ch = it * STEP + (2 * q + n) * CPQ + gr * G2;
-          if (ch >= CHUNKS) continue;
-          const float X = G2 == 2 ? xsum[ch] + xsum[ch + 1] : xsum[ch];
-#pragma unroll
-          for (int r = 0; r < 2; ++r)
-#pragma unroll
-            for (int m = 0; m < 2; ++m)
-              acc[2 * m + r] += affine_term(sc[m][n][gr][r], bi[m][n][gr][r], chain_sum<CHAINS>(c[gr], m, 2 * r + n), X, offset);
-        }
-  }
+  mma_steps<T, 2, GS, CPQ, CHAINS, S, CHUNKS>(src, xsum, acc);
   tile_sum<S, 2>(acc, part);
-  if (warp == 0 && lane < 16 && tile + lane < I) {
-    const float gv = static_cast<float>(static_cast<T>(acc[0]));
-    const float uv = static_cast<float>(static_cast<T>(acc[1]));
-    const float s = static_cast<float>(static_cast<T>(1.0f / (1.0f + expf(-gv))));
-    const float a = static_cast<float>(static_cast<T>(gv * s));
-    h[(size_t)pair * I + tile + lane] = static_cast<T>(a * uv);
-  }
+  if (warp == 0 && lane < 16 && tile + lane < I)
+    h[(size_t)pair * I + tile + lane] = silu_mul<T>(acc[0], acc[1]);
 )";
 
 // The token's TOPK experts as one dot product over TOPK * I values (as kDown); each chunk's term
 // is scaled by its pair's route weight in the epilogue, so h stays as it is for the mma.
 constexpr const char* kDownMma = R"(
   using namespace ominix_q;
-  constexpr int CH = I / 32, CHUNKS = TOPK * CH, G2 = GS >= 64 ? 2 : 1, NG = CPQ / G2;
-  constexpr int STEP = 4 * CPQ;
-  constexpr int WPR = I / 8, GPR = I / GS;
+  constexpr int CH = I / 32, CHUNKS = TOPK * CH;
   __shared__ float xsum[CHUNKS];
   __shared__ float part[S][1][16];
   const int token = blockIdx.y;
   const T* hr = h + (size_t)token * TOPK * I;
   for (int c = threadIdx.x; c < CHUNKS; c += blockDim.x) xsum[c] = chunk_sum(hr + c * 32);
   __syncthreads();
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2;
   const int tile = blockIdx.x * 16;
-  const int rows[2] = {min(tile + g, D - 1), min(tile + g + 8, D - 1)};
-  const uint32_t mask = act_mask();
-  const float offset = magic_offset(T{});
-  float acc[2] = {0.0f, 0.0f};
-  for (int it = warp; it * STEP < CHUNKS; it += S) {
-    // The step's route weights, scales and biases first, with its weights (lanes q = 2, 3 load
-    // those of q - 2).
-    float sc[2][NG][2], bi[2][NG][2], wk[2][NG];  // [column 2q + n][group][row g, g + 8]
-#pragma unroll
-    for (int n = 0; n < 2; ++n)
-#pragma unroll
-      for (int gr = 0; gr < NG; ++gr) {
-        const int ch = min(it * STEP + (2 * (q & 1) + n) * CPQ + gr * G2, CHUNKS - 1);
-        const int slot = ch / CH;
-        const size_t e = indices[token * TOPK + slot];
-        wk[n][gr] = weights[token * TOPK + slot];
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          const size_t gi = (e * D + rows[r]) * GPR + (ch - slot * CH) * 32 / GS;
-          sc[n][gr][r] = static_cast<float>(down_scales[gi]);
-          bi[n][gr][r] = static_cast<float>(down_biases[gi]);
-        }
-      }
-    float c[NG][CHAINS][1][4] = {};  // [group][chain][matrix][fragment]
-#pragma unroll
-    for (int j = 0; j < CPQ; ++j) {
-      const int at = it * STEP + q * CPQ + j, ch = min(at, CHUNKS - 1);
+  // Chunk ch of the k * I values is chunk ch % CH of expert slot ch / CH: the weights of expert
+  // indices[slot] ([E * D, I / 8]), scaled by the pair's route weight.
+  struct Src : Dense<T, 1, I, GS> {
+    const T* h;
+    const uint32_t* experts;
+    const float* route_weights;
+    int tile_rows[2];
+    __device__ At at(int ch) const {
       const int slot = ch / CH;
-      const size_t e = indices[token * TOPK + slot];
-      const uint4 w[1][2] = {
-          {ldg16(down_weight + (e * D + rows[0]) * WPR + (ch - slot * CH) * 4),
-           ldg16(down_weight + (e * D + rows[1]) * WPR + (ch - slot * CH) * 4)}};
-      mma_chunk<T, 1, CHAINS>(c[j / G2], w, hr + ch * 32, at < CHUNKS ? mask : 0u);
+      const size_t base = (size_t)experts[slot] * D;
+      return {{base + tile_rows[0], base + tile_rows[1]}, ch - slot * CH, route_weights[slot]};
     }
-    if (q < 2)
-#pragma unroll
-      for (int n = 0; n < 2; ++n)
-#pragma unroll
-        for (int gr = 0; gr < NG; ++gr) {
-          const int ch = it * STEP + (2 * q + n) * CPQ + gr * G2;
-          if (ch >= CHUNKS) continue;
-          const float X = G2 == 2 ? xsum[ch] + xsum[ch + 1] : xsum[ch];
-#pragma unroll
-          for (int r = 0; r < 2; ++r)
-            acc[r] += wk[n][gr] * affine_term(sc[n][gr][r], bi[n][gr][r], chain_sum<CHAINS>(c[gr], 0, 2 * r + n), X, offset);
-        }
-  }
+    __device__ const T* act(int ch) const { return h + ch * 32; }
+  };
+  const Src src{{{down_weight}, {down_scales}, {down_biases}, {0, 0}}, hr, indices + token * TOPK,
+                weights + token * TOPK, {min(tile + g, D - 1), min(tile + g + 8, D - 1)}};
+  float acc[2] = {0.0f, 0.0f};
+  mma_steps<T, 1, GS, CPQ, CHAINS, S, CHUNKS>(src, xsum, acc);
   tile_sum<S, 1>(acc, part);
   if (warp == 0 && lane < 16 && tile + lane < D)
     y[(size_t)token * D + tile + lane] = static_cast<T>(acc[0]);

@@ -122,53 +122,21 @@ constexpr const char* kQmv = R"(
 // between the warps; x and its chunk sums are staged in shared memory first.
 constexpr const char* kQmvMma = R"(
   using namespace ominix_q;
-  constexpr int CHUNKS = K / 32, G2 = GS >= 64 ? 2 : 1, NG = CPQ / G2, STEP = 4 * CPQ;
-  constexpr int WPR = K / 8, GPR = K / GS;
+  constexpr int CHUNKS = K / 32;
   __shared__ __align__(16) T xr[K];
   __shared__ float xsum[CHUNKS];
   __shared__ float part[S][1][16];
   for (int c = threadIdx.x; c < CHUNKS; c += blockDim.x) xsum[c] = chunk_sum(x + c * 32, xr + c * 32);
   __syncthreads();
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2;
   const int tile = blockIdx.x * 16;
-  const size_t rows[2] = {(size_t)min(tile + g, N - 1), (size_t)min(tile + g + 8, N - 1)};
-  const uint32_t mask = act_mask();
-  const float offset = magic_offset(T{});
+  struct Src : Dense<T, 1, K, GS> {  // rows g, g + 8 of the tile
+    const T* x;
+    __device__ const T* act(int ch) const { return x + ch * 32; }
+  };
+  const Src src{{{weight}, {scales}, {biases}, {(size_t)min(tile + g, N - 1), (size_t)min(tile + g + 8, N - 1)}}, xr};
   float acc[2] = {0.0f, 0.0f};
-  for (int it = warp; it * STEP < CHUNKS; it += S) {
-    // The step's scales and biases first, with its weights (lanes q = 2, 3 load those of q - 2).
-    float sc[2][NG][2], bi[2][NG][2];  // [column 2q + n][group][row g, g + 8]
-#pragma unroll
-    for (int n = 0; n < 2; ++n)
-#pragma unroll
-      for (int gr = 0; gr < NG; ++gr)
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          const int ch = min(it * STEP + (2 * (q & 1) + n) * CPQ + gr * G2, CHUNKS - 1);
-          const size_t gi = rows[r] * GPR + ch * 32 / GS;
-          sc[n][gr][r] = static_cast<float>(scales[gi]);
-          bi[n][gr][r] = static_cast<float>(biases[gi]);
-        }
-    float c[NG][CHAINS][1][4] = {};  // [group][chain][matrix][fragment]
-#pragma unroll
-    for (int j = 0; j < CPQ; ++j) {
-      const int at = it * STEP + q * CPQ + j, ch = min(at, CHUNKS - 1);
-      const uint4 w[1][2] = {{ldg16(weight + rows[0] * WPR + ch * 4), ldg16(weight + rows[1] * WPR + ch * 4)}};
-      mma_chunk<T, 1, CHAINS>(c[j / G2], w, xr + ch * 32, at < CHUNKS ? mask : 0u);
-    }
-    if (q < 2)
-#pragma unroll
-      for (int n = 0; n < 2; ++n)
-#pragma unroll
-        for (int gr = 0; gr < NG; ++gr) {
-          const int ch = it * STEP + (2 * q + n) * CPQ + gr * G2;
-          if (ch >= CHUNKS) continue;
-          const float X = G2 == 2 ? xsum[ch] + xsum[ch + 1] : xsum[ch];
-#pragma unroll
-          for (int r = 0; r < 2; ++r)
-            acc[r] += affine_term(sc[n][gr][r], bi[n][gr][r], chain_sum<CHAINS>(c[gr], 0, 2 * r + n), X, offset);
-        }
-  }
+  mma_steps<T, 1, GS, CPQ, CHAINS, S, CHUNKS>(src, xsum, acc);
   tile_sum<S, 1>(acc, part);
   if (warp == 0 && lane < 16 && tile + lane < N) y[tile + lane] = static_cast<T>(acc[0]);
 )";

@@ -88,6 +88,17 @@ __device__ __forceinline__ float dot16(const uint4 w, const float* xs) {
   return (d[0] + d[1]) + (d[2] + d[3]);
 }
 
+// silu(g) * u from the float32 gate and up sums, rounded to T where the plain path rounds: g and u
+// as gather_qmm's outputs, then the sigmoid, its product with g, and the result as nn::gated_joint.
+template <typename T>
+__device__ __forceinline__ T silu_mul(float g, float u) {
+  const float gv = static_cast<float>(static_cast<T>(g));
+  const float uv = static_cast<float>(static_cast<T>(u));
+  const float s = static_cast<float>(static_cast<T>(1.0f / (1.0f + expf(-gv))));
+  const float a = static_cast<float>(static_cast<T>(gv * s));
+  return static_cast<T>(a * uv);
+}
+
 // Layout of one quantized row of K values: VPC values a 16-byte chunk, CHUNKS chunks, WPR uint32
 // words, GPR groups.
 template <int K, int BITS, int GS>
@@ -234,6 +245,94 @@ __device__ __forceinline__ float chunk_sum(const T* src, T* dst = nullptr) {
   }
   return s;
 }
+
+// The step loop the tensor-core kernels share: this warp's steps (every S-th, CPQ chunks a lane)
+// over the CHUNKS chunks of a 16-row tile of NM matrices. The source says where things are:
+//   src.at(ch): where chunk ch lies, an At{row[2], col, route}: the tile's rows g and g + 8 as
+//     row indices of the weight matrices, the chunk's index within a row, and a factor for its
+//     term (the MoE route weight; 1 elsewhere);
+//   src.weight(m, r, at), src.scale(m, r, at), src.bias(m, r, at): matrix m's 16 bytes of row r
+//     (0: g, 1: g + 8) and that chunk's group's scale and bias;
+//   src.act(ch): the chunk's 32 activations (16-byte aligned).
+// xsum holds each chunk's activation sum. Lanes q = 0, 1 add into acc[2m + r] the terms of
+// columns 2q, 2q + 1; the step's scales and biases are loaded with its weights, before the mma
+// (lanes q = 2, 3 load those of q - 2 and drop them).
+struct At {
+  size_t row[2];
+  int col;
+  float route;
+};
+
+template <typename T, int NM, int GS, int CPQ, int CHAINS, int S, int CHUNKS, class Src>
+__device__ __forceinline__ void mma_steps(const Src& src, const float* xsum, float* acc) {
+  constexpr int G2 = GS >= 64 ? 2 : 1, NG = CPQ / G2, STEP = 4 * CPQ;
+  const int warp = threadIdx.x >> 5, q = threadIdx.x & 3;
+  const uint32_t mask = act_mask();
+  const float offset = magic_offset(T{});
+  for (int it = warp; it * STEP < CHUNKS; it += S) {
+    float sc[NM][2][NG][2], bi[NM][2][NG][2], rw[2][NG];  // [m][column 2q + n][group][row]
+#pragma unroll
+    for (int n = 0; n < 2; ++n)
+#pragma unroll
+      for (int gr = 0; gr < NG; ++gr) {
+        const At at = src.at(min(it * STEP + (2 * (q & 1) + n) * CPQ + gr * G2, CHUNKS - 1));
+        rw[n][gr] = at.route;
+#pragma unroll
+        for (int r = 0; r < 2; ++r)
+#pragma unroll
+          for (int m = 0; m < NM; ++m) {
+            sc[m][n][gr][r] = src.scale(m, r, at);
+            bi[m][n][gr][r] = src.bias(m, r, at);
+          }
+      }
+    float c[NG][CHAINS][NM][4] = {};  // [group][chain][matrix][fragment]
+#pragma unroll
+    for (int j = 0; j < CPQ; ++j) {
+      const int k = it * STEP + q * CPQ + j, ch = min(k, CHUNKS - 1);
+      const At at = src.at(ch);
+      uint4 w[NM][2];
+#pragma unroll
+      for (int m = 0; m < NM; ++m) w[m][0] = src.weight(m, 0, at), w[m][1] = src.weight(m, 1, at);
+      mma_chunk<T, NM, CHAINS>(c[j / G2], w, src.act(ch), k < CHUNKS ? mask : 0u);
+    }
+    if (q < 2)
+#pragma unroll
+      for (int n = 0; n < 2; ++n)
+#pragma unroll
+        for (int gr = 0; gr < NG; ++gr) {
+          const int ch = it * STEP + (2 * q + n) * CPQ + gr * G2;
+          if (ch >= CHUNKS) continue;
+          const float X = G2 == 2 ? xsum[ch] + xsum[ch + 1] : xsum[ch];
+#pragma unroll
+          for (int r = 0; r < 2; ++r)
+#pragma unroll
+            for (int m = 0; m < NM; ++m)
+              acc[2 * m + r] += rw[n][gr] * affine_term(sc[m][n][gr][r], bi[m][n][gr][r],
+                                                        chain_sum<CHAINS>(c[gr], m, 2 * r + n), X,
+                                                        offset);
+        }
+  }
+}
+
+// A tile's weights, scales and biases of NM matrices [rows, K / 8 words] and [rows, K / GS]
+// (mma_steps' source, but for where the activations sit, given as act(ch) by the kernel).
+template <typename T, int NM, int K, int GS>
+struct Dense {
+  const uint32_t* w[NM];
+  const T* s[NM];
+  const T* b[NM];
+  size_t rows[2];
+  __device__ At at(int ch) const { return {{rows[0], rows[1]}, ch, 1.0f}; }
+  __device__ uint4 weight(int m, int r, const At& a) const {
+    return ldg16(w[m] + a.row[r] * (K / 8) + a.col * 4);
+  }
+  __device__ float scale(int m, int r, const At& a) const {
+    return static_cast<float>(s[m][a.row[r] * (K / GS) + a.col * 32 / GS]);
+  }
+  __device__ float bias(int m, int r, const At& a) const {
+    return static_cast<float>(b[m][a.row[r] * (K / GS) + a.col * 32 / GS]);
+  }
+};
 
 // After the loop over chunks: lanes q = 0 and 1 hold a[i] for rows g and g + 8 of columns
 // 2q, 2q + 1; sums them over the warp's lanes and the block's S warps (part: [S][N][16] in shared
