@@ -111,11 +111,48 @@ OMINIX_AVX2 inline __m256i bytes8(const std::uint8_t* p) {
   return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
 }
 
+// 8 values of a 2-, 3-, 5- or 6-bit row as int32 lanes. MLX packs value i at bits
+// [BITS * i, BITS * (i + 1)) of the row, little-endian, so 8 values always fill BITS whole bytes:
+// a byte shuffle gives each 32-bit lane the bytes its value starts in, and a per-lane shift and
+// mask finish.
+template <int BITS>
+struct Unpack8 {
+  __m256i ctrl, shifts, mask;
+  OMINIX_AVX2 Unpack8() {
+    alignas(32) std::int8_t shuffle[32];
+    alignas(32) std::int32_t shift[8];
+    for (int i = 0; i < 8; ++i) {
+      shift[i] = BITS * i % 8;
+      for (int b = 0; b < 4; ++b) {
+        const int src = BITS * i / 8 + b;
+        shuffle[4 * i + b] = std::int8_t(src < BITS ? src : -128);  // -128: a zero byte
+      }
+    }
+    ctrl = _mm256_load_si256(reinterpret_cast<const __m256i*>(shuffle));
+    shifts = _mm256_load_si256(reinterpret_cast<const __m256i*>(shift));
+    mask = _mm256_set1_epi32((1 << BITS) - 1);
+  }
+  // The 8 values whose BITS bytes start at p.
+  OMINIX_AVX2 __m256i operator()(const std::uint8_t* p) const {
+    // Built in a register: a memcpy into a zeroed 8-byte variable made the broadcast wait for
+    // two partial stores (store forwarding fails), which took half the decode time.
+    std::uint64_t v = 0;
+    if constexpr (BITS >= 4) {
+      std::uint32_t lo;
+      std::memcpy(&lo, p, 4);
+      v = lo;
+    }
+    for (int b = BITS >= 4 ? 4 : 0; b < BITS; ++b) v |= std::uint64_t(p[b]) << (8 * b);
+    return _mm256_and_si256(
+        _mm256_srlv_epi32(_mm256_shuffle_epi8(_mm256_set1_epi64x(static_cast<long long>(v)), ctrl),
+                          shifts),
+        mask);
+  }
+};
+
 // One group's quantized values as floats, in the order layout() puts x in: for 4 bits the low
 // nibbles (even values) then the high ones (odd values), so that 8 bytes give 8 contiguous floats
-// of each; otherwise in order. MLX packs value i at bits [BITS * i, BITS * (i + 1)) of the row,
-// little-endian, so 8 values always fill BITS whole bytes: for the other widths a byte shuffle
-// gives each 32-bit lane the bytes its value starts in, and a per-lane shift and mask finish.
+// of each; otherwise in order.
 template <int BITS>
 OMINIX_AVX2 void dequant_group(const std::uint8_t* w, int gs, float* out) {
   if constexpr (BITS == 4) {
@@ -127,25 +164,9 @@ OMINIX_AVX2 void dequant_group(const std::uint8_t* w, int gs, float* out) {
   } else if constexpr (BITS == 8) {
     for (int j = 0; j < gs; j += 8) _mm256_storeu_ps(out + j, _mm256_cvtepi32_ps(bytes8(w + j)));
   } else {
-    alignas(32) std::int8_t shuffle[32];
-    alignas(32) std::int32_t shift[8];
-    for (int i = 0; i < 8; ++i) {
-      shift[i] = BITS * i % 8;
-      for (int b = 0; b < 4; ++b) {
-        const int src = BITS * i / 8 + b;
-        shuffle[4 * i + b] = std::int8_t(src < BITS ? src : -128);  // -128: a zero byte
-      }
-    }
-    const __m256i ctrl = _mm256_load_si256(reinterpret_cast<const __m256i*>(shuffle));
-    const __m256i shifts = _mm256_load_si256(reinterpret_cast<const __m256i*>(shift));
-    const __m256i mask = _mm256_set1_epi32((1 << BITS) - 1);
-    for (int j = 0; j < gs; j += 8) {
-      long long v = 0;
-      std::memcpy(&v, w + j / 8 * BITS, BITS);  // 8 values; a fixed size, so no call
-      const __m256i q = _mm256_and_si256(
-          _mm256_srlv_epi32(_mm256_shuffle_epi8(_mm256_set1_epi64x(v), ctrl), shifts), mask);
-      _mm256_storeu_ps(out + j, _mm256_cvtepi32_ps(q));
-    }
+    const Unpack8<BITS> unpack;
+    for (int j = 0; j < gs; j += 8)
+      _mm256_storeu_ps(out + j, _mm256_cvtepi32_ps(unpack(w + j / 8 * BITS)));
   }
 }
 
@@ -202,10 +223,10 @@ OMINIX_AVX2 void qgemv(const float* x, const std::uint8_t* w, const S* scales, c
   }
 }
 
-// One row of x through 4- or 8-bit weights, the dequantized values kept in registers: at decode
+// One row of x through quantized weights, the dequantized values kept in registers: at decode
 // this is about 10% faster than qgemv's dequantize-then-multiply (the default model, 11.8 against
-// 10.5 tok/s). For 4 bits x is split by parity first, so that the low and the high nibbles of 8
-// bytes each meet 8 contiguous values.
+// 10.5 tok/s, 4 and 8 bits). For 4 bits x is split by parity first, so that the low and the high
+// nibbles of 8 bytes each meet 8 contiguous values; 2, 3, 5 and 6 bits unpack 8 values at a time.
 template <int BITS, typename S>
 OMINIX_AVX2 void qgemv_row(const float* x, const std::uint8_t* w, const S* scales, const S* biases,
                            float* y, int K, int gs, int r0, int r1) {
@@ -218,6 +239,7 @@ OMINIX_AVX2 void qgemv_row(const float* x, const std::uint8_t* w, const S* scale
   }
   if constexpr (BITS == 4)
     for (int i = 0; i < K; ++i) split[(i % 2) * (K / 2) + i / 2] = x[i];
+  [[maybe_unused]] const Unpack8<BITS == 4 || BITS == 8 ? 2 : BITS> unpack;
   for (int r = r0; r < r1; ++r) {
     const std::uint8_t* wr = w + std::size_t(r) * row_bytes;
     const S* sr = scales + std::size_t(r) * groups;
@@ -237,10 +259,14 @@ OMINIX_AVX2 void qgemv_row(const float* x, const std::uint8_t* w, const S* scale
           t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v, 4)), _mm256_loadu_ps(xo + j),
                               t);
         }
-      } else {
+      } else if constexpr (BITS == 8) {
         for (int j = 0; j < group_bytes; j += 8)
           t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(bytes8(wg + j)), _mm256_loadu_ps(x + g * gs + j),
                               t);
+      } else {
+        for (int j = 0; j < gs; j += 8)
+          t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(unpack(wg + j / 8 * BITS)),
+                              _mm256_loadu_ps(x + g * gs + j), t);
       }
       acc = _mm256_fmadd_ps(t, _mm256_set1_ps(to_float(sr[g])), acc);
       bias_sum += to_float(br[g]) * sums[g];
@@ -322,11 +348,15 @@ void quantized_rows(const float* x, const std::uint8_t* w, const S* s, const S* 
                     int N, int K, int bits, int gs) {
   using Kernel = void (*)(const float*, const std::uint8_t*, const S*, const S*, float*, int, int,
                           int, int, int, int);
+  using Kernel1 =
+      void (*)(const float*, const std::uint8_t*, const S*, const S*, float*, int, int, int, int);
   constexpr Kernel by_bits[9] = {nullptr,     nullptr,     qgemv<2, S>, qgemv<3, S>, qgemv<4, S>,
                                  qgemv<5, S>, qgemv<6, S>, nullptr,     qgemv<8, S>};
   split_rows(N, std::size_t(N) * K * bits / 8, [&](int r0, int r1) {
-    if (M == 1 && bits == 4) return qgemv_row<4, S>(x, w, s, b, y, K, gs, r0, r1);
-    if (M == 1 && bits == 8) return qgemv_row<8, S>(x, w, s, b, y, K, gs, r0, r1);
+    constexpr Kernel1 row_by_bits[9] = {nullptr,         nullptr,         qgemv_row<2, S>,
+                                        qgemv_row<3, S>, qgemv_row<4, S>, qgemv_row<5, S>,
+                                        qgemv_row<6, S>, nullptr,         qgemv_row<8, S>};
+    if (M == 1) return row_by_bits[bits](x, w, s, b, y, K, gs, r0, r1);
     by_bits[bits](x, w, s, b, y, M, N, K, gs, r0, r1);
   });
 }
@@ -434,12 +464,6 @@ std::optional<mx::array> cpu_qgemv(const mx::array& x, const mx::array& w, const
       !ready(w) || !ready(scales) || !ready(biases) || w.shape(1) != K * spec.bits / 32 ||
       scales.shape(1) != K / spec.group_size || scales.shape() != biases.shape() ||
       scales.shape(0) != w.shape(0))
-    return std::nullopt;
-  // One float32 row at 2, 3, 5 or 6 bits: MLX's kernel was faster than qgemv (8.5 against 10.5
-  // tok/s on the default model, whose Q5 tensors load as 5-bit). In bfloat16 ours runs: MLX's
-  // 5-bit kernel was 3% off the float32 result there
-  // (CpuGemv.Bfloat16MatchesFloat32AsCloselyAsMlx).
-  if (rows_for(x) == 1 && spec.bits != 4 && spec.bits != 8 && x.dtype() == mx::float32)
     return std::nullopt;
   return apply(x, {w, scales, biases}, w.shape(0), spec.bits, spec.group_size);
 }
