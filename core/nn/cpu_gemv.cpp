@@ -5,7 +5,9 @@
 // own CPU kernels, so it stays ordered with them and its inputs stay alive until it has run.
 #include "cpu_gemv.h"
 
+#include <algorithm>
 #include <bit>
+#include <climits>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
@@ -35,8 +37,10 @@ namespace ominix::nn::detail {
 #ifdef OMINIX_CPU_GEMV
 namespace {
 
-// Rows of x up to which these run: decode, speculative verifies and prompt chunks of up to 64
-// tokens (the default model's first token: 1.4 -> 0.33 s); longer chunks go to MLX's GEMM.
+// Rows of x a kernel call takes (longer inputs run in blocks of this many rows, which stay in
+// cache while the weights stream): decode, speculative verifies and prompt chunks. Longer prompts
+// used to go to MLX's CPU matmul, which took 15 s for a 169-token prompt of the default model:
+// its quantized kernel at 5 bits, and for float32 the reference BLAS the mlx-cpu wheel links.
 constexpr int kMaxRows = 64;
 
 bool enabled() {
@@ -180,45 +184,62 @@ void layout(const float* x, int K, int bits, int gs, float* out) {
 }
 
 // y[m, r] = sum over groups g of scale[r, g] * (q . x)_g + bias[r, g] * sum(x_g). Each group of
-// a row is dequantized once and meets every row of x.
+// a row is dequantized once and meets every row of x; groups of up to 64 values stay in registers
+// while they do. The bias terms are summed 8 rows of x at a time from per-group sums of x.
 template <int BITS, typename S>
 OMINIX_AVX2 void qgemv(const float* x, const std::uint8_t* w, const S* scales, const S* biases,
                        float* y, int M, int N, int K, int gs, int r0, int r1) {
   constexpr int bits = BITS;
-  const int groups = K / gs;
+  const int groups = K / gs, M8 = (M + 7) / 8 * 8;
   const std::size_t row_bytes = std::size_t(K) * bits / 8, group_bytes = std::size_t(gs) * bits / 8;
-  std::vector<float> xl(std::size_t(M) * K), sums(std::size_t(M) * groups), wq(gs);
+  // sums[g][m] (m padded to 8 with zeros).
+  std::vector<float> xl(std::size_t(M) * K), sums(std::size_t(groups) * M8, 0.0f), wq(gs);
   for (int m = 0; m < M; ++m) {
     const float* xm = x + std::size_t(m) * K;
     layout(xm, K, bits, gs, xl.data() + std::size_t(m) * K);
     for (int g = 0; g < groups; ++g) {
       float s = 0;
       for (int i = 0; i < gs; ++i) s += xm[g * gs + i];
-      sums[std::size_t(m) * groups + g] = s;
+      sums[std::size_t(g) * M8 + m] = s;
     }
   }
-  __m256 acc[kMaxRows];
-  float bias_sum[kMaxRows];
+  __m256 acc[kMaxRows], bias_acc[kMaxRows / 8];
   for (int r = r0; r < r1; ++r) {
     const std::uint8_t* wr = w + r * row_bytes;
     const S* sr = scales + std::size_t(r) * groups;
     const S* br = biases + std::size_t(r) * groups;
-    for (int m = 0; m < M; ++m) {
-      acc[m] = _mm256_setzero_ps();
-      bias_sum[m] = 0;
-    }
+    for (int m = 0; m < M; ++m) acc[m] = _mm256_setzero_ps();
+    for (int m = 0; m < M8 / 8; ++m) bias_acc[m] = _mm256_setzero_ps();
     for (int g = 0; g < groups; ++g) {
       dequant_group<BITS>(wr + g * group_bytes, gs, wq.data());
       const __m256 scale = _mm256_set1_ps(to_float(sr[g]));
-      for (int m = 0; m < M; ++m) {
-        const float* xg = xl.data() + std::size_t(m) * K + g * gs;
-        __m256 t = _mm256_mul_ps(_mm256_loadu_ps(wq.data()), _mm256_loadu_ps(xg));
-        for (int j = 8; j < gs; j += 8)
-          t = _mm256_fmadd_ps(_mm256_loadu_ps(wq.data() + j), _mm256_loadu_ps(xg + j), t);
-        acc[m] = _mm256_fmadd_ps(t, scale, acc[m]);
-        bias_sum[m] += to_float(br[g]) * sums[std::size_t(m) * groups + g];
+      const float* xg = xl.data() + std::size_t(g) * gs;
+      if (gs <= 64) {
+        __m256 wv[8];
+        const int nv = gs / 8;
+        for (int j = 0; j < nv; ++j) wv[j] = _mm256_loadu_ps(wq.data() + 8 * j);
+        for (int m = 0; m < M; ++m) {
+          const float* xm = xg + std::size_t(m) * K;
+          __m256 t = _mm256_mul_ps(wv[0], _mm256_loadu_ps(xm));
+          for (int j = 1; j < nv; ++j) t = _mm256_fmadd_ps(wv[j], _mm256_loadu_ps(xm + 8 * j), t);
+          acc[m] = _mm256_fmadd_ps(t, scale, acc[m]);
+        }
+      } else {
+        for (int m = 0; m < M; ++m) {
+          const float* xm = xg + std::size_t(m) * K;
+          __m256 t = _mm256_mul_ps(_mm256_loadu_ps(wq.data()), _mm256_loadu_ps(xm));
+          for (int j = 8; j < gs; j += 8)
+            t = _mm256_fmadd_ps(_mm256_loadu_ps(wq.data() + j), _mm256_loadu_ps(xm + j), t);
+          acc[m] = _mm256_fmadd_ps(t, scale, acc[m]);
+        }
       }
+      const __m256 bias = _mm256_set1_ps(to_float(br[g]));
+      const float* sg = sums.data() + std::size_t(g) * M8;
+      for (int m = 0; m < M8 / 8; ++m)
+        bias_acc[m] = _mm256_fmadd_ps(bias, _mm256_loadu_ps(sg + 8 * m), bias_acc[m]);
     }
+    alignas(32) float bias_sum[kMaxRows];
+    for (int m = 0; m < M8 / 8; ++m) _mm256_store_ps(bias_sum + 8 * m, bias_acc[m]);
     for (int m = 0; m < M; ++m) y[std::size_t(m) * N + r] = hsum(acc[m]) + bias_sum[m];
   }
 }
@@ -392,20 +413,26 @@ class CpuGemv : public mx::UnaryPrimitive {
         yf.resize(std::size_t(M) * N);
         yp = yf.data();
       }
-      if (bits == 0 && bf16)
-        split_rows(N, std::size_t(N) * K * 2, [&](int r0, int r1) {
-          gemv(xp, static_cast<const Bf16*>(w), yp, M, N, K, r0, r1);
-        });
-      else if (bits == 0)
-        split_rows(N, std::size_t(N) * K * 4, [&](int r0, int r1) {
-          gemv(xp, static_cast<const float*>(w), yp, M, N, K, r0, r1);
-        });
-      else if (bf16)
-        quantized_rows(xp, static_cast<const std::uint8_t*>(w), static_cast<const Bf16*>(s),
-                       static_cast<const Bf16*>(b), yp, M, N, K, bits, gs);
-      else
-        quantized_rows(xp, static_cast<const std::uint8_t*>(w), static_cast<const float*>(s),
-                       static_cast<const float*>(b), yp, M, N, K, bits, gs);
+      // kMaxRows rows of x at a time, so that they stay in cache while the weights stream.
+      for (int m0 = 0; m0 < M; m0 += kMaxRows) {
+        const int mb = std::min(kMaxRows, M - m0);
+        const float* xb = xp + std::size_t(m0) * K;
+        float* yb = yp + std::size_t(m0) * N;
+        if (bits == 0 && bf16)
+          split_rows(N, std::size_t(N) * K * 2, [&](int r0, int r1) {
+            gemv(xb, static_cast<const Bf16*>(w), yb, mb, N, K, r0, r1);
+          });
+        else if (bits == 0)
+          split_rows(N, std::size_t(N) * K * 4, [&](int r0, int r1) {
+            gemv(xb, static_cast<const float*>(w), yb, mb, N, K, r0, r1);
+          });
+        else if (bf16)
+          quantized_rows(xb, static_cast<const std::uint8_t*>(w), static_cast<const Bf16*>(s),
+                         static_cast<const Bf16*>(b), yb, mb, N, K, bits, gs);
+        else
+          quantized_rows(xb, static_cast<const std::uint8_t*>(w), static_cast<const float*>(s),
+                         static_cast<const float*>(b), yb, mb, N, K, bits, gs);
+      }
       if (bf16)
         for (std::size_t i = 0; i < yf.size(); ++i) static_cast<Bf16*>(y)[i] = to_bf16(yf[i]);
     });
@@ -423,13 +450,13 @@ class CpuGemv : public mx::UnaryPrimitive {
   int bits_, group_;  // bits_ 0: dense weights
 };
 
-// x's row count when these apply to it (float32 or bfloat16 on the CPU, 1-64 rows), else 0.
+// x's row count when these apply to it (float32 or bfloat16 on the CPU), else 0.
 int rows_for(const mx::array& x) {
   if (!enabled() || mx::default_device() != mx::Device::cpu ||
       (x.dtype() != mx::float32 && x.dtype() != mx::bfloat16) || x.ndim() < 1 || x.shape(-1) <= 0)
     return 0;
   const auto M = x.size() / std::size_t(x.shape(-1));
-  return M >= 1 && M <= std::size_t(kMaxRows) ? int(M) : 0;
+  return M >= 1 && M <= std::size_t(INT_MAX) ? int(M) : 0;
 }
 
 // Evaluated and row-contiguous, so that its buffer can be read as is.

@@ -11,9 +11,10 @@ namespace ominix::nn::detail {
 
 namespace mx = mlx::core;
 
-/// x W^T for x with 1-64 rows and W [N, K] (evaluated, row-contiguous), both float32 or both
-/// bfloat16, computed on the CPU with AVX2 in float32; nullopt where that does not apply (another
-/// device or dtype, more rows, a processor without AVX2), and the caller runs mx::matmul.
+/// x W^T for x with any number of rows (taken 64 at a time) and W [N, K] (evaluated,
+/// row-contiguous), both float32 or both bfloat16, computed on the CPU with AVX2 in float32;
+/// nullopt where that does not apply (another device or dtype, a processor without AVX2), and the
+/// caller runs mx::matmul.
 std::optional<mx::array> cpu_gemv(const mx::array& x, const mx::array& w);
 
 /// The same over MLX affine 2- to 8-bit weights (packed uint32 [N, K*bits/32]) with scales and
