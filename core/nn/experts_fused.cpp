@@ -15,7 +15,6 @@
 #include <mlx/fast.h>
 #include <mlx/ops.h>
 
-#include <algorithm>
 #include <string>
 #include <utility>
 #include <vector>
@@ -271,24 +270,22 @@ std::optional<mx::array> fused_experts(const SwitchGLU& glu, const mx::array& x,
   if (tune.mma && spec.bits == 4 && dt != mx::float32 && K <= 8192 && k * I <= 8192 * 4 &&
       aligned16(gu.weight) && aligned16(up.weight) && aligned16(dn.weight)) {
     const int sg = tune.gate_up_split, sd = tune.down_split;
-    // Chunks a lane reads a step: a multiple of the chunks that share a group (2 from 64 on).
-    auto cpq = [&](int n) { return spec.group_size >= 64 ? std::max(2, n & ~1) : n; };
     const TemplateArgs gate_up_args{{"T", dt},
                                     {"K", K},
                                     {"I", I},
                                     {"GS", spec.group_size},
                                     {"TOPK", k},
                                     {"S", sg},
-                                    {"CPQ", cpq(tune.gate_up_chunks)},
-                                    {"CHAINS", tune.gate_up_chains == 1 ? 1 : 2}};
+                                    {"CPQ", mma_chunks(tune.gate_up_chunks, spec.group_size)},
+                                    {"CHAINS", mma_chains(tune.gate_up_chains)}};
     const TemplateArgs down_args{{"T", dt},
                                  {"I", I},
                                  {"D", D},
                                  {"GS", spec.group_size},
                                  {"TOPK", k},
                                  {"S", sd},
-                                 {"CPQ", cpq(tune.down_chunks)},
-                                 {"CHAINS", tune.down_chains == 1 ? 1 : 2}};
+                                 {"CPQ", mma_chunks(tune.down_chunks, spec.group_size)},
+                                 {"CHAINS", mma_chains(tune.down_chains)}};
     auto h = gate_up_mma_kernel()({mx::reshape(x, {tokens, K}), gu.weight, *gu.scales, *gu.biases,
                                    up.weight, *up.scales, *up.biases, routes.indices},
                                   {{tokens * k, I}}, {dt}, {(I + 15) / 16 * 32 * sg, tokens * k, 1},

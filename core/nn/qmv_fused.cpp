@@ -4,7 +4,6 @@
 // lanes striding over 16-byte chunks of the rows, U chunks a lane loaded ahead, float32 sums.
 #include "qmv_fused.h"
 
-#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -191,17 +190,16 @@ std::optional<mx::array> fused_qmv(const QuantizedLinear& l, const mx::array& x)
   if (tune.mma && M == 1 && spec.bits == 4 && dt != mx::float32 && K <= 8192 &&
       aligned16(l.weight)) {
     const int S = tune.qmv_split;
-    return qmv_mma_kernel()(
-        {x, l.weight, l.scales, *l.biases}, {out_shape}, {dt}, {(N + 15) / 16 * 32 * S, 1, 1},
-        {32 * S, 1, 1},
-        {{"T", dt},
-         {"K", K},
-         {"N", N},
-         {"GS", spec.group_size},
-         {"S", S},
-         {"CPQ", spec.group_size >= 64 ? std::max(2, tune.qmv_chunks & ~1) : tune.qmv_chunks},
-         {"CHAINS", tune.qmv_chains == 1 ? 1 : 2}},
-        std::nullopt, false, {})[0];
+    return qmv_mma_kernel()({x, l.weight, l.scales, *l.biases}, {out_shape}, {dt},
+                            {(N + 15) / 16 * 32 * S, 1, 1}, {32 * S, 1, 1},
+                            {{"T", dt},
+                             {"K", K},
+                             {"N", N},
+                             {"GS", spec.group_size},
+                             {"S", S},
+                             {"CPQ", mma_chunks(tune.qmv_chunks, spec.group_size)},
+                             {"CHAINS", mma_chains(tune.qmv_chains)}},
+                            std::nullopt, false, {})[0];
   }
   const int R = tune.qmv_rows, block = tune.block;
   const std::vector<std::pair<std::string, mx::fast::TemplateArg>> args{{"T", dt},

@@ -11,6 +11,7 @@
 // and one FMA a value, no shifts but one per half-word.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -383,6 +384,16 @@ struct QuantTuning {
   int qmv_min = 16;  // matrices of fewer weights (in 2^20) stay on MLX's qmv
 };
 const QuantTuning& quant_tuning();
+
+/// The tensor-core kernels' template constants from QuantTuning: chunks a lane takes a step
+/// (CPQ), a multiple of the 2 chunks that share a group from groups of 64 on; and accumulator
+/// chains (CHAINS), 1 or 2.
+inline int mma_chunks(int n, int group_size) {
+  return group_size >= 64 ? std::max(2, n & ~1) : n;
+}
+inline int mma_chains(int n) {
+  return n == 1 ? 1 : 2;
+}
 
 /// Evaluated, with its data at a 16-byte boundary: the tensor-core kernels read weights so
 /// (weights are evaluated when loaded).
