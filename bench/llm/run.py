@@ -6,7 +6,8 @@ token reads -- every dense weight, the k active experts of each MoE layer -- / m
 bandwidth; prefill: 2 * active params * tokens / measured bf16 matmul rate).
 
   run.py --bench BUILD/bin/bench_llm --work /tmp/bench [--models qwen3-0.6b,...] [--bits 4]
-         [--moe-ab] [--dequant-ab] [--qmv-ab] [--mma-ab] [--fused-ab] [--tiny] [--no-peer]
+         [--moe-ab] [--dequant-ab] [--qmv-ab] [--mma-ab] [--tune-ab SPEC] [--bench-ab PATH]
+         [--fused-ab] [--tiny] [--no-peer]
 
 Only one checkpoint is on disk at a time: it is deleted before the peer runs (the peer builds its
 bf16 model from the config on the GPU, with random weights). --moe-ab also runs OminiX with
@@ -16,7 +17,9 @@ gather_qmm instead of the dequantized grouped GEMM), as "ours_gather_qmm_prefill
 quantized models with OMINIX_QMV_FUSED=0 (MLX's quantized_matmul for the dense projections at
 decode instead of our GEMV kernel), as "ours_mlx_qmv"; --mma-ab on quantized models with
 OMINIX_QUANT_TUNE=mma=0 (our quantized kernels on the CUDA cores instead of the tensor cores), as
-"ours_cuda_core_kernels".
+"ours_cuda_core_kernels"; --tune-ab SPEC with OMINIX_QUANT_TUNE=SPEC (another launch shape of
+those kernels, e.g. down_split=8), as "ours_tuned"; --bench-ab PATH runs another build of
+bench_llm (e.g. the previous commit's) on the same checkpoint, as "ours_b".
 --tiny: toy widths of the same families (shapes.tiny_config), to check the pipeline on a CPU;
 without a GPU the ceilings are not measured and the roofline fields are null.
 """
@@ -63,6 +66,10 @@ def main():
                     help="also run quantized models with OMINIX_QMV_FUSED=0 (MLX's quantized_matmul)")
     ap.add_argument("--mma-ab", action="store_true",
                     help="also run quantized models with OMINIX_QUANT_TUNE=mma=0 (CUDA-core kernels)")
+    ap.add_argument("--tune-ab", default=None, metavar="SPEC",
+                    help="also run quantized models with OMINIX_QUANT_TUNE=SPEC")
+    ap.add_argument("--bench-ab", default=None, metavar="PATH",
+                    help="also run this bench_llm binary (another build) on the same checkpoint")
     ap.add_argument("--fused-ab", action="store_true",
                     help="also run with OMINIX_FUSED_KERNELS=0 OMINIX_JOIN_PROJECTIONS=0 (the plain ops)")
     ap.add_argument("--tiny", action="store_true", help="toy widths, for a CPU check of the pipeline")
@@ -100,6 +107,12 @@ def main():
             cuda_cores = None
             if args.mma_ab and args.bits:
                 cuda_cores = run_json(bench, env={**os.environ, "OMINIX_QUANT_TUNE": "mma=0"})
+            tuned = None
+            if args.tune_ab and args.bits:
+                tuned = run_json(bench, env={**os.environ, "OMINIX_QUANT_TUNE": args.tune_ab})
+            other = None
+            if args.bench_ab:
+                other = run_json([args.bench_ab] + bench[1:])
             unfused = None
             if args.fused_ab:
                 unfused = run_json(bench, env={**os.environ, "OMINIX_FUSED_KERNELS": "0",
@@ -123,6 +136,12 @@ def main():
         if cuda_cores:
             row["ours_cuda_core_kernels"] = cuda_cores
             row["decode_speedup_mma"] = ours["decode"]["tok_s"] / cuda_cores["decode"]["tok_s"]
+        if other:
+            row["ours_b"] = {"bench": args.bench_ab, **other}
+            row["decode_speedup_vs_b"] = ours["decode"]["tok_s"] / other["decode"]["tok_s"]
+        if tuned:
+            row["ours_tuned"] = {"tune": args.tune_ab, **tuned}
+            row["decode_speedup_vs_tuned"] = ours["decode"]["tok_s"] / tuned["decode"]["tok_s"]
         if quantized_prefill:
             row["ours_gather_qmm_prefill"] = quantized_prefill
         if plain:

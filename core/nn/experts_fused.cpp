@@ -127,26 +127,25 @@ constexpr const char* kDown = R"(
 
 // Tensor-core versions for 4-bit weights and bfloat16/float16 activations (quant_cuda.h). A block
 // of S warps owns 16 rows (gate and up: the same 16 rows of both) and splits the row's chunks
-// between its warps, 4 * CPQ chunks a step: CPQ consecutive chunks a lane, in NG groups of G2
-// chunks that share a quantization group (one set of mma accumulators each). The warps' sums meet
-// in shared memory. The activations' per-chunk sums, which the epilogue needs, are made once per
-// block into shared memory first.
+// between its warps, 4 * CPQ chunks a step (mma_steps). The warps' sums meet in shared memory. The
+// activations' per-chunk sums, which the epilogue needs, are made once per block into shared memory
+// first.
 constexpr const char* kGateUpMma = R"(
   using namespace ominix_q;
   constexpr int CHUNKS = K / 32;
-  __shared__ __align__(16) T xr[K];  // the pair's token row
+  __shared__ __align__(16) T xr[K / 32 * XPITCH];  // the pair's token row
   __shared__ float xsum[CHUNKS];
   __shared__ float part[S][2][16];
   const int pair = blockIdx.y;
   for (int c = threadIdx.x; c < CHUNKS; c += blockDim.x)
-    xsum[c] = chunk_sum(x + (size_t)(pair / TOPK) * K + c * 32, xr + c * 32);
+    xsum[c] = chunk_sum(x + (size_t)(pair / TOPK) * K + c * 32, xr + c * XPITCH);
   __syncthreads();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2;
   const size_t e = indices[pair];
   const int tile = blockIdx.x * 16;
   struct Src : Dense<T, 2, K, GS> {  // matrix 0 gate, 1 up: rows g, g + 8 of expert e's tile
     const T* x;
-    __device__ const T* act(int ch) const { return x + ch * 32; }
+    __device__ const T* act(int ch) const { return x + ch * XPITCH; }
   };
   const Src src{{{gate_weight, up_weight}, {gate_scales, up_scales}, {gate_biases, up_biases},
                  {e * I + min(tile + g, I - 1), e * I + min(tile + g + 8, I - 1)}}, xr};
@@ -164,9 +163,15 @@ constexpr const char* kDownMma = R"(
   constexpr int CH = I / 32, CHUNKS = TOPK * CH;
   __shared__ float xsum[CHUNKS];
   __shared__ float part[S][1][16];
+  __shared__ size_t slot_row[TOPK];  // first row of each slot's expert in [E * D] rows
+  __shared__ float route[TOPK];
   const int token = blockIdx.y;
   const T* hr = h + (size_t)token * TOPK * I;
   for (int c = threadIdx.x; c < CHUNKS; c += blockDim.x) xsum[c] = chunk_sum(hr + c * 32);
+  if (threadIdx.x < TOPK) {
+    slot_row[threadIdx.x] = (size_t)indices[token * TOPK + threadIdx.x] * D;
+    route[threadIdx.x] = weights[token * TOPK + threadIdx.x];
+  }
   __syncthreads();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2;
   const int tile = blockIdx.x * 16;
@@ -174,18 +179,18 @@ constexpr const char* kDownMma = R"(
   // indices[slot] ([E * D, I / 8]), scaled by the pair's route weight.
   struct Src : Dense<T, 1, I, GS> {
     const T* h;
-    const uint32_t* experts;
-    const float* route_weights;
+    const size_t* slot_row;
+    const float* route;
     int tile_rows[2];
     __device__ At at(int ch) const {
       const int slot = ch / CH;
-      const size_t base = (size_t)experts[slot] * D;
-      return {{base + tile_rows[0], base + tile_rows[1]}, ch - slot * CH, route_weights[slot]};
+      const size_t base = slot_row[slot];
+      return {{base + tile_rows[0], base + tile_rows[1]}, ch - slot * CH, route[slot]};
     }
     __device__ const T* act(int ch) const { return h + ch * 32; }
   };
-  const Src src{{{down_weight}, {down_scales}, {down_biases}, {0, 0}}, hr, indices + token * TOPK,
-                weights + token * TOPK, {min(tile + g, D - 1), min(tile + g + 8, D - 1)}};
+  const Src src{{{down_weight}, {down_scales}, {down_biases}, {0, 0}}, hr, slot_row, route,
+                {min(tile + g, D - 1), min(tile + g + 8, D - 1)}};
   float acc[2] = {0.0f, 0.0f};
   mma_steps<T, 1, GS, CPQ, CHAINS, S, CHUNKS>(src, xsum, acc);
   tile_sum<S, 1>(acc, part);

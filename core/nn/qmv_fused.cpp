@@ -122,16 +122,16 @@ constexpr const char* kQmv = R"(
 constexpr const char* kQmvMma = R"(
   using namespace ominix_q;
   constexpr int CHUNKS = K / 32;
-  __shared__ __align__(16) T xr[K];
+  __shared__ __align__(16) T xr[K / 32 * XPITCH];
   __shared__ float xsum[CHUNKS];
   __shared__ float part[S][1][16];
-  for (int c = threadIdx.x; c < CHUNKS; c += blockDim.x) xsum[c] = chunk_sum(x + c * 32, xr + c * 32);
+  for (int c = threadIdx.x; c < CHUNKS; c += blockDim.x) xsum[c] = chunk_sum(x + c * 32, xr + c * XPITCH);
   __syncthreads();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2;
   const int tile = blockIdx.x * 16;
   struct Src : Dense<T, 1, K, GS> {  // rows g, g + 8 of the tile
     const T* x;
-    __device__ const T* act(int ch) const { return x + ch * 32; }
+    __device__ const T* act(int ch) const { return x + ch * XPITCH; }
   };
   const Src src{{{weight}, {scales}, {biases}, {(size_t)min(tile + g, N - 1), (size_t)min(tile + g + 8, N - 1)}}, xr};
   float acc[2] = {0.0f, 0.0f};

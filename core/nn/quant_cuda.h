@@ -231,6 +231,11 @@ __device__ __forceinline__ float affine_term(float scale, float bias, float c, f
   return fmaf(scale, c, fmaf(-offset, scale, bias) * xsum);
 }
 
+// Activations staged in shared memory keep chunk c at c * XPITCH values, 32 and 8 of padding. One
+// load of x reads chunks q * CPQ + j of lanes q = 0..3: unpadded, 128 bytes apart at CPQ = 2, all
+// four in the same banks (ncu: 73% excess shared-memory wavefronts); 160 bytes apart they are not.
+constexpr int XPITCH = 40;
+
 // The plain sum of the 32 activations at src, in float32; copies them to dst (16-byte aligned)
 // where it is given. src may sit at any offset.
 template <typename T>
@@ -247,17 +252,21 @@ __device__ __forceinline__ float chunk_sum(const T* src, T* dst = nullptr) {
   return s;
 }
 
-// The step loop the tensor-core kernels share: this warp's steps (every S-th, CPQ chunks a lane)
-// over the CHUNKS chunks of a 16-row tile of NM matrices. The source says where things are:
+// The step loop the tensor-core kernels share: this warp's steps (every S-th) over the CHUNKS
+// chunks of a 16-row tile of NM matrices, 4 * CPQ chunks a step, CPQ consecutive chunks a lane
+// (lane q reads chunks q * CPQ + j of the step, j < CPQ). Column q of load j's product is chunk
+// q * CPQ + j's dot product. From groups of 64 on a lane's chunks 2i and 2i + 1 share a group
+// (CPQ is even then), so their two loads share one set of accumulators (J2 = 2). The source says
+// where things are:
 //   src.at(ch): where chunk ch lies, an At{row[2], col, route}: the tile's rows g and g + 8 as
 //     row indices of the weight matrices, the chunk's index within a row, and a factor for its
 //     term (the MoE route weight; 1 elsewhere);
 //   src.weight(m, r, at), src.scale(m, r, at), src.bias(m, r, at): matrix m's 16 bytes of row r
 //     (0: g, 1: g + 8) and that chunk's group's scale and bias;
 //   src.act(ch): the chunk's 32 activations (16-byte aligned).
-// xsum holds each chunk's activation sum. Lanes q = 0, 1 add into acc[2m + r] the terms of
-// columns 2q, 2q + 1; the step's scales and biases are loaded with its weights, before the mma
-// (lanes q = 2, 3 load those of q - 2 and drop them).
+// xsum holds each chunk's activation sum. After each set of accumulators, lanes q = p < 2 add the
+// terms of columns 2p and 2p + 1 into acc[2m + r]. The step's scales and biases are loaded with
+// its weights, before the mma (lanes q = 2, 3 load those of q - 2 and drop them).
 struct At {
   size_t row[2];
   int col;
@@ -266,52 +275,53 @@ struct At {
 
 template <typename T, int NM, int GS, int CPQ, int CHAINS, int S, int CHUNKS, class Src>
 __device__ __forceinline__ void mma_steps(const Src& src, const float* xsum, float* acc) {
-  constexpr int G2 = GS >= 64 ? 2 : 1, NG = CPQ / G2, STEP = 4 * CPQ;
-  const int warp = threadIdx.x >> 5, q = threadIdx.x & 3;
+  constexpr int STEP = 4 * CPQ, J2 = GS >= 64 ? 2 : 1, SETS = CPQ / J2;
+  const int warp = threadIdx.x >> 5, q = threadIdx.x & 3, p = q & 1;
   const uint32_t mask = act_mask();
   const float offset = magic_offset(T{});
   for (int it = warp; it * STEP < CHUNKS; it += S) {
-    float sc[NM][2][NG][2], bi[NM][2][NG][2], rw[2][NG];  // [m][column 2q + n][group][row]
+    const int first = it * STEP;
+    uint4 w[CPQ][NM][2];  // [load][matrix][row]
 #pragma unroll
-    for (int n = 0; n < 2; ++n)
+    for (int j = 0; j < CPQ; ++j) {
+      const At at = src.at(min(first + q * CPQ + j, CHUNKS - 1));
 #pragma unroll
-      for (int gr = 0; gr < NG; ++gr) {
-        const At at = src.at(min(it * STEP + (2 * (q & 1) + n) * CPQ + gr * G2, CHUNKS - 1));
-        rw[n][gr] = at.route;
+      for (int m = 0; m < NM; ++m) w[j][m][0] = src.weight(m, 0, at), w[j][m][1] = src.weight(m, 1, at);
+    }
+    float sc[SETS][2][NM][2], bi[SETS][2][NM][2], rw[SETS][2];  // [set][column 2p + n][matrix][row]
+#pragma unroll
+    for (int i = 0; i < SETS; ++i)
+#pragma unroll
+      for (int n = 0; n < 2; ++n) {
+        const At at = src.at(min(first + (2 * p + n) * CPQ + i * J2, CHUNKS - 1));
+        rw[i][n] = at.route;
+#pragma unroll
+        for (int m = 0; m < NM; ++m)
+#pragma unroll
+          for (int r = 0; r < 2; ++r) sc[i][n][m][r] = src.scale(m, r, at), bi[i][n][m][r] = src.bias(m, r, at);
+      }
+#pragma unroll
+    for (int i = 0; i < SETS; ++i) {
+      float c[CHAINS][NM][4] = {};  // [chain][matrix][fragment]
+#pragma unroll
+      for (int j = i * J2; j < i * J2 + J2; ++j) {
+        const int k = first + q * CPQ + j;
+        mma_chunk<T, NM, CHAINS>(c, w[j], src.act(min(k, CHUNKS - 1)), k < CHUNKS ? mask : 0u);
+      }
+      if (q >= 2) continue;
+#pragma unroll
+      for (int n = 0; n < 2; ++n) {
+        const int ch = first + (2 * p + n) * CPQ + i * J2;  // with J2 = 2 CHUNKS is even: ch + 1 is in
+        if (ch >= CHUNKS) continue;
+        const float X = J2 == 2 ? xsum[ch] + xsum[ch + 1] : xsum[ch];
 #pragma unroll
         for (int r = 0; r < 2; ++r)
 #pragma unroll
-          for (int m = 0; m < NM; ++m) {
-            sc[m][n][gr][r] = src.scale(m, r, at);
-            bi[m][n][gr][r] = src.bias(m, r, at);
-          }
+          for (int m = 0; m < NM; ++m)
+            acc[2 * m + r] += rw[i][n] * affine_term(sc[i][n][m][r], bi[i][n][m][r],
+                                                     chain_sum<CHAINS>(c, m, 2 * r + n), X, offset);
       }
-    float c[NG][CHAINS][NM][4] = {};  // [group][chain][matrix][fragment]
-#pragma unroll
-    for (int j = 0; j < CPQ; ++j) {
-      const int k = it * STEP + q * CPQ + j, ch = min(k, CHUNKS - 1);
-      const At at = src.at(ch);
-      uint4 w[NM][2];
-#pragma unroll
-      for (int m = 0; m < NM; ++m) w[m][0] = src.weight(m, 0, at), w[m][1] = src.weight(m, 1, at);
-      mma_chunk<T, NM, CHAINS>(c[j / G2], w, src.act(ch), k < CHUNKS ? mask : 0u);
     }
-    if (q < 2)
-#pragma unroll
-      for (int n = 0; n < 2; ++n)
-#pragma unroll
-        for (int gr = 0; gr < NG; ++gr) {
-          const int ch = it * STEP + (2 * q + n) * CPQ + gr * G2;
-          if (ch >= CHUNKS) continue;
-          const float X = G2 == 2 ? xsum[ch] + xsum[ch + 1] : xsum[ch];
-#pragma unroll
-          for (int r = 0; r < 2; ++r)
-#pragma unroll
-            for (int m = 0; m < NM; ++m)
-              acc[2 * m + r] += rw[n][gr] * affine_term(sc[m][n][gr][r], bi[m][n][gr][r],
-                                                        chain_sum<CHAINS>(c[gr], m, 2 * r + n), X,
-                                                        offset);
-        }
   }
 }
 
@@ -326,6 +336,9 @@ struct Dense {
   __device__ At at(int ch) const { return {{rows[0], rows[1]}, ch, 1.0f}; }
   __device__ uint4 weight(int m, int r, const At& a) const {
     return ldg16(w[m] + a.row[r] * (K / 8) + a.col * 4);
+  }
+  __device__ void prefetch(int m, int r, const At& a) const {
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(w[m] + a.row[r] * (K / 8) + a.col * 4));
   }
   __device__ float scale(int m, int r, const At& a) const {
     return static_cast<float>(s[m][a.row[r] * (K / GS) + a.col * 32 / GS]);
@@ -386,8 +399,8 @@ struct QuantTuning {
 const QuantTuning& quant_tuning();
 
 /// The tensor-core kernels' template constants from QuantTuning: chunks a lane takes a step
-/// (CPQ), a multiple of the 2 chunks that share a group from groups of 64 on; and accumulator
-/// chains (CHAINS), 1 or 2.
+/// (CPQ), even from groups of 64 on (a lane's chunk pairs share a group); and accumulator chains
+/// (CHAINS), 1 or 2.
 inline int mma_chunks(int n, int group_size) {
   return group_size >= 64 ? std::max(2, n & ~1) : n;
 }
