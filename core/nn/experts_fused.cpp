@@ -9,6 +9,7 @@
 // k experts' rows at once instead of one expert after the other.
 #include "experts_fused.h"
 
+#include "cuda_source.h"
 #include "quant_cuda.h"
 
 #include <mlx/backend/cuda/cuda.h>
@@ -199,33 +200,33 @@ constexpr const char* kDownMma = R"(
 )";
 
 const mx::fast::CustomKernelFunction& gate_up_kernel() {
-  static const auto k = mx::fast::cuda_kernel("ominix_moe_gate_up",
-                                              {"x", "gate_weight", "gate_scales", "gate_biases",
-                                               "up_weight", "up_scales", "up_biases", "indices"},
-                                              {"h"}, kGateUp, kQuantCudaHeader);
+  static const auto k = cuda_kernel("ominix_moe_gate_up",
+                                    {"x", "gate_weight", "gate_scales", "gate_biases", "up_weight",
+                                     "up_scales", "up_biases", "indices"},
+                                    {"h"}, kGateUp, kQuantCudaHeader);
   return k;
 }
 
 const mx::fast::CustomKernelFunction& down_kernel() {
-  static const auto k = mx::fast::cuda_kernel(
+  static const auto k = cuda_kernel(
       "ominix_moe_down", {"h", "down_weight", "down_scales", "down_biases", "indices", "weights"},
       {"y"}, kDown, kQuantCudaHeader);
   return k;
 }
 
 const mx::fast::CustomKernelFunction& gate_up_mma_kernel() {
-  static const auto k = mx::fast::cuda_kernel("ominix_moe_gate_up_mma",
-                                              {"x", "gate_weight", "gate_scales", "gate_biases",
-                                               "up_weight", "up_scales", "up_biases", "indices"},
-                                              {"h"}, kGateUpMma, kQuantCudaHeader);
+  static const auto k = cuda_kernel("ominix_moe_gate_up_mma",
+                                    {"x", "gate_weight", "gate_scales", "gate_biases", "up_weight",
+                                     "up_scales", "up_biases", "indices"},
+                                    {"h"}, kGateUpMma, kQuantCudaHeader);
   return k;
 }
 
 const mx::fast::CustomKernelFunction& down_mma_kernel() {
-  static const auto k = mx::fast::cuda_kernel(
-      "ominix_moe_down_mma",
-      {"h", "down_weight", "down_scales", "down_biases", "indices", "weights"}, {"y"}, kDownMma,
-      kQuantCudaHeader);
+  static const auto k =
+      cuda_kernel("ominix_moe_down_mma",
+                  {"h", "down_weight", "down_scales", "down_biases", "indices", "weights"}, {"y"},
+                  kDownMma, kQuantCudaHeader);
   return k;
 }
 

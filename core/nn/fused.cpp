@@ -1,4 +1,5 @@
 #include "ominix/nn/fused.h"
+#include "cuda_source.h"
 
 #include <atomic>
 #include <cstdlib>
@@ -189,8 +190,8 @@ const mx::fast::CustomKernelFunction& kernel_with_eps(const char* name,
     auto source = fmt::format("  constexpr float EPS = {:.9e}f;\n", eps) + body;
     it = kernels
              .emplace(std::make_pair(body, eps),
-                      mx::fast::cuda_kernel(name, {inputs.begin(), inputs.end()},
-                                            {outputs.begin(), outputs.end()}, source, header))
+                      detail::cuda_kernel(name, {inputs.begin(), inputs.end()},
+                                          {outputs.begin(), outputs.end()}, source, header))
              .first;
   }
   return it->second;
@@ -205,7 +206,7 @@ const mx::fast::CustomKernelFunction& add_rms_norm_kernel(float eps) {
                          kAddRmsNorm, eps, kLoad16);
 }
 const mx::fast::CustomKernelFunction& swiglu_kernel() {
-  static const auto k = mx::fast::cuda_kernel("ominix_swiglu", {"gate_up"}, {"out"}, kSwiGLU);
+  static const auto k = detail::cuda_kernel("ominix_swiglu", {"gate_up"}, {"out"}, kSwiGLU);
   return k;
 }
 

@@ -9,6 +9,7 @@
 // experts l, l + 32, ... (E <= 1024) and k rounds of a butterfly arg-max pick the experts, best
 // first, ties to the lower index. The combine gives each output element one thread.
 #include "ominix/nn/moe.h"
+#include "cuda_source.h"
 
 #include <mlx/backend/cuda/cuda.h>
 #include <mlx/backend/metal/metal.h>
@@ -242,7 +243,7 @@ mx::fast::CustomKernelFunction make_kernel(const std::string& name,
                                            const std::string& body) {
   if (metal())
     return mx::fast::metal_kernel(name, inputs, outputs, kMetalPrologue + body, kMetalHeader);
-  return mx::fast::cuda_kernel(name, inputs, outputs, kCudaPrologue + body, kCudaHeader);
+  return detail::cuda_kernel(name, inputs, outputs, kCudaPrologue + body, kCudaHeader);
 }
 
 std::string router_body(Routing routing) {

@@ -14,6 +14,7 @@
 #include <mlx/fast.h>
 #include <mlx/ops.h>
 
+#include "cuda_source.h"
 #include "ominix/nn/fused.h"
 #include "quant_cuda.h"
 
@@ -33,6 +34,7 @@ const QuantTuning& quant_tuning() {
                                                    {"block", &t.block},
                                                    {"mma", &t.mma},
                                                    {"qmv_split", &t.qmv_split},
+                                                   {"qmv_split_small", &t.qmv_split_small},
                                                    {"gate_up_split", &t.gate_up_split},
                                                    {"down_split", &t.down_split},
                                                    {"qmv_min", &t.qmv_min},
@@ -141,14 +143,14 @@ constexpr const char* kQmvMma = R"(
 )";
 
 const mx::fast::CustomKernelFunction& qmv_mma_kernel() {
-  static const auto k = mx::fast::cuda_kernel("ominix_qmv_mma", {"x", "weight", "scales", "biases"},
-                                              {"y"}, kQmvMma, kQuantCudaHeader);
+  static const auto k = cuda_kernel("ominix_qmv_mma", {"x", "weight", "scales", "biases"}, {"y"},
+                                    kQmvMma, kQuantCudaHeader);
   return k;
 }
 
 const mx::fast::CustomKernelFunction& qmv_kernel() {
-  static const auto k = mx::fast::cuda_kernel("ominix_qmv", {"x", "weight", "scales", "biases"},
-                                              {"y"}, kQmv, kQuantCudaHeader);
+  static const auto k =
+      cuda_kernel("ominix_qmv", {"x", "weight", "scales", "biases"}, {"y"}, kQmv, kQuantCudaHeader);
   return k;
 }
 
@@ -189,7 +191,7 @@ std::optional<mx::array> fused_qmv(const QuantizedLinear& l, const mx::array& x)
   // a time without an alignment check.
   if (tune.mma && M == 1 && spec.bits == 4 && dt != mx::float32 && K <= 8192 &&
       aligned16(l.weight)) {
-    const int S = tune.qmv_split;
+    const int S = N < 1024 * 16 ? tune.qmv_split_small : tune.qmv_split;
     return qmv_mma_kernel()({x, l.weight, l.scales, *l.biases}, {out_shape}, {dt},
                             {(N + 15) / 16 * 32 * S, 1, 1}, {32 * S, 1, 1},
                             {{"T", dt},

@@ -392,6 +392,8 @@ struct QuantTuning {
   // *_split: warps of a block sharing one 16-row tile, each taking every split-th step of its K.
   int mma = 1;
   int qmv_split = 4, gate_up_split = 2, down_split = 16;
+  int qmv_split_small = 8;  // the GEMV's split below 1024 tiles (16384 rows): a matrix too small
+                            // to fill the GPU with qmv_split warps a tile
   int qmv_chunks = 2, gate_up_chunks = 2, down_chunks = 2;  // 16-byte chunks a lane takes a step
   int qmv_chains = 1, gate_up_chains = 1, down_chains = 1;  // independent mma accumulators
   int qmv_min = 16;  // matrices of fewer weights (in 2^20) stay on MLX's qmv
