@@ -7,7 +7,7 @@ bandwidth; prefill: 2 * active params * tokens / measured bf16 matmul rate).
 
   run.py --bench BUILD/bin/bench_llm --work /tmp/bench [--models qwen3-0.6b,...] [--bits 4]
          [--moe-ab] [--dequant-ab] [--qmv-ab] [--mma-ab] [--tune-ab SPEC] [--bench-ab PATH]
-         [--fused-ab] [--tiny] [--no-peer]
+         [--rounds N] [--fused-ab] [--tiny] [--no-peer]
 
 Only one checkpoint is on disk at a time: it is deleted before the peer runs (the peer builds its
 bf16 model from the config on the GPU, with random weights). --moe-ab also runs OminiX with
@@ -19,7 +19,10 @@ decode instead of our GEMV kernel), as "ours_mlx_qmv"; --mma-ab on quantized mod
 OMINIX_QUANT_TUNE=mma=0 (our quantized kernels on the CUDA cores instead of the tensor cores), as
 "ours_cuda_core_kernels"; --tune-ab SPEC with OMINIX_QUANT_TUNE=SPEC (another launch shape of
 those kernels, e.g. down_split=8), as "ours_tuned"; --bench-ab PATH runs another build of
-bench_llm (e.g. the previous commit's) on the same checkpoint, as "ours_b".
+bench_llm (e.g. the previous commit's) on the same checkpoint, as "ours_b". --rounds N repeats
+ours and the --tune-ab/--bench-ab runs N times, alternating, and adds each one's decode tok/s per
+round and the median of the per-round ratios ("rounds"): on machines whose speed drifts within
+minutes, a ratio taken within a round is the steadier comparison.
 --tiny: toy widths of the same families (shapes.tiny_config), to check the pipeline on a CPU;
 without a GPU the ceilings are not measured and the roofline fields are null.
 """
@@ -70,6 +73,8 @@ def main():
                     help="also run quantized models with OMINIX_QUANT_TUNE=SPEC")
     ap.add_argument("--bench-ab", default=None, metavar="PATH",
                     help="also run this bench_llm binary (another build) on the same checkpoint")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="repeat ours and the --tune-ab/--bench-ab runs this many times, alternating")
     ap.add_argument("--fused-ab", action="store_true",
                     help="also run with OMINIX_FUSED_KERNELS=0 OMINIX_JOIN_PROJECTIONS=0 (the plain ops)")
     ap.add_argument("--tiny", action="store_true", help="toy widths, for a CPU check of the pipeline")
@@ -113,6 +118,17 @@ def main():
             other = None
             if args.bench_ab:
                 other = run_json([args.bench_ab] + bench[1:])
+            rounds = None
+            if args.rounds > 1 and (tuned or other):
+                rounds = {"ours": [ours], "ours_tuned": [tuned] if tuned else None,
+                          "ours_b": [other] if other else None}
+                for _ in range(args.rounds - 1):
+                    rounds["ours"].append(run_json(bench))
+                    if tuned:
+                        rounds["ours_tuned"].append(run_json(
+                            bench, env={**os.environ, "OMINIX_QUANT_TUNE": args.tune_ab}))
+                    if other:
+                        rounds["ours_b"].append(run_json([args.bench_ab] + bench[1:]))
             unfused = None
             if args.fused_ab:
                 unfused = run_json(bench, env={**os.environ, "OMINIX_FUSED_KERNELS": "0",
@@ -139,6 +155,13 @@ def main():
         if other:
             row["ours_b"] = {"bench": args.bench_ab, **other}
             row["decode_speedup_vs_b"] = ours["decode"]["tok_s"] / other["decode"]["tok_s"]
+        if rounds:
+            tok = {k: [r["decode"]["tok_s"] for r in v] for k, v in rounds.items() if v}
+            row["rounds"] = {"decode_tok_s": tok}
+            for k in ("ours_tuned", "ours_b"):
+                if k in tok:
+                    ratios = sorted(a / b for a, b in zip(tok["ours"], tok[k]))
+                    row["rounds"][f"median_ratio_vs_{k}"] = ratios[len(ratios) // 2]
         if tuned:
             row["ours_tuned"] = {"tune": args.tune_ab, **tuned}
             row["decode_speedup_vs_tuned"] = ours["decode"]["tok_s"] / tuned["decode"]["tok_s"]
