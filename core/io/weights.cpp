@@ -166,6 +166,13 @@ void WeightMap::reject_dtype(const std::string& key, const std::string& why) {
   problems_.push_back(fmt::format("'{}': {}", key, why));
 }
 
+void WeightMap::evaluate() {
+  std::vector<mx::array> all;
+  all.reserve(tensors_.size());
+  for (const auto& [name, a] : tensors_) all.push_back(a);
+  mx::eval(all);
+}
+
 void WeightMap::finish(bool allow_unexpected) {
   std::vector<std::string> lines;
   std::sort(missing_.begin(), missing_.end());

@@ -394,7 +394,10 @@ class CpuGemv : public mx::UnaryPrimitive {
     auto& encoder = mx::cpu::get_command_encoder(stream());
     for (const auto& a : in) encoder.set_input_array(a);
     encoder.set_output_array(out);
-    const int K = in[0].shape(-1), M = int(in[0].size() / K), N = out.shape(-1);
+    // w [..., N, K] with leading dims: one product a batch, x [..., M, K] the same batches.
+    const int K = in[0].shape(-1), N = out.shape(-1);
+    const int batches = bits_ ? 1 : int(in[1].size() / (std::size_t(N) * K));
+    const int M = int(in[0].size() / K / batches);
     const bool bf16 = out.dtype() == mx::bfloat16;
     const void* x = in[0].data<void>();
     void* y = out.data<void>();
@@ -405,34 +408,37 @@ class CpuGemv : public mx::UnaryPrimitive {
       std::vector<float> xf, yf;
       const float* xp = static_cast<const float*>(x);
       float* yp = static_cast<float*>(y);
+      const std::size_t rows = std::size_t(M) * batches;
       if (bf16) {
         const auto* xb = static_cast<const Bf16*>(x);
-        xf.resize(std::size_t(M) * K);
+        xf.resize(rows * K);
         for (std::size_t i = 0; i < xf.size(); ++i) xf[i] = to_float(xb[i]);
         xp = xf.data();
-        yf.resize(std::size_t(M) * N);
+        yf.resize(rows * N);
         yp = yf.data();
       }
       // kMaxRows rows of x at a time, so that they stay in cache while the weights stream.
-      for (int m0 = 0; m0 < M; m0 += kMaxRows) {
-        const int mb = std::min(kMaxRows, M - m0);
-        const float* xb = xp + std::size_t(m0) * K;
-        float* yb = yp + std::size_t(m0) * N;
-        if (bits == 0 && bf16)
-          split_rows(N, std::size_t(N) * K * 2, [&](int r0, int r1) {
-            gemv(xb, static_cast<const Bf16*>(w), yb, mb, N, K, r0, r1);
-          });
-        else if (bits == 0)
-          split_rows(N, std::size_t(N) * K * 4, [&](int r0, int r1) {
-            gemv(xb, static_cast<const float*>(w), yb, mb, N, K, r0, r1);
-          });
-        else if (bf16)
-          quantized_rows(xb, static_cast<const std::uint8_t*>(w), static_cast<const Bf16*>(s),
-                         static_cast<const Bf16*>(b), yb, mb, N, K, bits, gs);
-        else
-          quantized_rows(xb, static_cast<const std::uint8_t*>(w), static_cast<const float*>(s),
-                         static_cast<const float*>(b), yb, mb, N, K, bits, gs);
-      }
+      for (int bt = 0; bt < batches; ++bt)
+        for (int m0 = 0; m0 < M; m0 += kMaxRows) {
+          const int mb = std::min(kMaxRows, M - m0);
+          const float* xb = xp + (std::size_t(bt) * M + m0) * K;
+          float* yb = yp + (std::size_t(bt) * M + m0) * N;
+          const std::size_t wo = std::size_t(bt) * N * K;  // this batch's w
+          if (bits == 0 && bf16)
+            split_rows(N, std::size_t(N) * K * 2, [&](int r0, int r1) {
+              gemv(xb, static_cast<const Bf16*>(w) + wo, yb, mb, N, K, r0, r1);
+            });
+          else if (bits == 0)
+            split_rows(N, std::size_t(N) * K * 4, [&](int r0, int r1) {
+              gemv(xb, static_cast<const float*>(w) + wo, yb, mb, N, K, r0, r1);
+            });
+          else if (bf16)
+            quantized_rows(xb, static_cast<const std::uint8_t*>(w), static_cast<const Bf16*>(s),
+                           static_cast<const Bf16*>(b), yb, mb, N, K, bits, gs);
+          else
+            quantized_rows(xb, static_cast<const std::uint8_t*>(w), static_cast<const float*>(s),
+                           static_cast<const float*>(b), yb, mb, N, K, bits, gs);
+        }
       if (bf16)
         for (std::size_t i = 0; i < yf.size(); ++i) static_cast<Bf16*>(y)[i] = to_bf16(yf[i]);
     });
@@ -482,6 +488,16 @@ std::optional<mx::array> cpu_gemv(const mx::array& x, const mx::array& w) {
   return apply(x, {w}, w.shape(0), 0, 0);
 }
 
+std::optional<mx::array> cpu_matmul_nt(const mx::array& x, const mx::array& w) {
+  const int nd = int(x.ndim());
+  if (!rows_for(x) || nd < 3 || int(w.ndim()) != nd || w.dtype() != x.dtype() ||
+      w.shape(-1) != x.shape(-1) || w.shape(-2) <= 0 || w.size() == 0)
+    return std::nullopt;
+  for (int i = 0; i < nd - 2; ++i)
+    if (w.shape(i) != x.shape(i)) return std::nullopt;
+  return apply(x, {mx::contiguous(w)}, w.shape(-2), 0, 0);
+}
+
 std::optional<mx::array> cpu_qgemv(const mx::array& x, const mx::array& w, const mx::array& scales,
                                    const mx::array& biases, const io::QuantSpec& spec) {
   const int K = x.ndim() ? x.shape(-1) : 0;
@@ -502,6 +518,9 @@ std::optional<mx::array> cpu_gemv(const mx::array&, const mx::array&) {
 }
 std::optional<mx::array> cpu_qgemv(const mx::array&, const mx::array&, const mx::array&,
                                    const mx::array&, const io::QuantSpec&) {
+  return std::nullopt;
+}
+std::optional<mx::array> cpu_matmul_nt(const mx::array&, const mx::array&) {
   return std::nullopt;
 }
 

@@ -23,4 +23,10 @@ std::optional<mx::array> cpu_gemv(const mx::array& x, const mx::array& w);
 std::optional<mx::array> cpu_qgemv(const mx::array& x, const mx::array& w, const mx::array& scales,
                                    const mx::array& biases, const io::QuantSpec& spec);
 
+/// x W^T batch by batch for x [..., M, K] and w [..., N, K] with the same leading dims (at least
+/// one), both float32 or both bfloat16: attention's products on the CPU (scores = q k^T, and the
+/// output as p (v^T)^T), where MLX's matmul goes to the reference BLAS of the mlx-cpu wheel. w need
+/// not be evaluated (it is made contiguous in the graph); nullopt where this does not apply.
+std::optional<mx::array> cpu_matmul_nt(const mx::array& x, const mx::array& w);
+
 }  // namespace ominix::nn::detail

@@ -166,6 +166,7 @@ ModelPtr load_model(const std::filesystem::path& dir) {
   for (const auto& [key, _] : w.tensors())
     if (key.starts_with("ctc_decoder.") || key.starts_with("ctc.")) unused.push_back(key);
   for (const auto& key : unused) w.ignore(key);
+  w.evaluate();  // read now, not at the first call (as Paraformer's)
   const auto& e = c.encoder;
   const int D = e.output_size;
   nn::SanmShape shape{.in = c.input_size(),

@@ -10,8 +10,10 @@
 #include <string>
 #include <tuple>
 
+#include "core/nn/cpu_gemv.h"
 #include "ominix/nn/fused.h"
 #include "ominix/nn/linear.h"
+#include "ominix/nn/sanm.h"
 #include "support/testing.h"
 
 using namespace ominix;
@@ -145,4 +147,57 @@ TEST(CpuGemv, LazyOrOtherDtypesStayOnMlx) {
   nn::Linear bf{mx::astype(w, mx::bfloat16)};
   mx::eval(bf.weight);
   EXPECT_STRNE(bf(rows_of_x(1, 64)).primitive().name(), "OminixCpuGemv");  // float32 x
+}
+
+// Attention's two products (nn::masked_attention, the SANM encoder's and Paraformer's decoder's)
+// run detail::cpu_matmul_nt on the CPU, a head at a time, on unevaluated q, k and v: against
+// MLX's matmul, float32 and bfloat16, with keys masked, in batches of 2 x 3 heads.
+TEST(CpuGemv, AttentionProductsMatchMlxMatmul) {
+  mx::random::seed(13);
+  for (auto dt : {mx::float32, mx::bfloat16}) {
+    for (auto [T, S, D] : {std::tuple{37, 50, 40}, std::tuple{1, 7, 128}, std::tuple{70, 70, 16}}) {
+      SCOPED_TRACE(::testing::Message() << "T " << T << " S " << S << " D " << D << " "
+                                        << (dt == mx::float32 ? "float32" : "bfloat16"));
+      auto q = mx::astype(mx::random::normal({2, 3, T, D}), dt);
+      auto k = mx::astype(mx::random::normal({2, 3, S, D}), dt);
+      auto v = mx::astype(mx::random::normal({2, 3, S, D}), dt);
+      auto mask =
+          mx::reshape(mx::less(mx::arange(S), mx::array({S, S - S / 3}, {2, 1})), {2, 1, 1, S});
+      auto f = [&](const mx::array& x) {
+        return nn::masked_attention(mx::multiply(x, mx::array(1.0f, dt)),
+                                    mx::add(k, mx::array(0.0f, dt)),
+                                    mx::add(v, mx::array(0.0f, dt)), mask, 0.125f);
+      };
+      auto y = f(q);
+      // (bfloat16: the masked softmax comes out float32, so p v stays on MLX; q k^T is ours.)
+      if (dt == mx::float32) {
+        EXPECT_EQ(std::string(y.primitive().name()) == "OminixCpuGemv", kernels_here());
+      }
+      nn::set_fused_kernels(false);
+      auto want = f(q);
+      nn::set_fused_kernels(true);
+      mx::eval(y, want);
+      tests::expect_rel(mx::astype(y, mx::float32), mx::astype(want, mx::float32),
+                        dt == mx::float32 ? 1e-5 : 1e-2, "attention vs MLX");
+    }
+  }
+}
+
+// x W^T with batch dims: W as a transposed view (not contiguous), shapes that do not fill a vector
+// or a block of 64 rows; where the batch dims differ or x is 2-D it does not apply.
+TEST(CpuGemv, BatchedProductMatchesMlxMatmul) {
+  mx::random::seed(17);
+  auto x = mx::random::normal({4, 65, 33});
+  auto wt = mx::random::normal({4, 33, 19});  // W^T; W = [4, 19, 33] as a view
+  auto y = nn::detail::cpu_matmul_nt(x, mx::swapaxes(wt, -1, -2));
+  ASSERT_EQ(y.has_value(), kernels_here());
+  if (y) {
+    auto want = mx::matmul(x, wt);
+    mx::eval(*y, want);
+    EXPECT_EQ(y->shape(), want.shape());
+    tests::expect_rel(*y, want, 1e-5, "batched x W^T vs MLX");
+  }
+  EXPECT_FALSE(nn::detail::cpu_matmul_nt(x, mx::random::normal({2, 19, 33})).has_value());
+  EXPECT_FALSE(nn::detail::cpu_matmul_nt(mx::random::normal({65, 33}), mx::random::normal({19, 33}))
+                   .has_value());
 }

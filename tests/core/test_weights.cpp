@@ -122,3 +122,18 @@ TEST(WeightMap, CleanBindingPasses) {
   w.ignore("rotary.inv_freq");
   EXPECT_NO_THROW(w.finish());
 }
+
+// Loaded tensors are lazy until evaluate() reads them all (the CPU kernels take evaluated weights
+// only); what it reads is what a later eval would give.
+TEST(WeightMap, EvaluateReadsEveryTensor) {
+  auto lazy = io::load_checkpoint(tests::fixture("core/ckpt_single"));
+  auto ref = io::load_checkpoint(tests::fixture("core/ckpt_single"));
+  ASSERT_FALSE(lazy.empty());
+  for (const auto& [name, a] : lazy) EXPECT_FALSE(a.is_available()) << name;
+  io::WeightMap w(std::move(lazy), "model.safetensors");
+  w.evaluate();
+  for (const auto& [name, a] : w.tensors()) {
+    EXPECT_TRUE(a.is_available()) << name;
+    EXPECT_TRUE(mx::array_equal(a, ref.at(name)).item<bool>()) << name;
+  }
+}

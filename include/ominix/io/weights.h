@@ -72,6 +72,9 @@ class WeightMap {
   /// Records that `key` has a dtype the model cannot use.
   void reject_dtype(const std::string& key, const std::string& why);
 
+  /// Reads every tensor still in the map now (one mx::eval). Loaded tensors are lazy; the CPU
+  /// kernels take evaluated weights only, and reading them at the first call makes it slow.
+  void evaluate();
   /// Throws WeightError if anything was missing or mis-shaped, or (unless allowed) left over.
   void finish(bool allow_unexpected = false);
 
