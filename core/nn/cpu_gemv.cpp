@@ -86,9 +86,49 @@ OMINIX_AVX2 inline __m256 load8(const Bf16* p) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
 }
 
-// y[m, r] = w[r] . x[m] in float32, four 8-wide accumulators.
+// y[m, r] = w[r] . x[m] for RW rows of w from r and RX rows of x from m: RW x RX 8-wide
+// accumulators, so each load of w or x feeds RX or RW multiply-adds (one row against one row
+// loads two vectors a multiply-add, half the rate the FMA units could take).
+template <typename W, int RW, int RX>
+OMINIX_AVX2 inline void gemv_tile(const float* x, const W* w, float* y, int N, int K, int r,
+                                  int m) {
+  __m256 acc[RW][RX];
+  for (int i = 0; i < RW; ++i)
+    for (int j = 0; j < RX; ++j) acc[i][j] = _mm256_setzero_ps();
+  const int k8 = K / 8 * 8;
+  for (int k = 0; k < k8; k += 8) {
+    __m256 xv[RX];
+    for (int j = 0; j < RX; ++j) xv[j] = _mm256_loadu_ps(x + std::size_t(m + j) * K + k);
+    for (int i = 0; i < RW; ++i) {
+      const __m256 wv = load8(w + std::size_t(r + i) * K + k);
+      for (int j = 0; j < RX; ++j) acc[i][j] = _mm256_fmadd_ps(wv, xv[j], acc[i][j]);
+    }
+  }
+  for (int i = 0; i < RW; ++i)
+    for (int j = 0; j < RX; ++j) {
+      const W* wr = w + std::size_t(r + i) * K;
+      const float* xm = x + std::size_t(m + j) * K;
+      float s = hsum(acc[i][j]);
+      for (int k = k8; k < K; ++k) s += to_float(wr[k]) * xm[k];
+      y[std::size_t(m + j) * N + r + i] = s;
+    }
+}
+
+// y[m, r] = w[r] . x[m] in float32. From 3 rows of x (prompts, speech frames) tiles of 4 rows of
+// w by 3 of x; fewer rows (decode) one row of w at a time, four 8-wide accumulators.
 template <typename W>
 OMINIX_AVX2 void gemv(const float* x, const W* w, float* y, int M, int N, int K, int r0, int r1) {
+  if (M >= 3) {
+    int r = r0;
+    for (; r + 4 <= r1; r += 4) {
+      int m = 0;
+      for (; m + 3 <= M; m += 3) gemv_tile<W, 4, 3>(x, w, y, N, K, r, m);
+      for (; m < M; ++m) gemv_tile<W, 4, 1>(x, w, y, N, K, r, m);
+    }
+    for (; r < r1; ++r)
+      for (int m = 0; m < M; ++m) gemv_tile<W, 1, 1>(x, w, y, N, K, r, m);
+    return;
+  }
   const int k32 = K / 32 * 32, k8 = K / 8 * 8;
   for (int r = r0; r < r1; ++r) {
     const W* wr = w + std::size_t(r) * K;
