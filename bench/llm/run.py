@@ -112,12 +112,10 @@ def main():
             cuda_cores = None
             if args.mma_ab and args.bits:
                 cuda_cores = run_json(bench, env={**os.environ, "OMINIX_QUANT_TUNE": "mma=0"})
-            tuned = None
-            if args.tune_ab and args.bits:
-                tuned = run_json(bench, env={**os.environ, "OMINIX_QUANT_TUNE": args.tune_ab})
-            other = None
-            if args.bench_ab:
-                other = run_json([args.bench_ab] + bench[1:])
+            run_tuned = lambda: run_json(bench, env={**os.environ, "OMINIX_QUANT_TUNE": args.tune_ab})
+            run_other = lambda: run_json([args.bench_ab] + bench[1:])
+            tuned = run_tuned() if args.tune_ab and args.bits else None
+            other = run_other() if args.bench_ab else None
             rounds = None
             if args.rounds > 1 and (tuned or other):
                 rounds = {"ours": [ours], "ours_tuned": [tuned] if tuned else None,
@@ -125,10 +123,9 @@ def main():
                 for _ in range(args.rounds - 1):
                     rounds["ours"].append(run_json(bench))
                     if tuned:
-                        rounds["ours_tuned"].append(run_json(
-                            bench, env={**os.environ, "OMINIX_QUANT_TUNE": args.tune_ab}))
+                        rounds["ours_tuned"].append(run_tuned())
                     if other:
-                        rounds["ours_b"].append(run_json([args.bench_ab] + bench[1:]))
+                        rounds["ours_b"].append(run_other())
             unfused = None
             if args.fused_ab:
                 unfused = run_json(bench, env={**os.environ, "OMINIX_FUSED_KERNELS": "0",
