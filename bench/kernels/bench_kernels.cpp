@@ -6,6 +6,8 @@
 // microseconds a call (wall, a batch of calls evaluated together, median of repeats) and the
 // weight bytes read per second.
 //
+// Also the launch floor: a chain of tiny dependent ops (floor.add_chain).
+//
 //   bench_kernels [--reps 200] [--repeat 5] [--only SUBSTRING,...]
 #include <algorithm>
 #include <chrono>
@@ -149,6 +151,36 @@ nlohmann::json run_experts(const ExpertCase& c, int reps, int repeat) {
   return out;
 }
 
+// The floor under any decode step: a chain of `ops` dependent one-row adds (each a kernel of
+// next to no work), evaluated at once. Host microseconds an op to encode the chain (until
+// async_eval returns) and wall microseconds an op until it is done, medians of `repeat`.
+nlohmann::json run_floor(int ops, int repeat) {
+  std::vector<double> encode, total;
+  auto one = mx::array(1.0f, mx::bfloat16);
+  for (int r = -1; r < repeat; ++r) {
+    auto x = mx::zeros({1, 2048}, mx::bfloat16);
+    mx::eval(x);
+    mx::synchronize();
+    const auto t0 = Clock::now();
+    for (int i = 0; i < ops; ++i) x = mx::add(x, one);
+    const auto t1 = Clock::now();
+    mx::async_eval(x);
+    const auto t2 = Clock::now();
+    mx::eval(x);
+    mx::synchronize();
+    const auto t3 = Clock::now();
+    if (r < 0) continue;
+    encode.push_back(std::chrono::duration<double>(t2 - t1).count() / ops);
+    total.push_back(std::chrono::duration<double>(t3 - t0).count() / ops);
+  }
+  std::sort(encode.begin(), encode.end());
+  std::sort(total.begin(), total.end());
+  return {{"name", "floor.add_chain"},
+          {"ops", ops},
+          {"encode_us_per_op", 1e6 * encode[encode.size() / 2]},
+          {"wall_us_per_op", 1e6 * total[total.size() / 2]}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -204,5 +236,7 @@ int main(int argc, char** argv) {
     if (wanted(c.name)) print(run_qmv(c, reps, repeat));
   for (const auto& c : moe)
     if (wanted(c.name)) print(run_experts(c, reps, repeat));
+  if (wanted("floor.add_chain"))
+    for (int ops : {100, 600, 2000}) print(run_floor(ops, repeat));
   return 0;
 }

@@ -7,7 +7,7 @@ bandwidth; prefill: 2 * active params * tokens / measured bf16 matmul rate).
 
   run.py --bench BUILD/bin/bench_llm --work /tmp/bench [--models qwen3-0.6b,...] [--bits 4]
          [--moe-ab] [--dequant-ab] [--qmv-ab] [--mma-ab] [--tune-ab SPEC] [--bench-ab PATH]
-         [--rounds N] [--fused-ab] [--tiny] [--no-peer]
+         [--env-ab "NAME=VALUE ..."]... [--rounds N] [--fused-ab] [--tiny] [--no-peer]
 
 Only one checkpoint is on disk at a time: it is deleted before the peer runs (the peer builds its
 bf16 model from the config on the GPU, with random weights). --moe-ab also runs OminiX with
@@ -19,8 +19,10 @@ decode instead of our GEMV kernel), as "ours_mlx_qmv"; --mma-ab on quantized mod
 OMINIX_QUANT_TUNE=mma=0 (our quantized kernels on the CUDA cores instead of the tensor cores), as
 "ours_cuda_core_kernels"; --tune-ab SPEC with OMINIX_QUANT_TUNE=SPEC (another launch shape of
 those kernels, e.g. down_split=8), as "ours_tuned"; --bench-ab PATH runs another build of
-bench_llm (e.g. the previous commit's) on the same checkpoint, as "ours_b". --rounds N repeats
-ours and the --tune-ab/--bench-ab runs N times, alternating, and adds each one's decode tok/s per
+bench_llm (e.g. the previous commit's) on the same checkpoint, as "ours_b"; each --env-ab
+"NAME=VALUE ..." runs ours with those variables set (e.g. MLX's MLX_MAX_OPS_PER_BUFFER), as
+"ours_env" (a list, in order). --rounds N repeats ours and the --tune-ab/--bench-ab/--env-ab runs N
+times, alternating, and adds each one's decode tok/s per
 round and the median of the per-round ratios ("rounds"): on machines whose speed drifts within
 minutes, a ratio taken within a round is the steadier comparison.
 --tiny: toy widths of the same families (shapes.tiny_config), to check the pipeline on a CPU;
@@ -73,8 +75,10 @@ def main():
                     help="also run quantized models with OMINIX_QUANT_TUNE=SPEC")
     ap.add_argument("--bench-ab", default=None, metavar="PATH",
                     help="also run this bench_llm binary (another build) on the same checkpoint")
+    ap.add_argument("--env-ab", action="append", default=[], metavar="'NAME=VALUE ...'",
+                    help="also run ours with these environment variables (repeatable)")
     ap.add_argument("--rounds", type=int, default=1,
-                    help="repeat ours and the --tune-ab/--bench-ab runs this many times, alternating")
+                    help="repeat ours and the --tune-ab/--bench-ab/--env-ab runs this many times, alternating")
     ap.add_argument("--fused-ab", action="store_true",
                     help="also run with OMINIX_FUSED_KERNELS=0 OMINIX_JOIN_PROJECTIONS=0 (the plain ops)")
     ap.add_argument("--tiny", action="store_true", help="toy widths, for a CPU check of the pipeline")
@@ -112,20 +116,26 @@ def main():
             cuda_cores = None
             if args.mma_ab and args.bits:
                 cuda_cores = run_json(bench, env={**os.environ, "OMINIX_QUANT_TUNE": "mma=0"})
-            run_tuned = lambda: run_json(bench, env={**os.environ, "OMINIX_QUANT_TUNE": args.tune_ab})
-            run_other = lambda: run_json([args.bench_ab] + bench[1:])
-            tuned = run_tuned() if args.tune_ab and args.bits else None
-            other = run_other() if args.bench_ab else None
+            # The A/B variants, each run once here and once more a round (alternating with ours).
+            variants = {}
+            if args.tune_ab and args.bits:
+                variants["ours_tuned"] = lambda: run_json(
+                    bench, env={**os.environ, "OMINIX_QUANT_TUNE": args.tune_ab})
+            if args.bench_ab:
+                variants["ours_b"] = lambda: run_json([args.bench_ab] + bench[1:])
+            for i, spec in enumerate(args.env_ab):
+                extra = dict(kv.split("=", 1) for kv in spec.split())
+                variants[f"ours_env{i}"] = lambda extra=extra: run_json(bench, env={**os.environ, **extra})
+            results = {k: [run()] for k, run in variants.items()}
+            tuned = results.get("ours_tuned", [None])[0]
+            other = results.get("ours_b", [None])[0]
             rounds = None
-            if args.rounds > 1 and (tuned or other):
-                rounds = {"ours": [ours], "ours_tuned": [tuned] if tuned else None,
-                          "ours_b": [other] if other else None}
+            if args.rounds > 1 and variants:
+                rounds = {"ours": [ours], **results}
                 for _ in range(args.rounds - 1):
                     rounds["ours"].append(run_json(bench))
-                    if tuned:
-                        rounds["ours_tuned"].append(run_tuned())
-                    if other:
-                        rounds["ours_b"].append(run_other())
+                    for k, run in variants.items():
+                        rounds[k].append(run())
             unfused = None
             if args.fused_ab:
                 unfused = run_json(bench, env={**os.environ, "OMINIX_FUSED_KERNELS": "0",
@@ -153,12 +163,16 @@ def main():
             row["ours_b"] = {"bench": args.bench_ab, **other}
             row["decode_speedup_vs_b"] = ours["decode"]["tok_s"] / other["decode"]["tok_s"]
         if rounds:
-            tok = {k: [r["decode"]["tok_s"] for r in v] for k, v in rounds.items() if v}
+            tok = {k: [r["decode"]["tok_s"] for r in v] for k, v in rounds.items()}
             row["rounds"] = {"decode_tok_s": tok}
-            for k in ("ours_tuned", "ours_b"):
-                if k in tok:
+            for k in tok:
+                if k != "ours":
                     ratios = sorted(a / b for a, b in zip(tok["ours"], tok[k]))
                     row["rounds"][f"median_ratio_vs_{k}"] = ratios[len(ratios) // 2]
+        if args.env_ab:
+            row["ours_env"] = [{"env": spec, **results[f"ours_env{i}"][0],
+                                "decode_speedup_vs_ours": results[f"ours_env{i}"][0]["decode"]["tok_s"]
+                                / ours["decode"]["tok_s"]} for i, spec in enumerate(args.env_ab)]
         if tuned:
             row["ours_tuned"] = {"tune": args.tune_ab, **tuned}
             row["decode_speedup_vs_tuned"] = ours["decode"]["tok_s"] / tuned["decode"]["tok_s"]
