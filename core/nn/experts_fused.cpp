@@ -292,10 +292,10 @@ std::optional<mx::array> fused_experts(const SwitchGLU& glu, const mx::array& x,
                                  {"S", sd},
                                  {"CPQ", mma_chunks(tune.down_chunks, spec.group_size)},
                                  {"CHAINS", mma_chains(tune.down_chains)}};
-    auto h = gate_up_mma_kernel()({mx::reshape(x, {tokens, K}), gu.weight, *gu.scales, *gu.biases,
-                                   up.weight, *up.scales, *up.biases, routes.indices},
-                                  {{tokens * k, I}}, {dt}, {(I + 15) / 16 * 32 * sg, tokens * k, 1},
-                                  {32 * sg, 1, 1}, gate_up_args, std::nullopt, false, {})[0];
+    auto h = gate_up_mma_kernel()(
+        {x, gu.weight, *gu.scales, *gu.biases, up.weight, *up.scales, *up.biases, routes.indices},
+        {{tokens * k, I}}, {dt}, {(I + 15) / 16 * 32 * sg, tokens * k, 1}, {32 * sg, 1, 1},
+        gate_up_args, std::nullopt, false, {})[0];
     return down_mma_kernel()({h, dn.weight, *dn.scales, *dn.biases, routes.indices, routes.weights},
                              {x.shape()}, {dt}, {(D + 15) / 16 * 32 * sd, tokens, 1},
                              {32 * sd, 1, 1}, down_args, std::nullopt, false, {})[0];
@@ -317,11 +317,10 @@ std::optional<mx::array> fused_experts(const SwitchGLU& glu, const mx::array& x,
                                {"R", tune.down_rows},
                                {"U", tune.down_unroll}};
   const int block = tune.block;
-  auto h = gate_up_kernel()({mx::reshape(x, {tokens, K}), gu.weight, *gu.scales, *gu.biases,
-                             up.weight, *up.scales, *up.biases, routes.indices},
-                            {{tokens * k, I}}, {dt},
-                            {grid_x(I, tune.gate_up_rows, block), tokens * k, 1}, {block, 1, 1},
-                            gate_up_args, std::nullopt, false, {})[0];
+  auto h = gate_up_kernel()(
+      {x, gu.weight, *gu.scales, *gu.biases, up.weight, *up.scales, *up.biases, routes.indices},
+      {{tokens * k, I}}, {dt}, {grid_x(I, tune.gate_up_rows, block), tokens * k, 1}, {block, 1, 1},
+      gate_up_args, std::nullopt, false, {})[0];
   return down_kernel()({h, dn.weight, *dn.scales, *dn.biases, routes.indices, routes.weights},
                        {x.shape()}, {dt}, {grid_x(D, tune.down_rows, block), tokens, 1},
                        {block, 1, 1}, down_args, std::nullopt, false, {})[0];

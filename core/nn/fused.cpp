@@ -2,6 +2,7 @@
 #include "cuda_source.h"
 
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <initializer_list>
 #include <map>
@@ -19,6 +20,8 @@
 namespace ominix::nn {
 
 namespace {
+
+constexpr std::int32_t kNoData[1] = {0};  // the data of empty int32 arrays made on the host
 
 std::atomic<int>& fused_flag() {
   static std::atomic<int> flag = [] {
@@ -259,8 +262,9 @@ Heads qkv_heads(const FusedLinear& qkv_proj, const mx::array& x, const QkvHeadsO
   auto out = qkv_heads_kernel(norm ? o.q_norm->eps : 0.0f)(
       {*joint, norm ? o.q_norm->weight : *joint, norm ? o.k_norm->weight : *joint,
        // The position rides in the shape of an empty array, passed by value at launch: a scalar
-       // input would be a host-written value the GPU reads across the bus in every layer.
-       *rope->fixed_freqs(), mx::zeros({0, o.offset}, mx::int32)},
+       // input would be a host-written value the GPU reads across the bus in every layer. Made
+       // from (no) host data, it is no node of the graph (mx::zeros would be two: Full, Broadcast).
+       *rope->fixed_freqs(), mx::array(kNoData, {0, o.offset}, mx::int32)},
       {{B, H, L, Dh}, {B, KV, L, Dh}, {B, KV, L, Dh}}, {dt, dt, dt},
       {B * L * (Dh / 2), H + 2 * KV, 1}, {Dh / 2, 1, 1},
       {{"T", dt},

@@ -10,12 +10,14 @@
 // first, ties to the lower index. The combine gives each output element one thread.
 #include "ominix/nn/moe.h"
 #include "cuda_source.h"
+#include "quant_cuda.h"
 
 #include <mlx/backend/cuda/cuda.h>
 #include <mlx/backend/metal/metal.h>
 #include <mlx/fast.h>
 #include <mlx/ops.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdlib>
@@ -31,6 +33,9 @@ namespace {
 constexpr int kWarp = 32;
 constexpr int kMaxExperts = 32 * kWarp;  // 32 experts per lane: one bit each in `taken`
 constexpr int kMaxTopK = 32;
+constexpr int kGateBlock = 1024;     // threads of the gate-and-route kernel, one block a row
+constexpr int kMaxGateRows = 16;     // more rows: the matmul (all SMs) and the router kernel
+constexpr int kMaxGateWidth = 8192;  // D floats of x in shared memory
 
 // Kernel helpers, one set per backend, so the bodies below read the same on both.
 constexpr const char* kCudaHeader = R"(
@@ -73,7 +78,7 @@ constexpr const char* kMetalPrologue = "  const uint moe_tid = thread_position_i
 // routed scaling factor's float bits). Inputs: logits [..., NE] (+ bias [NE]); outputs: indices and
 // weights [..., NK].
 
-constexpr const char* kRouterLoad = R"(
+constexpr const char* kRouterRow = R"(
   constexpr int PER = (NE + 31) / 32;
   const int lane = int(moe_tid & 31u);
   const int row = int(moe_tid >> 5);
@@ -81,6 +86,9 @@ constexpr const char* kRouterLoad = R"(
   for (int d = 0; d < logits_ndim - 1; ++d) rows *= logits_shape[d];
   if (row >= rows) return;
   const int base = row * NE;
+)";
+
+constexpr const char* kRouterLoad = R"(
   float key[PER];
   unsigned int taken = 0u;  // bit j: expert lane + 32 j is chosen, or past the end
   for (int j = 0; j < PER; ++j) {
@@ -138,6 +146,42 @@ constexpr const char* kRouterGroups = R"(
       if (e < NE && !((kept >> (e / GS)) & 1u)) key[j] = -MOE_INF;
     }
   }
+)";
+
+// The router with its logits: x [rows, D] times gate_weight [E, D] (type W) transposed, one block
+// of 1024 threads a row. x goes to shared memory in float32; each warp takes experts warp,
+// warp + 32, ... and each lane 16-byte chunks of the expert's row; the sums, rounded to LT (the
+// type of the reference's matmul), go to shared memory, where the first warp routes as above.
+// Template constants: D (a multiple of 32 * 16 / sizeof(W)), W, LT, and the router's.
+constexpr const char* kGateRow = R"(
+  constexpr int PER = (NE + 31) / 32;
+  constexpr int VEC = 16 / int(sizeof(W));
+  __shared__ float moe_x[D];
+  __shared__ float moe_logit[NE];
+  const int row = int(blockIdx.y);
+  for (int i = int(threadIdx.x); i < D; i += int(blockDim.x)) moe_x[i] = moe_f(x[row * D + i]);
+  __syncthreads();
+  {
+    const int l = int(threadIdx.x & 31u);
+    for (int e = int(threadIdx.x >> 5); e < NE; e += int(blockDim.x >> 5)) {
+      const W* wrow = gate_weight + size_t(e) * D;
+      float acc = 0.0f;
+#pragma unroll
+      for (int c = 0; c < D / (32 * VEC); ++c) {
+        const int i = (c * 32 + l) * VEC;
+        const uint4 v = *reinterpret_cast<const uint4*>(wrow + i);
+        const W* wv = reinterpret_cast<const W*>(&v);
+#pragma unroll
+        for (int t = 0; t < VEC; ++t) acc += moe_f(wv[t]) * moe_x[i + t];
+      }
+      for (int off = 16; off > 0; off >>= 1) acc += MOE_SHFL_XOR(acc, off);
+      if (l == 0) moe_logit[e] = moe_f(LT(acc));
+    }
+  }
+  __syncthreads();
+  if (threadIdx.x >= 32u) return;
+  const int lane = int(threadIdx.x);
+  (void)moe_tid;
 )";
 
 // NK rounds: each lane's best untaken expert, then the best over the warp (ties: lower index).
@@ -200,7 +244,7 @@ constexpr const char* kWeightsSoftmaxTopk = R"(
 // Routing::sigmoid_grouped: the un-biased sigmoid of the chosen experts.
 constexpr const char* kWeightsSigmoid = R"(
   for (int r = 0; r < NK; ++r) {
-    w[r] = moe_sigmoid(moe_f(logits[base + sel_idx[r]]));
+    w[r] = moe_sigmoid(MOE_LOGIT(sel_idx[r]));
     wsum += w[r];
   }
   if (NORM) {
@@ -246,18 +290,21 @@ mx::fast::CustomKernelFunction make_kernel(const std::string& name,
   return detail::cuda_kernel(name, inputs, outputs, kCudaPrologue + body, kCudaHeader);
 }
 
-std::string router_body(Routing routing) {
-  const std::string key = routing == Routing::sigmoid_grouped
-                              ? "#define MOE_KEY(e) (moe_sigmoid(moe_f(logits[base + (e)])) + "
-                                "moe_f(bias[(e)]))\n"
-                              : "#define MOE_KEY(e) moe_f(logits[base + (e)])\n";
-  std::string body = key + kRouterLoad;
+// `gate`: the kernel computes the logits itself (kGateRow, CUDA only) instead of reading them.
+std::string router_body(Routing routing, bool gate = false) {
+  const std::string logit = gate ? "#define MOE_LOGIT(e) moe_logit[(e)]\n"
+                                 : "#define MOE_LOGIT(e) moe_f(logits[base + (e)])\n";
+  const std::string key =
+      routing == Routing::sigmoid_grouped
+          ? "#define MOE_KEY(e) (moe_sigmoid(MOE_LOGIT(e)) + moe_f(bias[(e)]))\n"
+          : "#define MOE_KEY(e) MOE_LOGIT(e)\n";
+  std::string body = logit + key + (gate ? kGateRow : kRouterRow) + kRouterLoad;
   if (routing == Routing::sigmoid_grouped) body += kRouterGroups;
   body += kRouterSelect;
   body += routing == Routing::softmax        ? kWeightsSoftmax
           : routing == Routing::softmax_topk ? kWeightsSoftmaxTopk
                                              : kWeightsSigmoid;
-  return body + kRouterStore + "#undef MOE_KEY\n";
+  return body + kRouterStore + "#undef MOE_KEY\n#undef MOE_LOGIT\n";
 }
 
 const mx::fast::CustomKernelFunction& router_kernel(Routing routing) {
@@ -269,6 +316,29 @@ const mx::fast::CustomKernelFunction& router_kernel(Routing routing) {
   static const auto sigmoid =
       make_kernel("ominix_moe_route_sigmoid_grouped", {"logits", "bias"}, {"indices", "weights"},
                   router_body(Routing::sigmoid_grouped));
+  switch (routing) {
+    case Routing::softmax:
+      return softmax;
+    case Routing::softmax_topk:
+      return softmax_topk;
+    case Routing::sigmoid_grouped:
+      break;
+  }
+  return sigmoid;
+}
+
+const mx::fast::CustomKernelFunction& gate_router_kernel(Routing routing) {
+  auto make = [](const char* name, Routing r) {
+    std::vector<std::string> inputs{"x", "gate_weight"};
+    if (r == Routing::sigmoid_grouped) inputs.push_back("bias");
+    return detail::cuda_kernel(name, inputs, {"indices", "weights"},
+                               kCudaPrologue + router_body(r, true), kCudaHeader);
+  };
+  static const auto softmax = make("ominix_moe_gate_route_softmax", Routing::softmax);
+  static const auto softmax_topk =
+      make("ominix_moe_gate_route_softmax_topk", Routing::softmax_topk);
+  static const auto sigmoid =
+      make("ominix_moe_gate_route_sigmoid_grouped", Routing::sigmoid_grouped);
   switch (routing) {
     case Routing::softmax:
       return softmax;
@@ -305,10 +375,7 @@ mx::array slice_axis(const mx::array& a, int axis, int start, int stop) {
   return mx::slice(a, lo, hi);
 }
 
-void validate(const mx::array& logits, const RouterOptions& o,
-              const std::optional<mx::array>& bias) {
-  if (logits.ndim() < 1) fail<InvalidArgument>("moe route: logits must be [..., E]");
-  const int E = logits.shape(-1);
+void validate(int E, const RouterOptions& o, const std::optional<mx::array>& bias) {
   if (o.top_k < 1 || o.top_k > E)
     fail<InvalidArgument>("moe route: top_k {} outside [1, {}]", o.top_k, E);
   if (o.routing != Routing::sigmoid_grouped) return;
@@ -369,11 +436,31 @@ Routes route_plain(const mx::array& logits, const RouterOptions& o,
   return {inds, weights};
 }
 
-bool fused_supports(const mx::array& logits, const RouterOptions& o) {
+bool fused_supports(int E, const RouterOptions& o) {
   const float s = o.routed_scaling_factor;
-  return logits.shape(-1) <= kMaxExperts && o.top_k <= kMaxTopK && o.n_group <= kWarp &&
-         std::isfinite(s) && !std::signbit(s) && logits.size() > 0 &&
+  return E <= kMaxExperts && o.top_k <= kMaxTopK && o.n_group <= kWarp && std::isfinite(s) &&
+         !std::signbit(s);
+}
+
+bool fused_supports(const mx::array& logits, const RouterOptions& o) {
+  return fused_supports(logits.shape(-1), o) && logits.size() > 0 &&
          logits.size() <= std::size_t(std::numeric_limits<int>::max() / kWarp);
+}
+
+bool float_dtype(mx::Dtype t) {
+  return t == mx::float32 || t == mx::float16 || t == mx::bfloat16;
+}
+
+std::vector<std::pair<std::string, mx::fast::TemplateArg>> router_args(int E,
+                                                                       const RouterOptions& o) {
+  std::vector<std::pair<std::string, mx::fast::TemplateArg>> targs{{"NE", E}, {"NK", o.top_k}};
+  if (o.routing != Routing::softmax_topk) targs.emplace_back("NORM", o.norm_topk_prob);
+  if (o.routing == Routing::sigmoid_grouped) {
+    targs.emplace_back("NG", o.n_group);
+    targs.emplace_back("NTG", o.topk_group);
+    targs.emplace_back("SCALE_BITS", std::bit_cast<int>(o.routed_scaling_factor));
+  }
+  return targs;
 }
 
 Routes route_fused(const mx::array& logits, const RouterOptions& o,
@@ -382,19 +469,11 @@ Routes route_fused(const mx::array& logits, const RouterOptions& o,
   const int rows = int(logits.size() / E);
   auto out_shape = logits.shape();
   out_shape.back() = k;
-  const bool sigmoid = o.routing == Routing::sigmoid_grouped;
   std::vector<mx::array> inputs{logits};
-  if (sigmoid) inputs.push_back(*bias);
-  std::vector<std::pair<std::string, mx::fast::TemplateArg>> targs{{"NE", E}, {"NK", k}};
-  if (o.routing != Routing::softmax_topk) targs.emplace_back("NORM", o.norm_topk_prob);
-  if (sigmoid) {
-    targs.emplace_back("NG", o.n_group);
-    targs.emplace_back("NTG", o.topk_group);
-    targs.emplace_back("SCALE_BITS", std::bit_cast<int>(o.routed_scaling_factor));
-  }
-  auto out =
-      router_kernel(o.routing)(inputs, {out_shape, out_shape}, {mx::uint32, mx::float32},
-                               {kWarp * rows, 1, 1}, {128, 1, 1}, targs, std::nullopt, false, {});
+  if (o.routing == Routing::sigmoid_grouped) inputs.push_back(*bias);
+  auto out = router_kernel(o.routing)(inputs, {out_shape, out_shape}, {mx::uint32, mx::float32},
+                                      {kWarp * rows, 1, 1}, {128, 1, 1}, router_args(E, o),
+                                      std::nullopt, false, {});
   return {out[0], out[1]};
 }
 
@@ -413,10 +492,45 @@ bool use_fused_moe(KernelPath path) {
 
 Routes route(const mx::array& logits, const RouterOptions& options,
              const std::optional<mx::array>& bias) {
-  validate(logits, options, bias);
+  if (logits.ndim() < 1) fail<InvalidArgument>("moe route: logits must be [..., E]");
+  validate(logits.shape(-1), options, bias);
   if (use_fused_moe(options.path) && fused_supports(logits, options))
     return route_fused(logits, options, bias);
   return route_plain(logits, options, bias);
+}
+
+std::optional<Routes> route_gate(const mx::array& x, const mx::array& gate_weight,
+                                 mx::Dtype logits_dtype, const RouterOptions& options,
+                                 const std::optional<mx::array>& bias) {
+  if (gate_weight.ndim() != 2 || x.ndim() < 1 || x.shape(-1) != gate_weight.shape(1))
+    fail<InvalidArgument>("moe route: x [..., D] and a gate weight [E, D] expected");
+  const int E = gate_weight.shape(0), D = gate_weight.shape(1);
+  validate(E, options, bias);
+  const int rows = x.ndim() ? int(x.size() / std::max(D, 1)) : 0;
+  const int vec = 16 / int(mx::size_of(gate_weight.dtype()));
+  if (!use_fused_moe(options.path) || !mx::cu::is_available() || !fused_supports(E, options) ||
+      !float_dtype(x.dtype()) || !float_dtype(gate_weight.dtype()) || !float_dtype(logits_dtype) ||
+      rows < 1 || rows > kMaxGateRows || D % (kWarp * vec) != 0 || D > kMaxGateWidth ||
+      !gate_weight.flags().row_contiguous || !detail::aligned16(gate_weight))
+    return std::nullopt;
+  auto out_shape = x.shape();
+  out_shape.back() = options.top_k;
+  std::vector<mx::array> inputs{x, gate_weight};
+  if (options.routing == Routing::sigmoid_grouped) inputs.push_back(*bias);
+  auto targs = router_args(E, options);
+  targs.emplace_back("D", D);
+  targs.emplace_back("W", gate_weight.dtype());
+  targs.emplace_back("LT", logits_dtype);
+  auto out = gate_router_kernel(options.routing)(
+      inputs, {out_shape, out_shape}, {mx::uint32, mx::float32}, {kGateBlock, rows, 1},
+      {kGateBlock, 1, 1}, targs, std::nullopt, false, {});
+  return Routes{out[0], out[1]};
+}
+
+Routes route_linear(const mx::array& x, const LinearLayer& gate, const RouterOptions& options) {
+  if (const auto* dense = gate.dense(); dense && !dense->bias)
+    if (auto routes = route_gate(x, dense->weight, x.dtype(), options)) return *routes;
+  return route(gate(x), options);
 }
 
 mx::array combine_experts(const mx::array& y, const mx::array& weights, KernelPath path) {

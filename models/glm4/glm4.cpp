@@ -57,7 +57,7 @@ using MLP = nn::GatedMLP;
 /// e_score_correction_bias for the choice only, the best topk_group of n_group groups, top k;
 /// weights from the un-biased sigmoid, norm_topk_prob, x routed_scaling_factor (nn::route).
 struct MoE {
-  mx::array gate_weight;              // [E, D], float32
+  mx::array gate_weight;              // [E, D], as in the checkpoint (the logits are float32)
   mx::array e_score_correction_bias;  // [E], shifts the choice, not the weights
   nn::SwitchGLU switch_mlp;
   MLP shared_experts;
@@ -65,7 +65,7 @@ struct MoE {
 
   static MoE load(io::WeightMap& w, const std::string& p, const Config& c) {
     const int D = c.attention.hidden_size, E = c.n_routed_experts;
-    return {mx::astype(w.take(p + "gate.weight", {E, D}), mx::float32),
+    return {w.take(p + "gate.weight", {E, D}),
             w.take(p + "gate.e_score_correction_bias", {E}),
             nn::SwitchGLU::load(w, p + "switch_mlp.", {E, D, c.moe_intermediate_size},
                                 c.quantization, {.activation = c.hidden_act}),
@@ -82,8 +82,12 @@ struct MoE {
   }
 
   mx::array operator()(const mx::array& x, const Tap& tap, int layer) const {
-    auto logits = mx::matmul(mx::astype(x, mx::float32), mx::transpose(gate_weight));  // [B,L,E]
-    auto routes = nn::route(logits, router, e_score_correction_bias);  // [B,L,k] each
+    // One kernel at decode on CUDA; else the float32 matmul, then the router.
+    auto fused = nn::route_gate(x, gate_weight, mx::float32, router, e_score_correction_bias);
+    auto routes = fused ? *fused
+                        : nn::route(mx::matmul(mx::astype(x, mx::float32),
+                                               mx::transpose(mx::astype(gate_weight, mx::float32))),
+                                    router, e_score_correction_bias);  // [B,L,k] each
     if (tap) tap("router_indices", layer, routes.indices);
     auto y = switch_mlp(x, routes);  // -> [B,L,D]
     return mx::add(y, shared_experts(x));

@@ -55,7 +55,7 @@ struct SparseMoeBlock {
   }
 
   mx::array operator()(const mx::array& x, const Tap& tap, int layer) const {
-    auto routes = nn::route(gate(x), router);  // [B,L,E] -> [B,L,k] each
+    auto routes = nn::route_linear(x, gate, router);  // route(gate(x)): [B,L,k] each
     if (tap) tap("router_indices", layer, routes.indices);
     return switch_mlp(x, routes);  // -> [B,L,D]
   }

@@ -166,6 +166,23 @@ TEST_F(MoePlain, FusedNeedsAGpu) {
   EXPECT_THROW(nn::use_fused_moe(nn::KernelPath::fused), UnsupportedError);
 }
 
+// Without a GPU the router with its logits is left to the caller (nullopt), and route_linear is
+// route(gate(x)) exactly.
+TEST_F(MoePlain, RouteGateIsTheCallersOnTheCpu) {
+  auto x = mx::random::normal({1, 3, 64});
+  auto w = mx::random::normal({16, 64});
+  const nn::RouterOptions o{.routing = nn::Routing::softmax, .top_k = 4, .norm_topk_prob = true};
+  EXPECT_FALSE(nn::route_gate(x, w, mx::float32, o).has_value());
+  const nn::LinearLayer gate(nn::Linear{w, std::nullopt});
+  auto got = nn::route_linear(x, gate, o);
+  auto want = nn::route(gate(x), o);
+  mx::eval(got.indices, got.weights, want.indices, want.weights);
+  EXPECT_EQ(to_u32(got.indices), to_u32(want.indices));
+  EXPECT_EQ(to_f32(got.weights), to_f32(want.weights));
+  EXPECT_THROW(nn::route_gate(x, mx::zeros({16, 32}), mx::float32, o), InvalidArgument);  // D
+  EXPECT_THROW(nn::route_gate(x, w, mx::float32, {.top_k = 17}), InvalidArgument);
+}
+
 // The graph nodes one MoE layer's router and combine add at decode (Qwen3-30B-A3B: E 128, k 8).
 TEST_F(MoePlain, NodeCounts) {
   auto logits = mx::random::normal({1, 1, 128});
@@ -226,8 +243,40 @@ struct RouterCase {
   float scale = 1.0f;
 };
 
-// Compares the fused router with the plain one on the same GPU: identical indices in the same
-// order, weights within `atol`. Returns the number of rows compared.
+// Routes of one router on two paths: identical indices in the same order, weights within `atol`.
+// Returns the number of rows compared.
+int compare_routes(const nn::Routes& plain, const nn::Routes& fused, int k, double atol) {
+  mx::eval({plain.indices, plain.weights, fused.indices, fused.weights});
+  EXPECT_EQ(fused.indices.shape(), plain.indices.shape());
+  EXPECT_EQ(fused.weights.shape(), plain.weights.shape());
+  EXPECT_EQ(fused.indices.dtype(), mx::uint32);
+  EXPECT_EQ(fused.weights.dtype(), mx::float32);
+  const auto pi = to_u32(plain.indices), fi = to_u32(fused.indices);
+  const auto pw = to_f32(plain.weights), fw = to_f32(fused.weights);
+  const int rows = int(pi.size()) / k;
+  int bad_sets = 0, bad_order = 0, bad_weights = 0;
+  double max_err = 0;
+  for (int r = 0; r < rows; ++r) {
+    std::vector<uint32_t> a(pi.begin() + r * k, pi.begin() + (r + 1) * k);
+    std::vector<uint32_t> b(fi.begin() + r * k, fi.begin() + (r + 1) * k);
+    bad_order += a != b;
+    std::sort(a.begin(), a.end());
+    std::sort(b.begin(), b.end());
+    bad_sets += a != b;
+    if (a != b) continue;
+    for (int j = 0; j < k; ++j) {
+      const double e = std::abs(double(pw[r * k + j]) - fw[r * k + j]);
+      max_err = std::max(max_err, e);
+      bad_weights += !(e <= atol);
+    }
+  }
+  EXPECT_EQ(bad_sets, 0) << "rows whose expert sets differ, of " << rows;
+  EXPECT_EQ(bad_order, 0) << "rows whose expert order differs, of " << rows;
+  EXPECT_EQ(bad_weights, 0) << "weights off by more than " << atol << "; max " << max_err;
+  return rows;
+}
+
+// Compares the fused router with the plain one on the same GPU (compare_routes).
 int compare_router(const RouterCase& c, const mx::Shape& lead, mx::Dtype dtype, float spread) {
   auto shape = lead;
   shape.push_back(c.E);
@@ -245,36 +294,8 @@ int compare_router(const RouterCase& c, const mx::Shape& lead, mx::Dtype dtype, 
   auto plain = nn::route(logits, o, ob);
   o.path = nn::KernelPath::fused;
   auto fused = nn::route(logits, o, ob);
-  mx::eval({plain.indices, plain.weights, fused.indices, fused.weights});
-  EXPECT_EQ(fused.indices.shape(), plain.indices.shape());
-  EXPECT_EQ(fused.weights.shape(), plain.weights.shape());
-  EXPECT_EQ(fused.indices.dtype(), mx::uint32);
-  EXPECT_EQ(fused.weights.dtype(), mx::float32);
-  const auto pi = to_u32(plain.indices), fi = to_u32(fused.indices);
-  const auto pw = to_f32(plain.weights), fw = to_f32(fused.weights);
-  const int rows = int(pi.size()) / c.k;
-  int bad_sets = 0, bad_order = 0, bad_weights = 0;
-  double max_err = 0;
   // MLX's CUDA softmax uses __expf (a few ulp per exp); the kernel uses expf.
-  const double atol = 1e-5 * std::max(1.0f, c.scale);
-  for (int r = 0; r < rows; ++r) {
-    std::vector<uint32_t> a(pi.begin() + r * c.k, pi.begin() + (r + 1) * c.k);
-    std::vector<uint32_t> b(fi.begin() + r * c.k, fi.begin() + (r + 1) * c.k);
-    bad_order += a != b;
-    std::sort(a.begin(), a.end());
-    std::sort(b.begin(), b.end());
-    bad_sets += a != b;
-    if (a != b) continue;
-    for (int j = 0; j < c.k; ++j) {
-      const double e = std::abs(double(pw[r * c.k + j]) - fw[r * c.k + j]);
-      max_err = std::max(max_err, e);
-      bad_weights += !(e <= atol);
-    }
-  }
-  EXPECT_EQ(bad_sets, 0) << "rows whose expert sets differ, of " << rows;
-  EXPECT_EQ(bad_order, 0) << "rows whose expert order differs, of " << rows;
-  EXPECT_EQ(bad_weights, 0) << "weights off by more than " << atol << "; max " << max_err;
-  return rows;
+  return compare_routes(plain, fused, c.k, 1e-5 * std::max(1.0f, c.scale));
 }
 
 TEST_F(MoeGpu, RouterFusedEqualsPlain) {
@@ -333,6 +354,64 @@ TEST_F(MoeGpu, RouterTiesBreakAlike) {
   for (int r = 0; r < 3; ++r)
     EXPECT_EQ(std::vector<uint32_t>(idx.begin() + 4 * r, idx.begin() + 4 * r + 4),
               (std::vector<uint32_t>{0, 1, 2, 3}));
+}
+
+// The router with its logits in one kernel (route_gate) against the plain path: the matmul on the
+// same GPU, then route(). x and the gate hold multiples of 1/32 below 1/4 in magnitude, so every
+// product and every partial sum is exact in float32 and both paths get the same logits, ties
+// included, whatever their order of summation: indices must match exactly.
+TEST_F(MoeGpu, GateRouteFusedEqualsPlain) {
+  using R = nn::Routing;
+  struct Case {
+    RouterCase router;
+    int D;
+    mx::Dtype x_dtype, w_dtype, logits_dtype;
+  };
+  const auto bf = mx::bfloat16, f16 = mx::float16, f32 = mx::float32;
+  const std::vector<Case> cases{
+      {{R::softmax, 128, 8, true}, 2048, bf, bf, bf},                       // Qwen3-30B-A3B
+      {{R::softmax_topk, 8, 2, true}, 4096, bf, bf, bf},                    // Mixtral-8x7B
+      {{R::sigmoid_grouped, 128, 8, true, 1, 1, 1.0f}, 4096, bf, bf, f32},  // GLM-4.5-Air
+      {{R::sigmoid_grouped, 160, 8, true, 8, 3, 2.5f}, 1024, bf, f32, f32},
+      {{R::softmax, 60, 4, false}, 256, f16, f16, f16},
+      {{R::softmax_topk, 33, 3, true}, 512, f32, f32, f32},
+  };
+  auto multiples = [](const mx::Shape& shape, mx::Dtype dt) {  // k / 32, |k| <= 8
+    auto k = mx::clip(mx::round(mx::multiply(mx::random::normal(shape), mx::array(3.0f))),
+                      mx::array(-8.0f), mx::array(8.0f));
+    return mx::astype(mx::divide(k, mx::array(32.0f)), dt);
+  };
+  for (const auto& c : cases)
+    for (int rows : {1, 3, 16}) {
+      const auto& rc = c.router;
+      SCOPED_TRACE(
+          fmt::format("{} E {} k {} D {} rows {}", name(rc.routing), rc.E, rc.k, c.D, rows));
+      auto x = multiples({1, rows, c.D}, c.x_dtype);
+      auto w = multiples({rc.E, c.D}, c.w_dtype);
+      auto bias = mx::multiply(mx::random::normal({rc.E}), mx::array(0.1f));
+      mx::eval(x, w, bias);
+      nn::RouterOptions o{.routing = rc.routing,
+                          .top_k = rc.k,
+                          .norm_topk_prob = rc.norm,
+                          .n_group = rc.n_group,
+                          .topk_group = rc.topk_group,
+                          .routed_scaling_factor = rc.scale,
+                          .path = nn::KernelPath::fused};
+      auto ob = rc.routing == R::sigmoid_grouped ? std::optional<mx::array>(bias) : std::nullopt;
+      auto fused = nn::route_gate(x, w, c.logits_dtype, o, ob);
+      ASSERT_TRUE(fused.has_value());
+      EXPECT_EQ(count_nodes({fused->indices, fused->weights}), 2);  // one kernel, two outputs
+      EXPECT_EQ(fused->indices.shape(), (mx::Shape{1, rows, rc.k}));
+      auto logits = mx::astype(
+          mx::matmul(mx::astype(x, c.logits_dtype), mx::transpose(mx::astype(w, c.logits_dtype))),
+          c.logits_dtype);
+      o.path = nn::KernelPath::plain;
+      compare_routes(nn::route(logits, o, ob), *fused, rc.k, 1e-5 * std::max(1.0f, rc.scale));
+    }
+  // Where the kernel does not apply, nullopt: more than 16 rows, a width it cannot split.
+  nn::RouterOptions o{.routing = R::softmax, .top_k = 2};
+  EXPECT_FALSE(nn::route_gate(mx::zeros({1, 17, 256}, bf), mx::zeros({8, 256}, bf), bf, o));
+  EXPECT_FALSE(nn::route_gate(mx::zeros({1, 1, 200}, bf), mx::zeros({8, 200}, bf), bf, o));
 }
 
 TEST_F(MoeGpu, CombineFusedEqualsPlain) {
@@ -481,7 +560,7 @@ TEST_F(MoeGpu, QuantizedExpertsFusedMatchFloat32) {
       mx::eval(x, routes.indices, routes.weights, gate.weight, up.weight, down.weight,
                gate32.weight, up32.weight, down32.weight);
       auto y = fused(x, routes);
-      EXPECT_LE(count_nodes({y}), 3);  // gate_up kernel, down kernel, a reshape of x
+      EXPECT_LE(count_nodes({y}), 2);  // the gate_up kernel and the down kernel
       auto y_plain = plain(x, routes);
       mx::eval(y, y_plain);
       set_device(DeviceKind::cpu);

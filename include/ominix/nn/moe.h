@@ -8,6 +8,8 @@
 
 #include <mlx/array.h>
 
+#include "ominix/nn/linear.h"
+
 namespace ominix::nn {
 
 namespace mx = mlx::core;
@@ -55,6 +57,21 @@ struct Routes {
 /// so they pick the same experts in the same order. NaN scores are not supported.
 Routes route(const mx::array& logits, const RouterOptions& options,
              const std::optional<mx::array>& bias = std::nullopt);
+
+/// Router with its logits: route(x · gate_weightᵀ, options, bias) for x [..., D] and a dense
+/// gate_weight [E, D], the logits rounded to `logits_dtype` (the type the reference's matmul gives)
+/// before routing. On CUDA, for up to 16 rows (decode), one kernel computes the logits and routes:
+/// one node of the step's graph where the matmul and route() take four or more (host time a step).
+/// nullopt where that kernel does not apply (the CPU, Metal, long prompts, other shapes): then the
+/// caller computes the logits its own way and calls route(). The logits are summed in float32 in
+/// another order than MLX's matmul, so an expert tied with the k-th best within that rounding may
+/// be chosen differently.
+std::optional<Routes> route_gate(const mx::array& x, const mx::array& gate_weight,
+                                 mx::Dtype logits_dtype, const RouterOptions& options,
+                                 const std::optional<mx::array>& bias = std::nullopt);
+
+/// route(gate(x), options), through route_gate where the gate is dense without a bias.
+Routes route_linear(const mx::array& x, const LinearLayer& gate, const RouterOptions& options);
 
 /// The weighted sum over the k experts: y [..., k, D] (any float dtype), weights [..., k] ->
 /// [..., D] in y's dtype. Products and the sum in float32 (weights float32), one rounding at the
