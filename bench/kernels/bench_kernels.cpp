@@ -6,7 +6,8 @@
 // microseconds a call (wall, a batch of calls evaluated together, median of repeats) and the
 // weight bytes read per second.
 //
-// Also the launch floor: a chain of tiny dependent ops (floor.add_chain).
+// Also the launch floor: chains of tiny dependent ops (floor.add_chain), and of one custom kernel
+// with more or less source (floor.custom_chain).
 //
 //   bench_kernels [--reps 200] [--repeat 5] [--only SUBSTRING,...]
 #include <algorithm>
@@ -181,6 +182,47 @@ nlohmann::json run_floor(int ops, int repeat) {
           {"wall_us_per_op", 1e6 * total[total.size() / 2]}};
 }
 
+// The same chain made of one custom kernel (x + 1 on one row) whose source carries
+// `header_bytes` of unused device functions: MLX builds a custom kernel's whole source at every
+// call and hashes it at every launch, so host time a launch grows with the source.
+nlohmann::json run_floor_custom(int ops, int header_bytes, int repeat) {
+  std::string header;
+  for (int i = 0; header.size() < std::size_t(header_bytes); ++i)
+    header += "__device__ __forceinline__ float ominix_unused_" + std::to_string(i) +
+              "(float a) { return a * " + std::to_string(i) + ".0f + 1.0f; }\n";
+  auto kernel =
+      mx::fast::cuda_kernel("ominix_bench_floor_" + std::to_string(header_bytes), {"x"}, {"y"},
+                            "  const unsigned int i = blockIdx.x * blockDim.x + threadIdx.x;\n"
+                            "  if (i < 2048u) y[i] = x[i] + T(1.0f);\n",
+                            header);
+  std::vector<double> encode, total;
+  for (int r = -1; r < repeat; ++r) {
+    auto x = mx::zeros({1, 2048}, mx::bfloat16);
+    mx::eval(x);
+    mx::synchronize();
+    const auto t0 = Clock::now();
+    for (int i = 0; i < ops; ++i)
+      x = kernel({x}, {x.shape()}, {x.dtype()}, {2048, 1, 1}, {256, 1, 1}, {{"T", x.dtype()}},
+                 std::nullopt, false, {})[0];
+    const auto t1 = Clock::now();
+    mx::async_eval(x);
+    const auto t2 = Clock::now();
+    mx::eval(x);
+    mx::synchronize();
+    const auto t3 = Clock::now();
+    if (r < 0) continue;
+    encode.push_back(std::chrono::duration<double>(t2 - t1).count() / ops);
+    total.push_back(std::chrono::duration<double>(t3 - t0).count() / ops);
+  }
+  std::sort(encode.begin(), encode.end());
+  std::sort(total.begin(), total.end());
+  return {{"name", "floor.custom_chain"},
+          {"ops", ops},
+          {"header_bytes", header.size()},
+          {"encode_us_per_op", 1e6 * encode[encode.size() / 2]},
+          {"wall_us_per_op", 1e6 * total[total.size() / 2]}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -238,5 +280,7 @@ int main(int argc, char** argv) {
     if (wanted(c.name)) print(run_experts(c, reps, repeat));
   if (wanted("floor.add_chain"))
     for (int ops : {100, 600, 2000}) print(run_floor(ops, repeat));
+  if (wanted("floor.custom_chain"))
+    for (int bytes : {0, 2000, 5000, 10000, 20000}) print(run_floor_custom(600, bytes, repeat));
   return 0;
 }

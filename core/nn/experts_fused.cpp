@@ -203,14 +203,14 @@ const mx::fast::CustomKernelFunction& gate_up_kernel() {
   static const auto k = cuda_kernel("ominix_moe_gate_up",
                                     {"x", "gate_weight", "gate_scales", "gate_biases", "up_weight",
                                      "up_scales", "up_biases", "indices"},
-                                    {"h"}, kGateUp, kQuantCudaHeader);
+                                    {"h"}, kGateUp, quant_cores_header());
   return k;
 }
 
 const mx::fast::CustomKernelFunction& down_kernel() {
   static const auto k = cuda_kernel(
       "ominix_moe_down", {"h", "down_weight", "down_scales", "down_biases", "indices", "weights"},
-      {"y"}, kDown, kQuantCudaHeader);
+      {"y"}, kDown, quant_cores_header());
   return k;
 }
 
@@ -218,7 +218,7 @@ const mx::fast::CustomKernelFunction& gate_up_mma_kernel() {
   static const auto k = cuda_kernel("ominix_moe_gate_up_mma",
                                     {"x", "gate_weight", "gate_scales", "gate_biases", "up_weight",
                                      "up_scales", "up_biases", "indices"},
-                                    {"h"}, kGateUpMma, kQuantCudaHeader);
+                                    {"h"}, kGateUpMma, quant_mma_header());
   return k;
 }
 
@@ -226,7 +226,7 @@ const mx::fast::CustomKernelFunction& down_mma_kernel() {
   static const auto k =
       cuda_kernel("ominix_moe_down_mma",
                   {"h", "down_weight", "down_scales", "down_biases", "indices", "weights"}, {"y"},
-                  kDownMma, kQuantCudaHeader);
+                  kDownMma, quant_mma_header());
   return k;
 }
 

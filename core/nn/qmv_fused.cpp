@@ -144,13 +144,13 @@ constexpr const char* kQmvMma = R"(
 
 const mx::fast::CustomKernelFunction& qmv_mma_kernel() {
   static const auto k = cuda_kernel("ominix_qmv_mma", {"x", "weight", "scales", "biases"}, {"y"},
-                                    kQmvMma, kQuantCudaHeader);
+                                    kQmvMma, quant_mma_header());
   return k;
 }
 
 const mx::fast::CustomKernelFunction& qmv_kernel() {
-  static const auto k =
-      cuda_kernel("ominix_qmv", {"x", "weight", "scales", "biases"}, {"y"}, kQmv, kQuantCudaHeader);
+  static const auto k = cuda_kernel("ominix_qmv", {"x", "weight", "scales", "biases"}, {"y"}, kQmv,
+                                    quant_cores_header());
   return k;
 }
 

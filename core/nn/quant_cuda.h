@@ -22,7 +22,8 @@ namespace ominix::nn::detail {
 
 namespace mx = mlx::core;
 
-inline constexpr const char* kQuantCudaHeader = R"(
+// The part both kinds of kernel use.
+inline constexpr const char* kQuantCudaCommon = R"(
 namespace ominix_q {
 
 // 16 bytes from p: one vector load where p is 16-byte aligned, bytewise otherwise (a view at an
@@ -40,6 +41,24 @@ __device__ __forceinline__ uint4 load16(const void* p) {
 __device__ __forceinline__ uint4 ldg16(const void* p) {
   return __ldg(reinterpret_cast<const uint4*>(p));
 }
+
+// silu(g) * u from the float32 gate and up sums, rounded to T where the plain path rounds: g and u
+// as gather_qmm's outputs, then the sigmoid, its product with g, and the result as nn::gated_joint.
+template <typename T>
+__device__ __forceinline__ T silu_mul(float g, float u) {
+  const float gv = static_cast<float>(static_cast<T>(g));
+  const float uv = static_cast<float>(static_cast<T>(u));
+  const float s = static_cast<float>(static_cast<T>(1.0f / (1.0f + expf(-gv))));
+  const float a = static_cast<float>(static_cast<T>(gv * s));
+  return static_cast<T>(a * uv);
+}
+
+}  // namespace ominix_q
+)";
+
+// The CUDA-core kernels' part.
+inline constexpr const char* kQuantCudaCores = R"(
+namespace ominix_q {
 
 // The activations of one chunk (x points at its first), times mul, into xs as dot16 wants them
 // (value i divided by 16^(i % 4) for 4 bits, by 256^(i % 2) for 8); returns their plain sum.
@@ -89,17 +108,6 @@ __device__ __forceinline__ float dot16(const uint4 w, const float* xs) {
   return (d[0] + d[1]) + (d[2] + d[3]);
 }
 
-// silu(g) * u from the float32 gate and up sums, rounded to T where the plain path rounds: g and u
-// as gather_qmm's outputs, then the sigmoid, its product with g, and the result as nn::gated_joint.
-template <typename T>
-__device__ __forceinline__ T silu_mul(float g, float u) {
-  const float gv = static_cast<float>(static_cast<T>(g));
-  const float uv = static_cast<float>(static_cast<T>(u));
-  const float s = static_cast<float>(static_cast<T>(1.0f / (1.0f + expf(-gv))));
-  const float a = static_cast<float>(static_cast<T>(gv * s));
-  return static_cast<T>(a * uv);
-}
-
 // Layout of one quantized row of K values: VPC values a 16-byte chunk, CHUNKS chunks, WPR uint32
 // words, GPR groups.
 template <int K, int BITS, int GS>
@@ -140,6 +148,13 @@ __device__ __forceinline__ void warp_sum(float* a) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) a[r] += __shfl_xor_sync(0xffffffffu, a[r], o);
 }
+
+}  // namespace ominix_q
+)";
+
+// The tensor-core kernels' part.
+inline constexpr const char* kQuantCudaMma = R"(
+namespace ominix_q {
 
 // ---- Tensor-core path: 4-bit weights against bfloat16 or float16 activations ----
 // A warp computes 16 rows at once with mma.m16n8k16 (float32 accumulators). Lane l holds rows
@@ -378,6 +393,16 @@ __device__ __forceinline__ void tile_sum(float* a, float (*part)[N][16]) {
 
 }  // namespace ominix_q
 )";
+
+// Each kernel's source holds only the part it uses: MLX builds a custom kernel's whole source at
+// every call and hashes it at every launch, and host time a launch grows with its length
+// (docs/kernels.md, "Host time of a launch").
+inline std::string quant_cores_header() {
+  return std::string(kQuantCudaCommon) + kQuantCudaCores;
+}
+inline std::string quant_mma_header() {
+  return std::string(kQuantCudaCommon) + kQuantCudaMma;
+}
 
 /// Launch shape of the quantized decode kernels: rows per warp and 32-chunk steps a lane loads
 /// ahead, per kernel, for the CUDA-core kernels; warps a tile for the tensor-core ones.

@@ -34,9 +34,9 @@ TEST(CudaSource, KeepsSlashesInsideStringLiterals) {
   EXPECT_EQ(compact_source(""), "");
 }
 
-// The quantized kernels' shared header keeps every line of code, in order.
+// The tensor-core kernels' header keeps every line of code, in order.
 TEST(CudaSource, QuantHeaderKeepsItsCode) {
-  const std::string header = ominix::nn::detail::kQuantCudaHeader;
+  const std::string header = ominix::nn::detail::quant_mma_header();
   const auto compact = compact_source(header);
   EXPECT_LT(compact.size(), header.size() * 3 / 4);
   std::size_t at = 0;
@@ -50,6 +50,21 @@ TEST(CudaSource, QuantHeaderKeepsItsCode) {
     at = found;
   }
   EXPECT_EQ(compact.find("//"), std::string::npos);
+}
+
+// Each kind of quantized kernel takes the shared part and its own, not the other kind's.
+TEST(CudaSource, QuantKernelsTakeTheirOwnPart) {
+  const auto cores = ominix::nn::detail::quant_cores_header();
+  const auto mma = ominix::nn::detail::quant_mma_header();
+  for (const auto* header : {&cores, &mma}) {
+    EXPECT_NE(header->find("uint4 load16("), std::string::npos);
+    EXPECT_NE(header->find("T silu_mul("), std::string::npos);
+  }
+  EXPECT_NE(cores.find("float load_x("), std::string::npos);
+  EXPECT_EQ(cores.find("mma.sync"), std::string::npos);
+  EXPECT_NE(mma.find("void mma_steps("), std::string::npos);
+  EXPECT_EQ(mma.find("float load_x("), std::string::npos);
+  EXPECT_LT(compact_source(mma).size(), 8000u);
 }
 
 }  // namespace
