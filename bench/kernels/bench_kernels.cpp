@@ -152,18 +152,17 @@ nlohmann::json run_experts(const ExpertCase& c, int reps, int repeat) {
   return out;
 }
 
-// The floor under any decode step: a chain of `ops` dependent one-row adds (each a kernel of
-// next to no work), evaluated at once. Host microseconds an op to encode the chain (until
-// async_eval returns) and wall microseconds an op until it is done, medians of `repeat`.
-nlohmann::json run_floor(int ops, int repeat) {
+// Host microseconds an op to encode a chain of `ops` ops (until async_eval returns) and wall
+// microseconds an op until it is done, medians of `repeat`; step(x) adds one op to the chain.
+template <typename Step>
+nlohmann::json time_chain(const std::string& name, int ops, int repeat, Step step) {
   std::vector<double> encode, total;
-  auto one = mx::array(1.0f, mx::bfloat16);
-  for (int r = -1; r < repeat; ++r) {
+  for (int r = -1; r < repeat; ++r) {  // r = -1: warm-up (compiles the kernels)
     auto x = mx::zeros({1, 2048}, mx::bfloat16);
     mx::eval(x);
     mx::synchronize();
     const auto t0 = Clock::now();
-    for (int i = 0; i < ops; ++i) x = mx::add(x, one);
+    for (int i = 0; i < ops; ++i) x = step(x);
     const auto t1 = Clock::now();
     mx::async_eval(x);
     const auto t2 = Clock::now();
@@ -176,10 +175,18 @@ nlohmann::json run_floor(int ops, int repeat) {
   }
   std::sort(encode.begin(), encode.end());
   std::sort(total.begin(), total.end());
-  return {{"name", "floor.add_chain"},
+  return {{"name", name},
           {"ops", ops},
           {"encode_us_per_op", 1e6 * encode[encode.size() / 2]},
           {"wall_us_per_op", 1e6 * total[total.size() / 2]}};
+}
+
+// The floor under any decode step: a chain of dependent one-row adds (each a kernel of next to no
+// work), evaluated at once.
+nlohmann::json run_floor(int ops, int repeat) {
+  const auto one = mx::array(1.0f, mx::bfloat16);
+  return time_chain("floor.add_chain", ops, repeat,
+                    [&](const mx::array& x) { return mx::add(x, one); });
 }
 
 // The same chain made of one custom kernel (x + 1 on one row) whose source carries
@@ -195,32 +202,12 @@ nlohmann::json run_floor_custom(int ops, int header_bytes, int repeat) {
                             "  const unsigned int i = blockIdx.x * blockDim.x + threadIdx.x;\n"
                             "  if (i < 2048u) y[i] = x[i] + T(1.0f);\n",
                             header);
-  std::vector<double> encode, total;
-  for (int r = -1; r < repeat; ++r) {
-    auto x = mx::zeros({1, 2048}, mx::bfloat16);
-    mx::eval(x);
-    mx::synchronize();
-    const auto t0 = Clock::now();
-    for (int i = 0; i < ops; ++i)
-      x = kernel({x}, {x.shape()}, {x.dtype()}, {2048, 1, 1}, {256, 1, 1}, {{"T", x.dtype()}},
-                 std::nullopt, false, {})[0];
-    const auto t1 = Clock::now();
-    mx::async_eval(x);
-    const auto t2 = Clock::now();
-    mx::eval(x);
-    mx::synchronize();
-    const auto t3 = Clock::now();
-    if (r < 0) continue;
-    encode.push_back(std::chrono::duration<double>(t2 - t1).count() / ops);
-    total.push_back(std::chrono::duration<double>(t3 - t0).count() / ops);
-  }
-  std::sort(encode.begin(), encode.end());
-  std::sort(total.begin(), total.end());
-  return {{"name", "floor.custom_chain"},
-          {"ops", ops},
-          {"header_bytes", header.size()},
-          {"encode_us_per_op", 1e6 * encode[encode.size() / 2]},
-          {"wall_us_per_op", 1e6 * total[total.size() / 2]}};
+  auto j = time_chain("floor.custom_chain", ops, repeat, [&](const mx::array& x) {
+    return kernel({x}, {x.shape()}, {x.dtype()}, {2048, 1, 1}, {256, 1, 1}, {{"T", x.dtype()}},
+                  std::nullopt, false, {})[0];
+  });
+  j["header_bytes"] = header.size();
+  return j;
 }
 
 }  // namespace

@@ -307,15 +307,11 @@ std::string router_body(Routing routing, bool gate = false) {
   return body + kRouterStore + "#undef MOE_KEY\n#undef MOE_LOGIT\n";
 }
 
-const mx::fast::CustomKernelFunction& router_kernel(Routing routing) {
-  static const auto softmax = make_kernel("ominix_moe_route_softmax", {"logits"},
-                                          {"indices", "weights"}, router_body(Routing::softmax));
-  static const auto softmax_topk =
-      make_kernel("ominix_moe_route_softmax_topk", {"logits"}, {"indices", "weights"},
-                  router_body(Routing::softmax_topk));
-  static const auto sigmoid =
-      make_kernel("ominix_moe_route_sigmoid_grouped", {"logits", "bias"}, {"indices", "weights"},
-                  router_body(Routing::sigmoid_grouped));
+// The one of a family's three kernels that serves `routing`.
+const mx::fast::CustomKernelFunction& by_routing(Routing routing,
+                                                 const mx::fast::CustomKernelFunction& softmax,
+                                                 const mx::fast::CustomKernelFunction& softmax_topk,
+                                                 const mx::fast::CustomKernelFunction& sigmoid) {
   switch (routing) {
     case Routing::softmax:
       return softmax;
@@ -325,6 +321,18 @@ const mx::fast::CustomKernelFunction& router_kernel(Routing routing) {
       break;
   }
   return sigmoid;
+}
+
+const mx::fast::CustomKernelFunction& router_kernel(Routing routing) {
+  static const auto softmax = make_kernel("ominix_moe_route_softmax", {"logits"},
+                                          {"indices", "weights"}, router_body(Routing::softmax));
+  static const auto softmax_topk =
+      make_kernel("ominix_moe_route_softmax_topk", {"logits"}, {"indices", "weights"},
+                  router_body(Routing::softmax_topk));
+  static const auto sigmoid =
+      make_kernel("ominix_moe_route_sigmoid_grouped", {"logits", "bias"}, {"indices", "weights"},
+                  router_body(Routing::sigmoid_grouped));
+  return by_routing(routing, softmax, softmax_topk, sigmoid);
 }
 
 const mx::fast::CustomKernelFunction& gate_router_kernel(Routing routing) {
@@ -339,15 +347,7 @@ const mx::fast::CustomKernelFunction& gate_router_kernel(Routing routing) {
       make("ominix_moe_gate_route_softmax_topk", Routing::softmax_topk);
   static const auto sigmoid =
       make("ominix_moe_gate_route_sigmoid_grouped", Routing::sigmoid_grouped);
-  switch (routing) {
-    case Routing::softmax:
-      return softmax;
-    case Routing::softmax_topk:
-      return softmax_topk;
-    case Routing::sigmoid_grouped:
-      break;
-  }
-  return sigmoid;
+  return by_routing(routing, softmax, softmax_topk, sigmoid);
 }
 
 const mx::fast::CustomKernelFunction& combine_kernel() {
