@@ -529,7 +529,9 @@ std::optional<Routes> route_gate(const mx::array& x, const mx::array& gate_weigh
 
 Routes route_linear(const mx::array& x, const LinearLayer& gate, const RouterOptions& options) {
   if (const auto* dense = gate.dense(); dense && !dense->bias)
-    if (auto routes = route_gate(x, dense->weight, x.dtype(), options)) return *routes;
+    if (auto routes = route_gate(x, dense->weight,
+                                 mx::promote_types(x.dtype(), dense->weight.dtype()), options))
+      return *routes;
   return route(gate(x), options);
 }
 
