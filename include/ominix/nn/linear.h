@@ -114,8 +114,6 @@ class Embedding {
   /// Tied LM head: x [..., dim] -> logits [..., vocab].
   mx::array as_linear(const mx::array& x) const;
   bool quantized() const { return std::holds_alternative<QuantizedLinear>(impl_); }
-  /// The dense layer, or nullptr when quantized.
-  const Linear* dense() const { return std::get_if<Linear>(&impl_); }
 
  private:
   std::variant<Linear, QuantizedLinear> impl_;
