@@ -90,17 +90,11 @@ std::string Model::decode(const std::vector<int>& ids, bool skip_special_tokens)
 Model load_model(const fs::path& path, const ModelOptions& options) {
   register_builtin_families();
   const auto dir = resolve_gguf(path);
-  if (is_gguf(dir)) {
-    const auto arch = io::GgufFile::open(dir).metadata().architecture();
-    if (arch != "gemma3")
-      fail<UnsupportedError>("{}: GGUF architecture '{}' is not supported (gemma3)", dir.string(),
-                             arch);
-    return Model(gemma3::load_gguf(dir, {.dtype = options.dtype}), dir);
-  }
-  if (!fs::is_directory(dir))
-    fail<IoError>("{}: no such model directory or .gguf file", dir.string());
   std::optional<io::ScopedLoadProgress> progress;
   if (options.progress) progress.emplace(options.progress);
+  if (is_gguf(dir)) return Model(generate::load_gguf_model(dir, {.dtype = options.dtype}), dir);
+  if (!fs::is_directory(dir))
+    fail<IoError>("{}: no such model directory or .gguf file", dir.string());
   return Model(generate::load_model(dir, {.dtype = options.dtype}), dir);
 }
 

@@ -326,6 +326,10 @@ nlohmann::json gguf_config(const io::GgufMetadata& m, int vocab_size) {
 
 void register_family() {
   for (const char* type : {"gemma3_text", "gemma3"}) generate::register_model(type, build);
+  generate::register_gguf(
+      "gemma3", [](const std::filesystem::path& file, const generate::LoadModelOptions& options) {
+        return load_gguf(file, options);
+      });
 }
 
 std::unique_ptr<generate::LanguageModel> load(const std::filesystem::path& dir,

@@ -17,6 +17,7 @@
 #include "ominix/base/error.h"
 #include "ominix/generate/cache.h"
 #include "ominix/io/config.h"
+#include "ominix/io/gguf.h"
 #include "ominix/io/weights.h"
 
 namespace ominix::generate {
@@ -172,6 +173,39 @@ inline std::unique_ptr<LanguageModel> load_model(const std::filesystem::path& di
                            known.empty() ? "none registered" : known);
   }
   return it->second(dir, config, options);
+}
+
+/// Loads a GGUF file (llama.cpp's format) into a LanguageModel. The tokenizer and chat template
+/// are read by the caller from the same file's metadata.
+using GgufLoader = std::function<std::unique_ptr<LanguageModel>(const std::filesystem::path& file,
+                                                                const LoadModelOptions& options)>;
+
+/// GGUF `general.architecture` ("gemma3", "qwen2", "llama"...) -> loader. A family registers
+/// each architecture it reads.
+inline std::map<std::string, GgufLoader>& gguf_registry() {
+  static std::map<std::string, GgufLoader> registry;
+  return registry;
+}
+
+inline void register_gguf(const std::string& architecture, GgufLoader loader) {
+  gguf_registry()[architecture] = std::move(loader);
+}
+
+/// Reads `file`'s general.architecture and builds the model its registered loader makes
+/// (UnsupportedError naming the file and listing the known architectures otherwise).
+inline std::unique_ptr<LanguageModel> load_gguf_model(const std::filesystem::path& file,
+                                                      const LoadModelOptions& options = {}) {
+  const auto metadata = io::GgufFile::open(file).metadata();
+  const auto arch = metadata.architecture();
+  auto it = gguf_registry().find(arch);
+  if (it == gguf_registry().end()) {
+    std::string known;
+    for (const auto& entry : gguf_registry()) known += (known.empty() ? "" : ", ") + entry.first;
+    fail<UnsupportedError>("{}: GGUF architecture '{}' is not supported (known: {})",
+                           metadata.field("general.architecture"), arch,
+                           known.empty() ? "none registered" : known);
+  }
+  return it->second(file, options);
 }
 
 }  // namespace ominix::generate
