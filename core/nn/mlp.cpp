@@ -7,9 +7,10 @@ namespace ominix::nn {
 GatedMLP GatedMLP::load(io::WeightMap& w, const std::string& prefix, const Shape& shape,
                         const std::optional<io::QuantizationConfig>& quant) {
   const int D = shape.hidden, I = shape.intermediate;
-  return {FusedLinear({LinearLayer::load(w, prefix + "gate_proj", {D, I}, quant),
-                       LinearLayer::load(w, prefix + "up_proj", {D, I}, quant)}),
-          LinearLayer::load(w, prefix + "down_proj", {I, D}, quant), shape.act};
+  const bool b = shape.bias;
+  return {FusedLinear({LinearLayer::load(w, prefix + "gate_proj", {D, I, b}, quant),
+                       LinearLayer::load(w, prefix + "up_proj", {D, I, b}, quant)}),
+          LinearLayer::load(w, prefix + "down_proj", {I, D, b}, quant), shape.act};
 }
 
 mx::array GatedMLP::operator()(const mx::array& x) const {

@@ -24,26 +24,8 @@ float yarn_mscale(double scale, double mscale) {
   return scale <= 1 ? 1.0f : static_cast<float>(0.1 * mscale * std::log(scale) + 1.0);
 }
 
-}  // namespace
-
-RoPE::RoPE(const io::RopeConfig& config, int head_dim)
-    : config_(config), dims_(static_cast<int>(head_dim * config.partial_rotary_factor)) {
-  if (dims_ <= 0 || dims_ % 2 != 0 || dims_ > head_dim)
-    fail<ConfigError>("rope: rotary dims {} (head_dim {} x partial_rotary_factor {}) must be even and positive",
-                      dims_, head_dim, config.partial_rotary_factor);
-  if (config_.type == io::RopeType::yarn) {
-    const auto& c = config_;
-    if (c.attention_factor) attention_scaling_ = static_cast<float>(*c.attention_factor);
-    else if (c.mscale && c.mscale_all_dim && *c.mscale && *c.mscale_all_dim)
-      attention_scaling_ = yarn_mscale(c.factor, *c.mscale) / yarn_mscale(c.factor, *c.mscale_all_dim);
-    else attention_scaling_ = yarn_mscale(c.factor, 1.0);
-  }
-  if (config_.type != io::RopeType::dynamic) freqs_ = freqs_for(0);
-}
-
-std::vector<float> RoPE::inv_freq(int seq_len) const {
-  const auto& c = config_;
-  const int dim = dims_;
+// The inverse frequencies of the config's scaling type.
+std::vector<float> scaled_inv_freq(const io::RopeConfig& c, int dim, int seq_len) {
   switch (c.type) {
     case io::RopeType::standard: return default_inv_freq(c.theta, dim);
     case io::RopeType::linear: {
@@ -99,6 +81,33 @@ std::vector<float> RoPE::inv_freq(int seq_len) const {
     }
   }
   return {};
+}
+
+}  // namespace
+
+RoPE::RoPE(const io::RopeConfig& config, int head_dim)
+    : config_(config), dims_(static_cast<int>(head_dim * config.partial_rotary_factor)) {
+  if (dims_ <= 0 || dims_ % 2 != 0 || dims_ > head_dim)
+    fail<ConfigError>("rope: rotary dims {} (head_dim {} x partial_rotary_factor {}) must be even and positive",
+                      dims_, head_dim, config.partial_rotary_factor);
+  if (!config_.freq_factors.empty() && config_.freq_factors.size() != std::size_t(dims_ / 2))
+    fail<ConfigError>("rope: {} frequency factors for {} rotary dims (one per pair)",
+                      config_.freq_factors.size(), dims_);
+  if (config_.type == io::RopeType::yarn) {
+    const auto& c = config_;
+    if (c.attention_factor) attention_scaling_ = static_cast<float>(*c.attention_factor);
+    else if (c.mscale && c.mscale_all_dim && *c.mscale && *c.mscale_all_dim)
+      attention_scaling_ = yarn_mscale(c.factor, *c.mscale) / yarn_mscale(c.factor, *c.mscale_all_dim);
+    else attention_scaling_ = yarn_mscale(c.factor, 1.0);
+  }
+  if (config_.type != io::RopeType::dynamic) freqs_ = freqs_for(0);
+}
+
+std::vector<float> RoPE::inv_freq(int seq_len) const {
+  auto inv = scaled_inv_freq(config_, dims_, seq_len);
+  // llama.cpp's rope_freqs (freq_factors of ggml_rope_ext): theta_i / factor_i.
+  for (std::size_t i = 0; i < config_.freq_factors.size(); ++i) inv[i] /= config_.freq_factors[i];
+  return inv;
 }
 
 mx::array RoPE::freqs_for(int seq_len) const {

@@ -1,5 +1,5 @@
-// Config of the Mistral / Mixtral family: the config.json fields of transformers'
-// configuration_{mistral,mixtral}.py (5.24.0, and 4.x spellings), parsed and validated.
+// Config of the Llama / Mistral / Mixtral family: the config.json fields of transformers'
+// configuration_{llama,mistral,mixtral}.py (5.24.0, and 4.x spellings), parsed and validated.
 #pragma once
 
 #include <optional>
@@ -11,12 +11,14 @@
 
 namespace ominix::mixtral {
 
-enum class ModelType { mistral, mixtral };
+enum class ModelType { llama, mistral, mixtral };
 
 struct Config {
   ModelType model_type = ModelType::mistral;
-  io::AttentionConfig attention;  ///< sliding_window: every layer attends to that many positions
-  io::RopeConfig rope;
+  /// sliding_window (Mistral, Mixtral): every layer attends to that many positions. attention_bias
+  /// (Llama): q, k, v and o projections have a bias.
+  io::AttentionConfig attention;
+  io::RopeConfig rope;  ///< Llama 3.x: rope_type llama3
   std::optional<io::QuantizationConfig> quantization;
   int vocab_size = 0;
   int num_hidden_layers = 0;
@@ -24,6 +26,7 @@ struct Config {
   float rms_norm_eps = 1e-5f;
   nn::Activation hidden_act = nn::Activation::silu;
   bool tie_word_embeddings = false;
+  bool mlp_bias = false;  ///< Llama: gate, up and down projections have a bias
   // Mixtral.
   int num_local_experts = 0;
   int num_experts_per_tok = 0;
@@ -36,28 +39,34 @@ struct Config {
 inline Config Config::parse(const io::ConfigReader& c) {
   Config cfg;
   const auto type = c.required<std::string>("model_type");
-  if (type == "mistral")
+  if (type == "llama")
+    cfg.model_type = ModelType::llama;
+  else if (type == "mistral")
     cfg.model_type = ModelType::mistral;
   else if (type == "mixtral")
     cfg.model_type = ModelType::mixtral;
   else
-    fail<UnsupportedError>("{}: '{}' is not a Mistral model type (mistral, mixtral)",
+    fail<UnsupportedError>("{}: '{}' is not a Llama model type (llama, mistral, mixtral)",
                            c.field("model_type"), type);
+  const bool llama = cfg.model_type == ModelType::llama;
   cfg.attention = io::AttentionConfig::parse(c);
-  if (cfg.attention.attention_bias)
+  // ref: configuration_llama.py has no sliding window (LlamaAttention attends to every position).
+  if (llama) cfg.attention.sliding_window.reset();
+  if (cfg.attention.attention_bias && !llama)
     fail<UnsupportedError>("{}: Mistral attention has no bias", c.field("attention_bias"));
   if (c.has("layer_types"))  // ref: configuration_mistral.py points such models to Ministral
-    fail<UnsupportedError>("{}: per-layer attention types are not Mistral's",
-                           c.field("layer_types"));
+    fail<UnsupportedError>("{}: per-layer attention types are not {}'s", c.field("layer_types"),
+                           type);
   cfg.rope = io::RopeConfig::parse(c);
   cfg.quantization = io::QuantizationConfig::parse(c);
   cfg.vocab_size = c.required<int>("vocab_size");
   cfg.num_hidden_layers = c.required<int>("num_hidden_layers");
   cfg.intermediate_size = c.required<int>("intermediate_size");
-  cfg.rms_norm_eps = c.get<float>("rms_norm_eps", 1e-5f);
+  cfg.rms_norm_eps = c.get<float>("rms_norm_eps", llama ? 1e-6f : 1e-5f);
   cfg.hidden_act =
       nn::parse_activation(c.get<std::string>("hidden_act", "silu"), c.field("hidden_act"));
   cfg.tie_word_embeddings = c.get<bool>("tie_word_embeddings", false);
+  if (llama) cfg.mlp_bias = c.get<bool>("mlp_bias", false);
   if (cfg.model_type == ModelType::mixtral) {
     cfg.num_local_experts = c.required<int>("num_local_experts");
     cfg.num_experts_per_tok = c.required<int>("num_experts_per_tok");

@@ -1,5 +1,8 @@
-// Port of transformers 5.24.0 src/transformers/models/{mistral,mixtral}/modeling_*.py, read beside
-// mlx-lm 0.32.2 mlx_lm/models/{llama,mixtral,switch_layers}.py (mlx-lm reads mistral as llama).
+// Port of transformers 5.24.0 src/transformers/models/{llama,mistral,mixtral}/modeling_*.py, read
+// beside mlx-lm 0.32.2 mlx_lm/models/{llama,mixtral,switch_layers}.py (mlx-lm reads mistral as
+// llama). One decoder: Llama = Mistral without a sliding window, with optional biases; Mixtral =
+// Mistral with a sparse MoE block for the MLP.
+// ref: modeling_llama.py LlamaForCausalLM (attention_bias, mlp_bias, head_dim, rope llama3).
 #include "ominix/models/mixtral.h"
 
 #include <mlx/ops.h>
@@ -11,6 +14,7 @@
 #include <vector>
 
 #include "models/mixtral/config.h"
+#include "models/mixtral/gguf.h"
 #include "ominix/generate/attention.h"
 #include "ominix/io/weights.h"
 #include "ominix/nn/fused.h"
@@ -29,14 +33,17 @@ nn::LinearLayer linear(io::WeightMap& w, const std::string& key, const Config& c
   return nn::LinearLayer::load(w, key, shape, c.quantization);
 }
 
-/// ref: modeling_mistral.py MistralAttention.
+/// ref: modeling_llama.py LlamaAttention (attention_bias on all four projections),
+/// modeling_mistral.py MistralAttention.
 struct Attention : generate::SelfAttention {
   static Attention load(io::WeightMap& w, const std::string& p, const Config& c) {
-    return {generate::SelfAttention::load(w, p, c.attention, c.rope, c.quantization)};
+    const bool bias = c.attention.attention_bias;
+    return {generate::SelfAttention::load(w, p, c.attention, c.rope, c.quantization,
+                                          {.qkv_bias = bias, .o_bias = bias})};
   }
 };
 
-/// Mistral (ref: modeling_mistral.py MistralMLP).
+/// Llama, Mistral (ref: modeling_llama.py LlamaMLP, mlp_bias on all three projections).
 using MLP = nn::GatedMLP;
 
 /// ref: modeling_mixtral.py MixtralTopKRouter + MixtralSparseMoeBlock: the top-k router logits,
@@ -72,7 +79,7 @@ struct DecoderLayer {
     std::variant<MLP, SparseMoeBlock> mlp =
         c.model_type == ModelType::mixtral
             ? std::variant<MLP, SparseMoeBlock>(SparseMoeBlock::load(w, p + "block_sparse_moe.", c))
-            : MLP::load(w, p + "mlp.", {c.attention.hidden_size, c.intermediate_size, c.hidden_act},
+            : MLP::load(w, p + "mlp.", {D, c.intermediate_size, c.hidden_act, c.mlp_bias},
                         c.quantization);
     return {Attention::load(w, p + "self_attn.", c), std::move(mlp),
             nn::RMSNorm::load(w, p + "input_layernorm", D, c.rms_norm_eps),
@@ -158,16 +165,36 @@ std::unique_ptr<generate::LanguageModel> build(const std::filesystem::path& dir,
 }  // namespace
 
 void register_family() {
-  for (const char* type : {"mistral", "mixtral"})
+  for (const char* type : {"llama", "mistral", "mixtral"})
     generate::register_model(
         type,
         [](const std::filesystem::path& dir, const io::ConfigReader& config,
            const generate::LoadModelOptions& options) { return build(dir, config, options, {}); });
+  generate::register_gguf(
+      "llama", [](const std::filesystem::path& file, const generate::LoadModelOptions& options) {
+        return load_gguf(file, options);
+      });
 }
 
 std::unique_ptr<generate::LanguageModel> load(const std::filesystem::path& dir,
                                               const generate::LoadModelOptions& options, Tap tap) {
   return build(dir, io::ConfigReader::load(dir / "config.json"), options, std::move(tap));
+}
+
+/// The GGUF read as the checkpoint it was converted from (models/mixtral/gguf.h), bound as one.
+/// llama.cpp's "llama" architecture has no sliding window, so a Mistral file attends to every
+/// position, as llama.cpp runs it.
+std::unique_ptr<generate::LanguageModel> load_gguf(const std::filesystem::path& file,
+                                                   const generate::LoadModelOptions& options,
+                                                   Tap tap) {
+  auto ck = read_gguf(file, options.dtype.value_or(mx::float32));
+  const io::ConfigReader reader(std::move(ck.config), file.string());
+  auto config = Config::parse(reader);
+  config.quantization = std::move(ck.quantization);
+  config.rope.freq_factors = std::move(ck.rope_freqs);
+  return generate::bind_decoder<Model>(file, reader, std::move(config),
+                                       io::WeightMap(std::move(ck.tensors), file.string()),
+                                       sanitize, std::move(tap));
 }
 
 }  // namespace ominix::mixtral

@@ -65,16 +65,9 @@ void read(const YAML::Node& n, const char* key, T& v, const std::string& where) 
   }
 }
 
-Config parse_config(const std::filesystem::path& path) {
-  const std::string where = path.string();
-  YAML::Node y;
-  try {
-    y = YAML::LoadFile(where);
-  } catch (const YAML::BadFile&) {
-    fail<IoError>("{}: cannot open", where);
-  } catch (const YAML::Exception& e) {
-    fail<FormatError>("{}: {}", where, e.what());
-  }
+// The fields of a loaded config.yaml; yaml-cpp throws when a field has another type.
+Config read_fields(const YAML::Node& y, const std::string& where) {
+  Config c;
   auto expect = [&](const char* key, const char* value) {
     if (y[key] && y[key].as<std::string>() != value)
       fail<UnsupportedError>("{}: {} '{}' is not supported (only {})", where, key,
@@ -83,7 +76,6 @@ Config parse_config(const std::filesystem::path& path) {
   expect("encoder", "SANMEncoder");
   expect("decoder", "ParaformerSANMDecoder");
   expect("predictor", "CifPredictorV2");
-  Config c;
   const auto e = y["encoder_conf"], d = y["decoder_conf"], p = y["predictor_conf"],
              f = y["frontend_conf"], m = y["model_conf"];
   read(e, "output_size", c.encoder.output_size, where);
@@ -121,6 +113,28 @@ Config parse_config(const std::filesystem::path& path) {
   read(m, "blank_id", c.blank_id, where);
   read(m, "sos", c.sos, where);
   read(m, "eos", c.eos, where);
+  return c;
+}
+
+Config parse_config(const std::filesystem::path& path) {
+  const std::string where = path.string();
+  YAML::Node y;
+  try {
+    y = YAML::LoadFile(where);
+  } catch (const YAML::BadFile&) {
+    fail<IoError>("{}: cannot open", where);
+  } catch (const YAML::Exception& e) {
+    fail<FormatError>("{}: {}", where, e.what());
+  }
+  Config c;
+  try {  // a field of another type than the code reads (a list for a string...) throws here
+    c = read_fields(y, where);
+  } catch (const YAML::Exception& e) {
+    fail<ConfigError>("{}: {}", where, e.what());
+  }
+  if (c.encoder.output_size <= 0 || c.encoder.attention_heads <= 0 ||
+      c.decoder.attention_heads <= 0)
+    fail<ConfigError>("{}: output_size and attention_heads must be positive", where);
   if (c.encoder.output_size % c.encoder.attention_heads ||
       c.decoder.att_layer_num > c.decoder.num_blocks || c.predictor.idim != c.encoder.output_size ||
       c.input_size != c.frontend.n_mels * c.frontend.lfr_m)
@@ -386,6 +400,10 @@ CifOutput predict(const Model& model, const EncoderOutput& enc) {
 
 mx::array decode(const Model& model, const EncoderOutput& enc, const CifOutput& cif) {
   const int B = enc.out.shape(0), T = enc.out.shape(1), N = cif.acoustic_embeds.shape(1);
+  // No token fired in any input (a clip shorter than a token): nothing to decode. funasr's
+  // inference returns no result there (model.py: `if torch.max(pre_token_length) < 1`); the
+  // decoder's FSMN convolution cannot run on zero positions.
+  if (N == 0) return mx::zeros({B, 0, model.config.vocab_size}, mx::float32);
   auto tgt_mask =
       mx::expand_dims(mx::astype(nn::sequence_mask(cif.token_num, N), mx::float32), 2);  // [B,N,1]
   auto mem_mask = mx::reshape(nn::sequence_mask(enc.lens, T), {B, 1, 1, T});
@@ -422,6 +440,7 @@ std::vector<std::vector<audio::TimedToken>> recognise(const Model& model,
   enc.out = mx::multiply(
       enc.out, mx::expand_dims(mx::astype(nn::sequence_mask(enc.lens, T), enc.out.dtype()), 2));
   auto cif = predict(model, enc);
+  if (cif.acoustic_embeds.shape(1) == 0) return out;  // no token fired: empty transcripts
   auto ids = mx::astype(mx::argmax(decode(model, enc, cif), -1), mx::int32);  // [B, N]
   mx::eval(ids);
   const int N = ids.shape(1), Tt = cif.peaks.shape(1);

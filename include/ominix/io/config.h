@@ -73,6 +73,10 @@ struct RopeConfig {
   std::optional<double> mscale, mscale_all_dim, attention_factor;  // yarn
   bool truncate = true;                                            // yarn
   bool traditional = false;  ///< interleaved pairs (GPT-J style) instead of half split
+  /// llama.cpp's `rope_freqs` tensor (GGUF; what convert_hf_to_gguf writes for llama3 scaling):
+  /// each inverse frequency is divided by its factor, after the type's own scaling. One per
+  /// rotated pair; empty for none.
+  std::vector<float> freq_factors;
 
   static RopeConfig parse(const ConfigReader& c);
 };

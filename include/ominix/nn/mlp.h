@@ -25,6 +25,7 @@ struct GatedMLP {
   struct Shape {
     int hidden = 0, intermediate = 0;
     Activation act = Activation::silu;
+    bool bias = false;  ///< the three projections have a bias (Llama's mlp_bias)
   };
   /// Binds `<prefix>gate_proj`, `<prefix>up_proj` and `<prefix>down_proj` (prefix ends with '.').
   static GatedMLP load(io::WeightMap& w, const std::string& prefix, const Shape& shape,
