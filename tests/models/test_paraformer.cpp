@@ -276,8 +276,8 @@ TEST(Paraformer, DecodeWithNoTokens) {
   const auto x = ominix::audio::load_audio(fixture("audio/float.wav")).samples;
   const auto feats = pf::features(*f.model, x);
   ASSERT_EQ(feats.ndim(), 2);
-  const auto enc = pf::encode(*f.model, mx::expand_dims(feats, 0),
-                              mx::array({feats.shape(0)}, {1}, mx::int32));
+  const auto enc =
+      pf::encode(*f.model, mx::expand_dims(feats, 0), mx::array({feats.shape(0)}, {1}, mx::int32));
   const auto cif = pf::predict(*f.model, enc);
   ASSERT_EQ(cif.acoustic_embeds.shape(1), 0);
   const auto logp = pf::decode(*f.model, enc, cif);
