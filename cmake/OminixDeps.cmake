@@ -13,6 +13,41 @@ endif()
 get_target_property(_mlx_lib mlx IMPORTED_LOCATION_RELEASE)
 message(STATUS "MLX ${MLX_VERSION}: ${_mlx_lib}")
 
+# An install runs and builds on its own and can be moved: with MLX from a wheel (MLX_ROOT),
+# `cmake --install` copies that MLX into LIBDIR/ominix/ as the wheel lays it out (mlx/lib/libmlx.so
+# beside the libraries its $ORIGIN RUNPATH names: mlx_cpu.libs/, nvidia/*/lib), and the installed
+# binaries find it through an $ORIGIN-relative RUNPATH (cmake/OminixInstall.cmake copies it).
+# Without it, the installed binaries keep the absolute path of the MLX they were linked with.
+if(MLX_ROOT)
+  set(_install_mlx_default ON)
+else()
+  set(_install_mlx_default OFF)
+endif()
+option(OMINIX_INSTALL_MLX "Install MLX (from MLX_ROOT) with OminiX, found through a relative RUNPATH"
+       ${_install_mlx_default})
+if(OMINIX_INSTALL_MLX)
+  if(NOT MLX_ROOT)
+    message(FATAL_ERROR "OMINIX_INSTALL_MLX needs MLX_ROOT (the unpacked mlx/ folder of an MLX wheel)")
+  endif()
+  get_filename_component(OMINIX_MLX_ROOT "${MLX_ROOT}" ABSOLUTE)
+  get_filename_component(_mlx_libdir "${_mlx_lib}" DIRECTORY)
+  file(RELATIVE_PATH _mlx_lib_rel "${OMINIX_MLX_ROOT}" "${_mlx_libdir}")
+  # Installed: LIBDIR/ominix/mlx is MLX_ROOT, so libmlx.so is in LIBDIR/ominix/mlx/<_mlx_lib_rel>.
+  set(OMINIX_MLX_INSTALL_LIBDIR "${CMAKE_INSTALL_LIBDIR}/ominix/mlx/${_mlx_lib_rel}")
+  if(APPLE)
+    set(_origin "@loader_path")
+  else()
+    set(_origin "$ORIGIN")
+  endif()
+  set(CMAKE_INSTALL_RPATH "")
+  foreach(_from ${CMAKE_INSTALL_BINDIR} ${CMAKE_INSTALL_LIBDIR})
+    file(RELATIVE_PATH _rel "/prefix/${_from}" "/prefix/${OMINIX_MLX_INSTALL_LIBDIR}")
+    list(APPEND CMAKE_INSTALL_RPATH "${_origin}/${_rel}")
+  endforeach()
+else()
+  set(CMAKE_INSTALL_RPATH_USE_LINK_PATH ON)
+endif()
+
 find_package(nlohmann_json 3.10 REQUIRED)
 find_package(fmt 9 REQUIRED)
 find_package(CLI11 REQUIRED)

@@ -9,7 +9,8 @@
 #   scripts/setup.sh --skip-apt           # the -dev packages come from elsewhere (CMAKE_PREFIX_PATH)
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# -P: the real tree, also when reached through a symbolic link (tests/newuser runs it so).
+ROOT="$(cd -P "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/mlx-pins.sh"
 BACKEND="cpu"
 MLX_ROOT_ARG=""

@@ -5,7 +5,12 @@
 
 #include <mlx/ops.h>
 
+#if defined(__APPLE__)
+#include <mach-o/dyld.h>
+#endif
+
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <optional>
 #include <string>
@@ -372,9 +377,35 @@ std::unique_ptr<generate::LanguageModel> load_gguf(const std::filesystem::path& 
 
 namespace ominix::gemma3 {
 
+namespace {
+
+// The running executable's path, or empty where the system does not say.
+std::filesystem::path executable_path() {
+  std::error_code ec;
+#if defined(__APPLE__)
+  std::uint32_t size = 0;
+  _NSGetExecutablePath(nullptr, &size);
+  std::string buf(size, '\0');
+  if (_NSGetExecutablePath(buf.data(), &size) != 0) return {};
+  auto p = std::filesystem::canonical(buf.c_str(), ec);
+#else
+  auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
+#endif
+  return ec ? std::filesystem::path() : p;
+}
+
+}  // namespace
+
 std::filesystem::path default_model() {
   if (const char* env = std::getenv("OMINIX_MODEL"); env && *env) return env;
-  return OMINIX_DEFAULT_MODEL;
+  const std::filesystem::path built = OMINIX_DEFAULT_MODEL;
+  // An installed binary: PREFIX/bin/../share/ominix/models/<file>, wherever the prefix was moved.
+  if (const auto exe = executable_path(); !exe.empty()) {
+    const auto installed = exe.parent_path() / OMINIX_MODELS_FROM_BIN / built.filename();
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(installed, ec)) return installed.lexically_normal();
+  }
+  return built;
 }
 
 }  // namespace ominix::gemma3

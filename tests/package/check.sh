@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
-# Installs the build into a scratch prefix, then configures, builds and runs tests/package.
+# Installs the build into a scratch prefix, moves it, then configures, builds and runs
+# tests/package against it from a folder outside the source tree: check.sh BUILD_DIR
 set -euo pipefail
-BUILD_DIR="$1"
 SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-WORK="$BUILD_DIR/package-check"
-rm -rf "$WORK"
-cmake --install "$BUILD_DIR" --prefix "$WORK/prefix" >/dev/null
-cmake -S "$SRC" -B "$WORK/consumer" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$WORK/prefix" >/dev/null
-cmake --build "$WORK/consumer" >/dev/null
-"$WORK/consumer/consumer"
+source "$SRC/prefix.sh"
+install_moved_prefix "$1"
+build_consumer "$SRC" consumer
+expect_mlx_from_prefix consumer/consumer
+consumer/consumer

@@ -27,8 +27,11 @@ std::unique_ptr<generate::LanguageModel> load_gguf(const std::filesystem::path& 
 
 namespace ominix::gemma3 {
 
-/// The default model: $OMINIX_MODEL when set, else the GGUF path compiled in through the CMake
-/// cache variable OMINIX_DEFAULT_MODEL (scripts/setup.sh installs Gemma 3 270M Q4_K_M there).
+/// The default model, resolved at run time: $OMINIX_MODEL when set; else, for an installed
+/// executable, PREFIX/share/ominix/models/<file name> found from the executable's folder (so the
+/// prefix can move; `cmake --install build --component default_model` copies it there); else the
+/// GGUF path compiled in through the CMake cache variable OMINIX_DEFAULT_MODEL (scripts/setup.sh
+/// installs Gemma 3 270M Q4_K_M there, in the source tree's .deps/). The path may not exist.
 std::filesystem::path default_model();
 
 }  // namespace ominix::gemma3
