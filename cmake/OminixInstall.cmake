@@ -14,6 +14,9 @@ function(ominix_install_mlx)
   get_filename_component(site "${OMINIX_MLX_ROOT}" DIRECTORY)
   install(DIRECTORY "${OMINIX_MLX_ROOT}/" DESTINATION "${CMAKE_INSTALL_LIBDIR}/ominix/mlx"
           USE_SOURCE_PERMISSIONS PATTERN "__pycache__" EXCLUDE)
+  if(NOT CMAKE_EXECUTABLE_FORMAT STREQUAL "ELF")
+    return()  # macOS: the Metal wheel's lib/ holds all it loads
+  endif()
   file(GLOB_RECURSE queue LIST_DIRECTORIES false "${OMINIX_MLX_ROOT}/*.so" "${OMINIX_MLX_ROOT}/*.so.*")
   set(seen "")
   while(queue)
