@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "models/glm4/config.h"
+#include "models/glm4/gguf.h"
 #include "ominix/generate/attention.h"
 #include "ominix/io/weights.h"
 #include "ominix/nn/fused.h"
@@ -215,11 +216,31 @@ void register_family() {
         type,
         [](const std::filesystem::path& dir, const io::ConfigReader& config,
            const generate::LoadModelOptions& options) { return build(dir, config, options, {}); });
+  for (const char* arch : {"glm4", "glm4moe"})
+    generate::register_gguf(
+        arch, [](const std::filesystem::path& file, const generate::LoadModelOptions& options) {
+          return load_gguf(file, options);
+        });
 }
 
 std::unique_ptr<generate::LanguageModel> load(const std::filesystem::path& dir,
                                               const generate::LoadModelOptions& options, Tap tap) {
   return build(dir, io::ConfigReader::load(dir / "config.json"), options, std::move(tap));
+}
+
+std::unique_ptr<generate::LanguageModel> load_gguf(const std::filesystem::path& file,
+                                                   const generate::LoadModelOptions& options,
+                                                   Tap tap) {
+  const auto arch = io::GgufFile::open(file).metadata().architecture();
+  auto ck =
+      io::load_gguf_checkpoint(file, {.dtype = options.dtype.value_or(mx::float32)},
+                               [&](const std::string& name) { return rename_gguf(name, arch); });
+  const io::ConfigReader reader(gguf_config(ck), file.string());
+  auto config = Config::parse(reader);
+  config.quantization = ck.quantization;
+  return generate::bind_decoder<Model>(file, reader, std::move(config),
+                                       io::WeightMap(std::move(ck.tensors), file.string()),
+                                       sanitize, std::move(tap));
 }
 
 }  // namespace ominix::glm4

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "models/qwen3/config.h"
+#include "models/qwen3/gguf.h"
 #include "ominix/generate/attention.h"
 #include "ominix/io/weights.h"
 #include "ominix/nn/fused.h"
@@ -179,6 +180,11 @@ void register_family() {
         type,
         [](const std::filesystem::path& dir, const io::ConfigReader& config,
            const generate::LoadModelOptions& options) { return build(dir, config, options, {}); });
+  for (const char* arch : {"qwen2", "qwen3", "qwen3moe"})
+    generate::register_gguf(
+        arch, [](const std::filesystem::path& file, const generate::LoadModelOptions& options) {
+          return load_gguf(file, options);
+        });
 }
 
 std::unique_ptr<generate::LanguageModel> load(const std::filesystem::path& dir,
@@ -193,6 +199,19 @@ std::unique_ptr<EmbeddingsModel> load_from_tensors(const std::filesystem::path& 
   auto config = Config::parse(reader);
   return generate::bind_decoder<Model>(config_dir, reader, std::move(config),
                                        io::WeightMap(std::move(tensors), source), sanitize, Tap{});
+}
+
+std::unique_ptr<generate::LanguageModel> load_gguf(const std::filesystem::path& file,
+                                                   const generate::LoadModelOptions& options,
+                                                   Tap tap) {
+  auto ck =
+      io::load_gguf_checkpoint(file, {.dtype = options.dtype.value_or(mx::float32)}, rename_gguf);
+  const io::ConfigReader reader(gguf_config(ck), file.string());
+  auto config = Config::parse(reader);
+  config.quantization = ck.quantization;
+  return generate::bind_decoder<Model>(file, reader, std::move(config),
+                                       io::WeightMap(std::move(ck.tensors), file.string()),
+                                       sanitize, std::move(tap));
 }
 
 }  // namespace ominix::qwen3

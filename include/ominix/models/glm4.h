@@ -18,7 +18,8 @@ namespace mx = mlx::core;
 /// "router_indices" (layer, [B, L, num_experts_per_tok] int32, the experts each token is sent to).
 using Tap = std::function<void(std::string_view name, int layer, const mx::array& value)>;
 
-/// Registers the loaders of "glm4" and "glm4_moe" in generate::model_registry().
+/// Registers the loaders of "glm4" and "glm4_moe" in generate::model_registry() and of the GGUF
+/// architectures "glm4" and "glm4moe" in generate::gguf_registry().
 void register_family();
 
 /// Loads a Hugging Face or mlx-community checkpoint directory (config.json + *.safetensors,
@@ -27,5 +28,14 @@ void register_family();
 std::unique_ptr<generate::LanguageModel> load(const std::filesystem::path& dir,
                                               const generate::LoadModelOptions& options = {},
                                               Tap tap = {});
+
+/// Loads a GGUF file written by llama.cpp's converter (general.architecture glm4 or glm4moe): the
+/// `<arch>.*` metadata becomes the config, llama.cpp's tensor names the transformers ones (experts
+/// stored stacked, GLM-4-MoE's next-token-prediction layers dropped), exactly representable
+/// quantizations stay packed (MLX affine), the rest is dequantized to options.dtype (default
+/// float32). UnsupportedError for other architectures.
+std::unique_ptr<generate::LanguageModel> load_gguf(const std::filesystem::path& file,
+                                                   const generate::LoadModelOptions& options = {},
+                                                   Tap tap = {});
 
 }  // namespace ominix::glm4

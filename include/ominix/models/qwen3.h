@@ -19,7 +19,8 @@ namespace mx = mlx::core;
 /// "router_indices" (layer, [B, L, num_experts_per_tok] int32, the experts each token is sent to).
 using Tap = std::function<void(std::string_view name, int layer, const mx::array& value)>;
 
-/// Registers the loaders of "qwen2", "qwen3" and "qwen3_moe" in generate::model_registry().
+/// Registers the loaders of "qwen2", "qwen3" and "qwen3_moe" in generate::model_registry() and of
+/// the GGUF architectures "qwen2", "qwen3" and "qwen3moe" in generate::gguf_registry().
 void register_family();
 
 /// Loads a Hugging Face or mlx-community checkpoint directory (config.json + *.safetensors,
@@ -28,6 +29,15 @@ void register_family();
 std::unique_ptr<generate::LanguageModel> load(const std::filesystem::path& dir,
                                               const generate::LoadModelOptions& options = {},
                                               Tap tap = {});
+
+/// Loads a GGUF file written by llama.cpp's converter (general.architecture qwen2, qwen3 or
+/// qwen3moe): the `<arch>.*` metadata becomes the config, llama.cpp's tensor names the
+/// transformers ones (Qwen3-MoE's experts are stored stacked), exactly representable
+/// quantizations stay packed (MLX affine), the rest is dequantized to options.dtype (default
+/// float32). UnsupportedError for other architectures.
+std::unique_ptr<generate::LanguageModel> load_gguf(const std::filesystem::path& file,
+                                                   const generate::LoadModelOptions& options = {},
+                                                   Tap tap = {});
 
 /// A Qwen model that can also be fed input embeddings instead of token ids (speech LLMs splice
 /// audio frames into the prompt's embeddings).

@@ -11,8 +11,10 @@
 
 namespace ominix::text {
 
-/// The tokenizer of a GGUF file. Supported: tokenizer.ggml.model "llama" (SentencePiece BPE with
-/// byte fallback) of the Gemma architectures (gemma, gemma2, gemma3: GemmaTokenizer, merges
+/// The tokenizer of a GGUF file. Supported: tokenizer.ggml.model "gpt2" (byte-level BPE with the
+/// file's merges, split by tokenizer.ggml.pre's regex: qwen2, glm4, llama-bpe and the other names
+/// transformers knows; GPT-2's own otherwise) of any architecture, and "llama" (SentencePiece BPE
+/// with byte fallback) of the Gemma architectures (gemma, gemma2, gemma3: GemmaTokenizer, merges
 /// rebuilt from the vocabulary in file order). `architecture` is general.architecture; `source`
 /// names the file in errors. UnsupportedError for other kinds.
 Tokenizer tokenizer_from_gguf(const io::GgufTokenizerData& data, const std::string& architecture,

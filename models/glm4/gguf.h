@@ -1,0 +1,22 @@
+// llama.cpp GGUF files of the GLM-4 family (general.architecture glm4, glm4moe): tensor names and
+// metadata as the transformers checkpoint the loader binds.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "ominix/io/gguf.h"
+
+namespace ominix::glm4 {
+
+/// llama.cpp's tensor name ("blk.0.attn_q.weight") of architecture `arch` (glm4 or glm4moe) ->
+/// transformers' ("model.layers.0.self_attn.q_proj.weight"); stacked experts (ffn_*_exps,
+/// [E, out, in]) go straight to mlp.switch_mlp.
+std::string rename_gguf(const std::string& name, const std::string& arch);
+
+/// The config.json of a GGUF checkpoint whose tensors rename_gguf has renamed. UnsupportedError
+/// for other architectures or settings; ConfigError names missing metadata keys.
+nlohmann::json gguf_config(const io::GgufCheckpoint& ck);
+
+}  // namespace ominix::glm4

@@ -1,0 +1,12 @@
+# GGUF files of the Qwen and GLM-4 families (tools/fixtures/gen_gguf_families.py): models against
+# transformers, byte-level BPE tokenizers against tokenizers, the chat template against jinja2.
+add_executable(gguf_families_tests
+  models/test_gguf_families.cpp
+  support/cpu_by_default.cpp
+)
+target_link_libraries(gguf_families_tests PRIVATE ominix::qwen3 ominix::glm4 ominix::core
+                      GTest::gtest GTest::gtest_main)
+target_compile_definitions(gguf_families_tests PRIVATE OMINIX_FIXTURES="${CMAKE_CURRENT_SOURCE_DIR}/fixtures")
+target_include_directories(gguf_families_tests PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+ominix_target_options(gguf_families_tests)
+gtest_discover_tests(gguf_families_tests PROPERTIES LABELS unit DISCOVERY_TIMEOUT 60)
