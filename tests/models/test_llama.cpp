@@ -13,7 +13,9 @@
 
 #include "ominix/base/error.h"
 #include "ominix/generate/model.h"
+#include "ominix/io/gguf.h"
 #include "ominix/models/mixtral.h"
+#include "ominix/text/gguf_tokenizer.h"
 #include "support/lm_golden.h"
 #include "support/lm_testing.h"
 #include "support/testing.h"
@@ -163,6 +165,34 @@ TEST(LlamaGguf, OtherArchitecturesAreRejected) {
   auto path = tests::fixture("models/gemma3/tiny-f32.gguf");
   auto msg = error_of<UnsupportedError>([&] { mixtral::load_gguf(path); });
   EXPECT_NE(msg.find("gemma3"), std::string::npos) << msg;
+}
+
+// A SentencePiece ("llama") vocabulary of the llama architecture encodes and decodes as
+// transformers' AutoTokenizer(gguf_file=...) (LlamaTokenizer: merges rebuilt from the scores,
+// Metaspace on the first word, byte fallback): Llama 2's first 3000 tokens and its characters,
+// and the tiny fixtures' vocabulary (no byte tokens: unknown characters are dropped).
+TEST(LlamaTokenizer, GgufSentencePieceMatchesTransformers) {
+  for (auto [gguf, golden] : {std::pair{tests::fixture("models/llama/tokenizer/llama2_head.gguf"),
+                                        tests::fixture("models/llama/tokenizer/llama2_head.json")},
+                              {gguf_dir("llama-f32") / "model.gguf",
+                               tests::fixture("models/llama/tokenizer/tiny.json")}}) {
+    SCOPED_TRACE(gguf.string());
+    auto file = io::GgufFile::open(gguf);
+    auto tok = text::tokenizer_from_gguf(io::GgufTokenizerData::parse(file.metadata()), "llama",
+                                         gguf.string());
+    auto g = tests::load_json(golden);
+    ASSERT_GE(g["strings"].size(), 10u);
+    for (const auto& s : g["strings"]) {
+      const auto t = s["text"].get<std::string>();
+      auto ids = tok.encode(t);
+      EXPECT_EQ(std::vector<int>(ids.begin(), ids.end()), s["ids"].get<std::vector<int>>()) << t;
+      auto plain = tok.encode(t, false);
+      EXPECT_EQ(std::vector<int>(plain.begin(), plain.end()),
+                s["ids_no_special"].get<std::vector<int>>())
+          << t;
+      EXPECT_EQ(tok.decode(ids, true), s["decoded"].get<std::string>()) << t;
+    }
+  }
 }
 
 // ----------------------------------------------------------------------------------------------
