@@ -13,7 +13,6 @@
 #include <string_view>
 #include <thread>
 #include <tuple>
-#include <tuple>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -447,152 +446,11 @@ Tokenizer llama_sentencepiece_from_gguf(const io::GgufTokenizerData& data,
       j, source, detail::Bpe::from_parts(std::move(vocab), merges, std::move(options)));
 }
 
-/// ref: gguf_tokenizer_mapping.py sentencepiece_tokenizer + add_gguf_special_tokens,
-/// models/llama/tokenization_llama.py LlamaTokenizer: the tokenizer transformers builds for a
-/// SentencePiece ("llama") vocabulary of any architecture without a builder of its own (Llama,
-/// Mistral, Mixtral...). Merges from the file, else generate_merges(vocab, dict(zip(tokens,
-/// scores))); no normalizer; Metaspace pre-tokenizer (prepend "▁" to the first word only); BPE with
-/// byte fallback, unknown pieces fused and no unk token; <bos> $A (add_bos_token defaults to true).
-Tokenizer llama_sentencepiece_from_gguf(const io::GgufTokenizerData& data,
-                                        const std::string& source) {
-  const auto& tokens = data.tokens;
-  detail::Vocab vocab;  // later duplicates win, as in a Python dict
-  vocab.reserve(tokens.size());
-  for (std::size_t i = 0; i < tokens.size(); ++i) vocab.insert_or_assign(tokens[i], int(i));
-  auto id_of = [&](std::string_view t) {
-    auto it = vocab.find(std::string(t));
-    return it == vocab.end() ? -1 : it->second;
-  };
-
-  std::vector<detail::BpeMerge> merges;
-  if (!data.merges.empty()) {
-    for (std::size_t i = 0; i < data.merges.size(); ++i) {
-      const auto& line = data.merges[i];
-      const auto sp = line.find(' ');
-      const int a = sp == std::string::npos ? -1 : id_of(line.substr(0, sp));
-      const int b = sp == std::string::npos ? -1 : id_of(line.substr(sp + 1));
-      const int m = sp == std::string::npos ? -1 : id_of(line.substr(0, sp) + line.substr(sp + 1));
-      if (a < 0 || b < 0 || m < 0)
-        fail<FormatError>("{}: tokenizer.ggml.merges[{}] '{}' is not a pair of tokens whose join is "
-                          "a token",
-                          source, i, line);
-      merges.push_back({a, b, m});
-    }
-  } else {
-    if (data.scores.size() != tokens.size())
-      fail<FormatError>("{}: tokenizer.ggml.scores is needed to rebuild the merges of a llama "
-                        "vocabulary ({} scores for {} tokens)",
-                        source, data.scores.size(), tokens.size());
-    // ref: tokenization_utils_base.py generate_merges with vocab_scores: each token (first
-    // occurrence order, last occurrence's score) split into every pair of vocabulary pieces,
-    // a token's pairs by (left id, right id); then a stable sort on (score, left length, right
-    // length), highest first, lengths in code points.
-    std::unordered_map<std::string_view, float> score;
-    for (std::size_t i = 0; i < tokens.size(); ++i) score[tokens[i]] = data.scores[i];
-    struct Candidate {
-      detail::BpeMerge merge;
-      float score;
-      std::size_t left_len, right_len;
-    };
-    std::vector<Candidate> all;
-    std::unordered_map<std::string_view, bool> seen;
-    for (const auto& t : tokens) {
-      if (!seen.emplace(t, true).second) continue;
-      const auto cps = code_points(t);
-      std::vector<Candidate> local;
-      std::string left;
-      for (std::size_t k = 1; k < cps.size(); ++k) {
-        left += cps[k - 1];
-        const int a = id_of(left), b = a < 0 ? -1 : id_of(std::string_view(t).substr(left.size()));
-        if (b >= 0) local.push_back({{a, b, id_of(t)}, score.at(t), k, cps.size() - k});
-      }
-      std::sort(local.begin(), local.end(), [](const Candidate& x, const Candidate& y) {
-        return std::pair(x.merge.a, x.merge.b) < std::pair(y.merge.a, y.merge.b);
-      });
-      all.insert(all.end(), local.begin(), local.end());
-    }
-    std::stable_sort(all.begin(), all.end(), [](const Candidate& x, const Candidate& y) {
-      return std::tuple(x.score, x.left_len, x.right_len) >
-             std::tuple(y.score, y.left_len, y.right_len);
-    });
-    merges.reserve(all.size());
-    for (const auto& c : all) merges.push_back(c.merge);
-  }
-
-  // ref: add_gguf_special_tokens (control tokens special, user-defined ones plain), then the
-  // bos/eos/unk/pad tokens LlamaTokenizer adds as special.
-  std::map<int, json> added;
-  const auto& types = data.token_type;
-  for (std::size_t i = 0; i < types.size(); ++i)
-    if (types[i] == 3) {
-      const int id = id_of(tokens[i]);
-      added.insert_or_assign(id, added_token(id, tokens[i], true));
-    }
-  for (std::size_t i = 0; i < types.size(); ++i)
-    if (const int id = id_of(tokens[i]); types[i] == 4 && !added.count(id))
-      added.emplace(id, added_token(id, tokens[i], false));
-  auto special = [&](const std::optional<std::int64_t>& id) -> std::optional<std::string> {
-    if (!id) return std::nullopt;
-    const auto& t = tokens.at(std::size_t(*id));
-    if (!added.count(int(*id))) added.emplace(int(*id), added_token(int(*id), t, true));
-    return t;
-  };
-  const auto bos = special(data.bos_token_id), eos = special(data.eos_token_id);
-  special(data.unknown_token_id);
-  special(data.padding_token_id);
-  json added_json = json::array();
-  for (auto& [_, a] : added) added_json.push_back(std::move(a));
-
-  json single = json::array(), specials = json::object();
-  auto special_piece = [&](const std::string& t, int id) {
-    single.push_back({{"SpecialToken", {{"id", t}, {"type_id", 0}}}});
-    specials[t] = {{"id", t}, {"ids", json::array({id})}, {"tokens", json::array({t})}};
-  };
-  if (data.add_bos_token.value_or(true) && bos) special_piece(*bos, int(*data.bos_token_id));
-  single.push_back({{"Sequence", {{"id", "A"}, {"type_id", 0}}}});
-  if (data.add_eos_token.value_or(false) && eos) special_piece(*eos, int(*data.eos_token_id));
-
-  detail::BpeOptions options;
-  options.fuse_unk = true;
-  options.byte_fallback = true;
-  json j = {
-      {"version", "1.0"},
-      {"truncation", nullptr},
-      {"padding", nullptr},
-      {"added_tokens", std::move(added_json)},
-      {"normalizer", nullptr},
-      {"pre_tokenizer",
-       {{"type", "Metaspace"},
-        {"replacement", kSpace},
-        {"prepend_scheme", "first"},
-        {"split", false}}},
-      {"post_processor",
-       {{"type", "TemplateProcessing"},
-        {"single", single},
-        {"pair", single},
-        {"special_tokens", std::move(specials)}}},
-      {"decoder",
-       {{"type", "Sequence"},
-        {"decoders",
-         json::array({{{"type", "Replace"}, {"pattern", string_pattern(kSpace)}, {"content", " "}},
-                      {{"type", "ByteFallback"}},
-                      {{"type", "Fuse"}},
-                      {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}})}}},
-  };
-  return detail::build_tokenizer(
-      j, source, detail::Bpe::from_parts(std::move(vocab), merges, std::move(options)));
-}
-
 }  // namespace
 
 Tokenizer tokenizer_from_gguf(const io::GgufTokenizerData& data, const std::string& architecture,
                               const std::string& source) {
   if (data.model == "gpt2") return byte_level_from_gguf(data, source);
-  // ref: select_tokenizer_builder — gemma* (and phi3) have builders of their own; any other
-  // architecture's SentencePiece vocabulary is a LlamaTokenizer.
-  if (data.model == "llama" && architecture != "gemma" && architecture != "gemma2" &&
-      architecture != "gemma3" && architecture != "phi3")
-    return llama_sentencepiece_from_gguf(data, source);
   // ref: select_tokenizer_builder — gemma* (and phi3) have builders of their own; any other
   // architecture's SentencePiece vocabulary is a LlamaTokenizer.
   if (data.model == "llama" && architecture != "gemma" && architecture != "gemma2" &&
