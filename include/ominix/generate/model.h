@@ -66,12 +66,14 @@ inline std::vector<int> read_eos_token_ids(const std::filesystem::path& dir,
 inline void drop_unbound_tensors(io::WeightMap& w, bool tie_word_embeddings,
                                  const std::vector<std::string>& also_prefixes = {}) {
   std::vector<std::string> unused;
-  for (const auto& [key, _] : w.tensors())
+  for (const auto& entry : w.tensors()) {
+    const std::string& key = entry.first;  // a named variable: clang 14 cannot capture a binding
     if (key.ends_with("rotary_emb.inv_freq") ||
         std::any_of(also_prefixes.begin(), also_prefixes.end(),
                     [&](const std::string& p) { return key.starts_with(p); }) ||
         (tie_word_embeddings && key.starts_with("lm_head.")))
       unused.push_back(key);
+  }
   for (const auto& key : unused) w.ignore(key);
 }
 
