@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "ominix/base/error.h"
+#include "ominix/io/config.h"
 #include "ominix/text/chat_template.h"
 
 namespace ominix::cli {
@@ -19,11 +20,7 @@ nlohmann::ordered_json read_json_file(const std::string& path) {
   if (!in) fail<IoError>("cannot open {}", path);
   std::ostringstream ss;
   ss << in.rdbuf();
-  try {
-    return nlohmann::ordered_json::parse(ss.str());
-  } catch (const nlohmann::ordered_json::parse_error& e) {
-    fail<FormatError>("{}: invalid JSON: {}", path, e.what());
-  }
+  return ominix::io::parse_ordered_json(ss.str(), path);
 }
 
 struct TemplateArgs {

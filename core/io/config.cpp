@@ -1,6 +1,10 @@
 #include "ominix/io/config.h"
 
+#include <cmath>
+#include <cstdint>
 #include <fstream>
+#include <limits>
+#include <sstream>
 
 #include "ominix/base/error.h"
 
@@ -8,19 +12,70 @@ namespace ominix::io {
 
 using Json = nlohmann::json;
 
+namespace {
+
+// Deeper nesting is rejected while parsing: code that walks a value recursively (dump, the
+// template engine's conversion) must not run out of stack on `[[[[...`.
+constexpr int kMaxJsonDepth = 512;
+
+// "[json.exception.parse_error.101] parse error at line 1, ..." -> "parse error at line 1, ...".
+std::string why(const nlohmann::json::exception& e) {
+  std::string_view w = e.what();
+  if (w.starts_with("[json.exception.")) {
+    auto close = w.find("] ");
+    if (close != std::string_view::npos) w.remove_prefix(close + 2);
+  }
+  return std::string(w);
+}
+
+template <typename J>
+J parse_any(std::string_view text, const std::string& source, std::string_view what) {
+  typename J::parser_callback_t depth_check = [&](int depth, typename J::parse_event_t, J&) {
+    if (depth > kMaxJsonDepth)
+      fail<FormatError>("{}: {}: nested deeper than {} levels", source, what, kMaxJsonDepth);
+    return true;
+  };
+  try {
+    return J::parse(text.begin(), text.end(), depth_check);
+  } catch (const nlohmann::json::exception& e) {
+    fail<FormatError>("{}: {}: {}", source, what, why(e));
+  }
+}
+
+std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail<IoError>("{}: cannot open", path.string());
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) fail<IoError>("{}: read error", path.string());
+  return std::move(ss).str();
+}
+
+}  // namespace
+
+Json parse_json(std::string_view text, const std::string& source, std::string_view what) {
+  return parse_any<Json>(text, source, what);
+}
+
+nlohmann::ordered_json parse_ordered_json(std::string_view text, const std::string& source,
+                                          std::string_view what) {
+  return parse_any<nlohmann::ordered_json>(text, source, what);
+}
+
+Json read_json_file(const std::filesystem::path& path) {
+  return parse_json(read_text(path), path.string());
+}
+
+nlohmann::ordered_json read_ordered_json_file(const std::filesystem::path& path) {
+  return parse_ordered_json(read_text(path), path.string());
+}
+
 ConfigReader::ConfigReader(Json j, std::string where) : json_(std::move(j)), where_(std::move(where)) {
   if (json_.is_null()) json_ = Json::object();
 }
 
 ConfigReader ConfigReader::load(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) fail<IoError>("{}: cannot open", path.string());
-  Json j;
-  try {
-    j = Json::parse(in);
-  } catch (const Json::parse_error& e) {
-    fail<FormatError>("{}: invalid JSON: {}", path.string(), e.what());
-  }
+  Json j = read_json_file(path);
   if (!j.is_object()) fail<FormatError>("{}: expected a JSON object at top level", path.string());
   return ConfigReader(std::move(j), path.filename().string());
 }
@@ -57,9 +112,17 @@ std::optional<T> ConfigReader::optional(const std::string& key) const {
   const Json& v = json_.at(key);
   if (!holds<T>(v)) fail<ConfigError>("{}: expected {}, got {}", field(key), type_name<T>(), v.dump());
   if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    if (v.is_number_unsigned() &&
+        v.get<unsigned long long>() > std::numeric_limits<long long>::max())
+      fail<ConfigError>("{}: {} is out of range", field(key), v.dump());
     auto i = v.get<long long>();
     if (i < std::numeric_limits<T>::min() || i > std::numeric_limits<T>::max())
       fail<ConfigError>("{}: {} is out of range", field(key), i);
+  }
+  if constexpr (std::is_same_v<T, float>) {  // a double beyond float's range is not a float
+    const double d = v.get<double>();
+    if (std::isfinite(d) && std::abs(d) > std::numeric_limits<float>::max())
+      fail<ConfigError>("{}: {} is out of range", field(key), v.dump());
   }
   return v.get<T>();
 }
@@ -98,13 +161,20 @@ ConfigReader ConfigReader::child(const std::string& key) const {
 std::vector<int> ConfigReader::int_list(const std::string& key) const {
   if (!has(key)) return {};
   const Json& v = json_.at(key);
-  if (v.is_number_integer()) return {v.get<int>()};
+  auto as_int = [&](const Json& e) {
+    if (!e.is_number_integer())
+      fail<ConfigError>("{}: expected integers, got {}", field(key), v.dump());
+    const std::int64_t i = e.is_number_unsigned() && e.get<std::uint64_t>() > INT64_MAX
+                               ? INT64_MAX
+                               : e.get<std::int64_t>();
+    const bool fits = i >= INT32_MIN && i <= INT32_MAX;
+    if (!fits) fail<ConfigError>("{}: {} is out of range", field(key), e.dump());
+    return e.get<int>();
+  };
+  if (v.is_number_integer()) return {as_int(v)};
   std::vector<int> out;
   if (v.is_array()) {
-    for (const auto& e : v) {
-      if (!e.is_number_integer()) fail<ConfigError>("{}: expected integers, got {}", field(key), v.dump());
-      out.push_back(e.get<int>());
-    }
+    for (const auto& e : v) out.push_back(as_int(e));
     return out;
   }
   fail<ConfigError>("{}: expected an integer or a list of integers, got {}", field(key), v.dump());

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ominix/base/error.h"
+#include "ominix/io/config.h"
 
 namespace ominix::io {
 
@@ -65,12 +66,7 @@ SafetensorsHeader read_safetensors_header(const std::filesystem::path& path) {
   in.read(text.data(), static_cast<std::streamsize>(header_len));
   if (!in) fail<IoError>("{}: read error in header", file);
 
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    fail<FormatError>("{}: header is not valid JSON: {}", file, e.what());
-  }
+  const nlohmann::json j = parse_json(text, file, "header is not valid JSON");
   if (!j.is_object()) fail<FormatError>("{}: header is not a JSON object", file);
 
   const std::uint64_t data_size = h.file_size - h.data_offset;

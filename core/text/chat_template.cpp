@@ -9,6 +9,8 @@
 
 #include <fmt/format.h>
 
+#include "ominix/io/config.h"
+
 namespace ominix::text {
 namespace {
 
@@ -25,11 +27,7 @@ std::string read_file(const fs::path& p) {
 }
 
 ojson read_json(const fs::path& p) {
-  try {
-    return ojson::parse(read_file(p));
-  } catch (const ojson::parse_error& e) {
-    fail<FormatError>("{}: invalid JSON: {}", p.string(), e.what());
-  }
+  return io::parse_ordered_json(read_file(p), p.string());
 }
 
 // The order of transformers' SPECIAL_TOKENS_ATTRIBUTES.

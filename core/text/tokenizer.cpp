@@ -12,6 +12,7 @@
 #include "bpe.h"
 #include "json_util.h"
 #include "ominix/base/error.h"
+#include "ominix/io/config.h"
 #include "pipeline.h"
 #include "unicode.h"
 
@@ -86,11 +87,7 @@ std::string read_file(const std::filesystem::path& path) {
 }
 
 json parse_json(std::string_view text, std::string_view source) {
-  try {
-    return json::parse(text.begin(), text.end());
-  } catch (const json::parse_error& e) {
-    fail<FormatError>("{}: invalid JSON: {}", source, e.what());
-  }
+  return io::parse_json(text, std::string(source));
 }
 
 // Rust regex `\w$` / `^\w` / `\s*$` / `^\s*` of added_vocabulary.rs.

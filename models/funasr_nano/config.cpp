@@ -43,8 +43,9 @@ class Fields {
     if (p.empty()) fail<ConfigError>("{}: {}.init_param_path is missing", file_, section);
     std::filesystem::path path = dir / p;  // an absolute p replaces dir
     // A training machine's absolute path: the release keeps the directory beside config.yaml.
-    if (!std::filesystem::exists(path)) path = dir / std::filesystem::path(p).filename();
-    if (!std::filesystem::is_directory(path))
+    std::error_code ec;  // a name the system rejects (too long...) is "not a directory" too
+    if (!std::filesystem::exists(path, ec)) path = dir / std::filesystem::path(p).filename();
+    if (!std::filesystem::is_directory(path, ec))
       fail<IoError>("{}: {}.init_param_path '{}' is not a directory", file_, section, p);
     return path;
   }

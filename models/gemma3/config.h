@@ -66,7 +66,7 @@ inline Config Config::parse(const io::ConfigReader& top) {
         j["rope_parameters"].value("sliding_attention", nlohmann::json{{"rope_theta", 10000.0}}),
         c);
   } else {
-    nlohmann::json global = c.has("rope_scaling") ? j["rope_scaling"] : nlohmann::json::object();
+    nlohmann::json global = c.child("rope_scaling").json();  // ConfigError unless an object
     global["rope_theta"] = c.get<double>("rope_theta", 1e6);
     cfg.rope_global = detail::rope(std::move(global), c);
     cfg.rope_local = detail::rope({{"rope_theta", c.get<double>("rope_local_base_freq", 1e4)}}, c);

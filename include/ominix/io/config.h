@@ -6,11 +6,23 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 namespace ominix::io {
+
+/// Parses JSON text. Every parser exception (syntax, invalid UTF-8, a number out of range such as
+/// `1E400`, nesting deeper than 512 levels) becomes a FormatError "<source>: <what>: <why>".
+nlohmann::json parse_json(std::string_view text, const std::string& source,
+                          std::string_view what = "invalid JSON");
+/// The same, keeping the objects' key order.
+nlohmann::ordered_json parse_ordered_json(std::string_view text, const std::string& source,
+                                          std::string_view what = "invalid JSON");
+/// Reads and parses a JSON file: IoError if it cannot be read, FormatError as parse_json.
+nlohmann::json read_json_file(const std::filesystem::path& path);
+nlohmann::ordered_json read_ordered_json_file(const std::filesystem::path& path);
 
 /// A JSON object plus where it came from ("config.json", "config.json: rope_scaling").
 class ConfigReader {
