@@ -24,6 +24,8 @@ namespace {
 
 constexpr std::size_t kMaxRank = 16;
 constexpr int kMaxDepth = 64;                    // nesting of dicts walked for tensors
+constexpr std::size_t kMaxNesting = 1000;        // of any pickled values (destroyed recursively)
+constexpr std::uint64_t kMaxVisits = 1u << 20;   // dict entries walked (shared dicts repeat)
 constexpr std::uint64_t kMaxEntries = 1u << 22;  // zip entries
 constexpr std::uint64_t kMaxPickleBytes = 1ull << 30;
 
@@ -182,6 +184,7 @@ struct Value {
   std::vector<Ref> items;                    // tuple, list
   std::vector<std::pair<Ref, Ref>> entries;  // dict
   std::optional<mx::array> array;            // storage ([numel]) or tensor
+  std::size_t depth = 1;                     // containers nested in this one, itself included
 };
 
 Ref make(Kind k) {
@@ -320,6 +323,7 @@ class Unpickler {
         case 't': {  // TUPLE
           auto v = make(Kind::tuple);
           v->items = pop_mark();
+          for (const auto& x : v->items) nest(*v, x);
           push(v);
           break;
         }
@@ -328,32 +332,40 @@ class Unpickler {
         case 0x87: {  // TUPLE1..3
           auto v = make(Kind::tuple);
           v->items.resize(op - 0x84);
-          for (auto it = v->items.rbegin(); it != v->items.rend(); ++it) *it = pop();
+          for (auto it = v->items.rbegin(); it != v->items.rend(); ++it) nest(*v, *it = pop());
           push(v);
           break;
         }
         case 'a': {  // APPEND
           auto x = pop();
-          list_at_top()->items.push_back(x);
+          auto l = list_at_top();
+          nest(*l, x);
+          l->items.push_back(x);
           break;
         }
         case 'e': {  // APPENDS
           auto xs = pop_mark();
-          auto& l = list_at_top()->items;
-          l.insert(l.end(), xs.begin(), xs.end());
+          auto l = list_at_top();
+          for (const auto& x : xs) nest(*l, x);
+          l->items.insert(l->items.end(), xs.begin(), xs.end());
           break;
         }
         case 's': {  // SETITEM
           auto v = pop();
           auto k = pop();
-          dict_at_top()->entries.emplace_back(k, v);
+          auto d = dict_at_top();
+          nest(*d, k), nest(*d, v);
+          d->entries.emplace_back(k, v);
           break;
         }
         case 'u': {  // SETITEMS
           auto xs = pop_mark();
           if (xs.size() % 2) bad("SETITEMS with an odd number of values");
           auto d = dict_at_top();
-          for (std::size_t i = 0; i < xs.size(); i += 2) d->entries.emplace_back(xs[i], xs[i + 1]);
+          for (std::size_t i = 0; i < xs.size(); i += 2) {
+            nest(*d, xs[i]), nest(*d, xs[i + 1]);
+            d->entries.emplace_back(xs[i], xs[i + 1]);
+          }
           break;
         }
         case 'c': {  // GLOBAL module\nname\n
@@ -416,6 +428,12 @@ class Unpickler {
   }
 
   void push(Ref v) { stack_.push_back(std::move(v)); }
+  // `child` goes into `parent`: a bound on nesting keeps the values' (recursive) destruction
+  // within the stack. A container put into itself only deepens by one level each time.
+  void nest(Value& parent, const Ref& child) {
+    parent.depth = std::max(parent.depth, child->depth + 1);
+    if (parent.depth > kMaxNesting) bad("values nested deeper than {} levels", kMaxNesting);
+  }
   void push_int(std::int64_t i) {
     auto v = make(Kind::integer);
     v->integer = i;
@@ -590,9 +608,12 @@ class Unpickler {
 };
 
 void collect(const Ref& v, const std::string& prefix, int depth, const std::string& file,
-             TensorMap& out) {
+             TensorMap& out, std::uint64_t& visits) {
   if (depth > kMaxDepth) fail<FormatError>("{}: data.pkl: dicts nested too deeply", file);
   for (const auto& [k, x] : v->entries) {
+    // A dict referenced twice (memo) is walked twice: a chain of them would take 2^depth steps.
+    if (++visits > kMaxVisits)
+      fail<FormatError>("{}: data.pkl: more than {} dict entries to walk", file, kMaxVisits);
     std::string key;
     if (k->kind == Kind::string)
       key = k->text;
@@ -605,7 +626,7 @@ void collect(const Ref& v, const std::string& prefix, int depth, const std::stri
       if (!out.emplace(key, *x->array).second)
         fail<FormatError>("{}: data.pkl: duplicate tensor '{}'", file, key);
     } else if (x->kind == Kind::dict) {
-      collect(x, key, depth + 1, file, out);
+      collect(x, key, depth + 1, file, out, visits);
     }
   }
 }
@@ -650,7 +671,8 @@ TensorMap load_torch_zip(const std::filesystem::path& path) {
   const Ref root = u.run();
   if (root->kind != Kind::dict) fail<FormatError>("{}: data.pkl does not hold a dict", zip.file());
   TensorMap out;
-  collect(root, "", 0, zip.file(), out);
+  std::uint64_t visits = 0;
+  collect(root, "", 0, zip.file(), out, visits);
   return out;
 }
 

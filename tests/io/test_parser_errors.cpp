@@ -20,6 +20,7 @@
 #include "ominix/base/error.h"
 #include "ominix/io/config.h"
 #include "ominix/io/safetensors.h"
+#include "ominix/io/torch_zip.h"
 #include "ominix/models/paraformer.h"
 #include "ominix/text/chat_template.h"
 #include "ominix/text/tokenizer.h"
@@ -71,6 +72,29 @@ void expect_error(const std::function<void()>& f, std::initializer_list<std::str
     return;
   }
   ADD_FAILURE() << "no exception";
+}
+
+// A zip of stored entries, as torch.save writes them (CRCs left 0: the reader does not check).
+std::string stored_zip(const std::vector<std::pair<std::string, std::string>>& entries) {
+  auto le = [](std::string& out, std::uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+  };
+  std::string out, dir;
+  for (const auto& [name, data] : entries) {
+    const std::uint64_t local = out.size();
+    le(out, 0x04034b50, 4), le(out, 20, 2), le(out, 0, 2), le(out, 0, 2), le(out, 0, 4);
+    le(out, 0, 4), le(out, data.size(), 4), le(out, data.size(), 4), le(out, name.size(), 2);
+    le(out, 0, 2), out += name, out += data;
+    le(dir, 0x02014b50, 4), le(dir, 20, 2), le(dir, 20, 2), le(dir, 0, 2), le(dir, 0, 2);
+    le(dir, 0, 4), le(dir, 0, 4), le(dir, data.size(), 4), le(dir, data.size(), 4);
+    le(dir, name.size(), 2), le(dir, 0, 2), le(dir, 0, 2), le(dir, 0, 2), le(dir, 0, 2);
+    le(dir, 0, 4), le(dir, local, 4), dir += name;
+  }
+  const std::uint64_t dir_offset = out.size();
+  out += dir;
+  le(out, 0x06054b50, 4), le(out, 0, 2), le(out, 0, 2), le(out, entries.size(), 2);
+  le(out, entries.size(), 2), le(out, dir.size(), 4), le(out, dir_offset, 4), le(out, 0, 2);
+  return out;
 }
 
 const char* kQwen3Config = R"({"model_type": "qwen3", "hidden_size": 64,
@@ -137,7 +161,8 @@ TEST_F(ParserErrors, TokenizerJsonNumberOverflow) {
 }
 
 TEST_F(ParserErrors, ChatTemplateJsonNumberOverflow) {
-  auto p = write("tc/tokenizer_config.json", R"({"chat_template": "x", "model_max_length": 1E400})");
+  auto p =
+      write("tc/tokenizer_config.json", R"({"chat_template": "x", "model_max_length": 1E400})");
   expect_error<FormatError>([&] { text::ChatTemplate::from_model_dir(dir_ / "tc"); },
                             {p.string(), "number overflow"});
   auto q = write("ct/chat_template.json", R"({"chat_template": "x", "n": -1E400})");
@@ -167,4 +192,23 @@ TEST_F(ParserErrors, FunasrNanoConfigYamlPathTooLong) {
   auto p = write("nano/config.yaml", text);
   expect_error<IoError>([&] { funasr_nano::Config::load(dir_ / "nano"); },
                         {p.string(), "llm_conf.init_param_path", "not a directory"});
+}
+
+// A million nested tuples: the values' recursive destruction overflowed the stack.
+TEST_F(ParserErrors, TorchZipPickleNestedTooDeep) {
+  const std::string pkl = "\x80\x02N" + std::string(1'000'000, '\x85') + ".";
+  auto p = write("deep.pt", stored_zip({{"archive/data.pkl", pkl}}));
+  expect_error<FormatError>([&] { io::load_torch_zip(p); },
+                            {p.string(), "data.pkl", "nested deeper than 1000"});
+}
+
+// Dicts that hold the dict below them twice (through the memo): walking them for tensors took
+// 2^60 steps.
+TEST_F(ParserErrors, TorchZipPickleSharedDicts) {
+  std::string d = "}";
+  const std::string key_a = std::string("U\x01") + 'a', key_b = std::string("U\x01") + 'b';
+  for (int n = 1; n <= 60; ++n) d = "}(" + key_a + d + 'q' + char(n) + key_b + 'h' + char(n) + 'u';
+  auto p = write("shared.pt", stored_zip({{"archive/data.pkl", "\x80\x02" + d + "."}}));
+  expect_error<FormatError>([&] { io::load_torch_zip(p); },
+                            {p.string(), "data.pkl", "dict entries"});
 }
