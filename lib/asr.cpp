@@ -1,8 +1,14 @@
 // load_asr: the ASR families by config.yaml's `model:` value, each behind a small adapter.
 #include "ominix/asr.h"
 
+#include <exception>
+#include <filesystem>
 #include <map>
+#include <new>
+#include <string>
+#include <system_error>
 
+#include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
 #include "ominix/base/error.h"
@@ -15,20 +21,49 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// Runs f, letting an ominix::Error through and turning anything else (a filesystem, MLX or
+// library exception the checks did not foresee) into one that says what was being done, so that a
+// caller catching ominix::Error is never bypassed.
+template <typename F>
+auto guarded(F&& f, const std::string& doing) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const Error&) {
+    throw;
+  } catch (const std::filesystem::filesystem_error& e) {
+    fail<IoError>("{}: {}", doing, e.what());
+  } catch (const std::bad_alloc&) {
+    fail<Error>("{}: out of memory", doing);
+  } catch (const std::exception& e) {
+    fail<Error>("{}: {}", doing, e.what());
+  }
+}
+
 class ParaformerAsr final : public AsrModel {
  public:
   explicit ParaformerAsr(const fs::path& dir)
       : model_(paraformer::load_model(dir)),
-        vocab_(paraformer::Vocabulary::load(dir / "tokens.json")) {}
+        vocab_(paraformer::Vocabulary::load(dir / "tokens.json")) {
+    // An id the decoder can give must have a token: else the first transcript fails on it.
+    if (vocab_.size() < static_cast<std::size_t>(paraformer::vocab_size(*model_)))
+      fail<FormatError>("{}: {} tokens, fewer than the {} ids the model scores",
+                        (dir / "tokens.json").string(), vocab_.size(),
+                        paraformer::vocab_size(*model_));
+  }
   std::string family() const override { return "Paraformer"; }
   int sample_rate() const override { return paraformer::sample_rate(*model_); }
   std::vector<AsrResult> transcribe(const std::vector<mlx::core::array>& samples,
                                     const AsrOptions& options) const override {
     std::vector<AsrResult> out;
-    for (auto& t : paraformer::transcribe_batch(
-             *model_, samples, vocab_,
-             {.chunking = options.chunking.value_or(paraformer::TranscribeOptions{}.chunking),
-             .batch_size = options.batch_size}))
+    const auto transcripts = guarded(
+        [&] {
+          return paraformer::transcribe_batch(
+              *model_, samples, vocab_,
+              {.chunking = options.chunking.value_or(paraformer::TranscribeOptions{}.chunking),
+               .batch_size = options.batch_size});
+        },
+        "Paraformer: transcription failed");
+    for (auto t : transcripts)
       out.push_back({.text = std::move(t.text),
                      .tokens = std::move(t.tokens),
                      .token_times = std::move(t.token_times),
@@ -52,9 +87,13 @@ class FunAsrNanoAsr final : public AsrModel {
                                     const AsrOptions& options) const override {
     std::vector<AsrResult> out;  // one input at a time: the LLM decodes without batching
     for (const auto& s : samples) {
-      auto t = funasr_nano::transcribe(
-          *model_, s,
-          {.chunking = options.chunking.value_or(funasr_nano::TranscribeOptions{}.chunking)});
+      auto t = guarded(
+          [&] {
+            return funasr_nano::transcribe(
+                *model_, s,
+                {.chunking = options.chunking.value_or(funasr_nano::TranscribeOptions{}.chunking)});
+          },
+          "FunASRNano: transcription failed");
       out.push_back({.text = std::move(t.text),
                      .tokens = std::move(t.tokens),
                      .token_times = {},
@@ -94,13 +133,19 @@ std::vector<std::string> asr_families() {
 }
 
 std::unique_ptr<AsrModel> load_asr(const fs::path& dir) {
-  if (!fs::is_directory(dir)) fail<IoError>("{}: no such model directory", dir.string());
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) fail<IoError>("{}: no such model directory", dir.string());
+  if (!fs::is_directory(dir, ec))
+    fail<IoError>("{}: not a model directory (a FunASR model is a directory with config.yaml)",
+                  dir.string());
   const auto config = dir / "config.yaml";
-  if (!fs::exists(config))
+  if (!fs::exists(config, ec))
     fail<IoError>(
         "{}: no config.yaml (a FunASR model directory has config.yaml, am.mvn, "
         "tokens.json and model.pt or model.safetensors)",
         dir.string());
+  if (!fs::is_regular_file(config, ec))
+    fail<IoError>("{}: not a regular file (a directory?)", config.string());
   std::string name;
   try {
     const auto y = YAML::LoadFile(config.string());
@@ -119,7 +164,8 @@ std::unique_ptr<AsrModel> load_asr(const fs::path& dir) {
     fail<UnsupportedError>("{}: model '{}' is not a supported speech recognition family ({})",
                            config.string(), name, known);
   }
-  return it->second(dir);
+  return guarded([&] { return it->second(dir); },
+                 fmt::format("{}: cannot load the {} model", dir.string(), name));
 }
 
 }  // namespace ominix

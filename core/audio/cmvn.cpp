@@ -114,6 +114,9 @@ Cmvn parse_cmvn(std::string_view text, const std::string& where) {
 }
 
 Cmvn load_cmvn(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    fail<IoError>("{}: cannot open CMVN file: is a directory", path.string());
   std::ifstream in(path, std::ios::binary);
   if (!in) fail<IoError>("{}: cannot open CMVN file", path.string());
   std::ostringstream text;

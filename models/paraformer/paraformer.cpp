@@ -45,8 +45,24 @@ struct PredictorConf {
 };
 struct FrontendConf {
   int fs = 16000, n_mels = 80, frame_length = 25, frame_shift = 10, lfr_m = 1, lfr_n = 1;
-  std::string window = "hamming";
+  audio::KaldiWindow window = audio::KaldiWindow::hamming;
 };
+
+// frontend_conf.window: the window types torchaudio's kaldi.fbank takes (WavFrontend passes it).
+audio::KaldiWindow parse_window(const std::string& name, const std::string& where) {
+  static const std::pair<const char*, audio::KaldiWindow> kWindows[] = {
+      {"hamming", audio::KaldiWindow::hamming},
+      {"hanning", audio::KaldiWindow::hanning},
+      {"povey", audio::KaldiWindow::povey},
+      {"rectangular", audio::KaldiWindow::rectangular},
+      {"blackman", audio::KaldiWindow::blackman}};
+  for (const auto& [n, w] : kWindows)
+    if (name == n) return w;
+  fail<ConfigError>(
+      "{}: frontend_conf.window '{}' is not a window kaldi fbank knows (hamming, hanning, povey, "
+      "rectangular, blackman)",
+      where, name);
+}
 struct Config {
   EncoderConf encoder;
   DecoderConf decoder;
@@ -107,7 +123,9 @@ Config read_fields(const YAML::Node& y, const std::string& where) {
   read(f, "frame_shift", c.frontend.frame_shift, where);
   read(f, "lfr_m", c.frontend.lfr_m, where);
   read(f, "lfr_n", c.frontend.lfr_n, where);
-  read(f, "window", c.frontend.window, where);
+  std::string window = "hamming";
+  read(f, "window", window, where);
+  c.frontend.window = parse_window(window, where);
   read(y, "input_size", c.input_size, where);
   read(y, "vocab_size", c.vocab_size, where);
   read(m, "blank_id", c.blank_id, where);
@@ -116,8 +134,51 @@ Config read_fields(const YAML::Node& y, const std::string& where) {
   return c;
 }
 
+// What funasr's modules would fail on (or misread) at the first call, here at load.
+void validate(const Config& c, const std::string& where) {
+  auto positive = [&](const char* name, double v) {
+    if (!(v > 0)) fail<ConfigError>("{}: {} must be positive, got {}", where, name, v);
+  };
+  const auto& e = c.encoder;
+  const auto& d = c.decoder;
+  const auto& p = c.predictor;
+  const auto& f = c.frontend;
+  positive("encoder_conf.linear_units", e.linear_units);
+  positive("encoder_conf.num_blocks", e.num_blocks);
+  positive("encoder_conf.kernel_size", e.kernel_size);
+  positive("decoder_conf.linear_units", d.linear_units);
+  positive("decoder_conf.num_blocks", d.num_blocks);
+  positive("decoder_conf.kernel_size", d.kernel_size);
+  positive("frontend_conf.fs", f.fs);
+  positive("frontend_conf.n_mels", f.n_mels);
+  positive("frontend_conf.frame_length", f.frame_length);
+  positive("frontend_conf.frame_shift", f.frame_shift);
+  positive("frontend_conf.lfr_m", f.lfr_m);
+  positive("frontend_conf.lfr_n", f.lfr_n);
+  if (d.att_layer_num < 0 || p.l_order < 0 || p.r_order < 0 || p.tail_threshold < 0 ||
+      c.vocab_size < 0)
+    fail<ConfigError>(
+        "{}: decoder_conf.att_layer_num, predictor_conf.l_order, r_order, tail_threshold and "
+        "vocab_size must not be negative",
+        where);
+  // predict() fires at each whole unit of integrated weight: cif_v1 with threshold 1.
+  if (p.threshold != 1.0f)
+    fail<UnsupportedError>("{}: predictor_conf.threshold {} is not supported (only 1.0)", where,
+                           p.threshold);
+  if (static_cast<long long>(f.fs) * f.frame_length / 1000 < 2 ||
+      static_cast<long long>(f.fs) * f.frame_shift / 1000 < 1)
+    fail<ConfigError>(
+        "{}: frontend_conf.frame_length {} ms and frame_shift {} ms at {} Hz must give a window "
+        "of at least 2 samples and a shift of at least 1",
+        where, f.frame_length, f.frame_shift, f.fs);
+}
+
 Config parse_config(const std::filesystem::path& path) {
   const std::string where = path.string();
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) fail<IoError>("{}: no such file", where);
+  if (!std::filesystem::is_regular_file(path, ec))
+    fail<IoError>("{}: not a regular file (a directory?)", where);
   YAML::Node y;
   try {
     y = YAML::LoadFile(where);
@@ -135,6 +196,7 @@ Config parse_config(const std::filesystem::path& path) {
   if (c.encoder.output_size <= 0 || c.encoder.attention_heads <= 0 ||
       c.decoder.attention_heads <= 0)
     fail<ConfigError>("{}: output_size and attention_heads must be positive", where);
+  validate(c, where);
   if (c.encoder.output_size % c.encoder.attention_heads ||
       c.decoder.att_layer_num > c.decoder.num_blocks || c.predictor.idim != c.encoder.output_size ||
       c.input_size != c.frontend.n_mels * c.frontend.lfr_m)
@@ -215,6 +277,10 @@ void ModelDeleter::operator()(Model* m) const {
 
 int sample_rate(const Model& model) {
   return model.config.frontend.fs;
+}
+
+int vocab_size(const Model& model) {
+  return model.config.vocab_size;
 }
 
 ModelPtr load_model(const std::filesystem::path& dir) {
@@ -307,7 +373,7 @@ mx::array features(const Model& model, const mx::array& samples) {
   o.frame_length_ms = static_cast<float>(f.frame_length);
   o.frame_shift_ms = static_cast<float>(f.frame_shift);
   o.num_mel_bins = f.n_mels;
-  o.window_type = f.window == "hamming" ? audio::KaldiWindow::hamming : audio::KaldiWindow::povey;
+  o.window_type = f.window;
   o.energy_floor = 0.0f;
   o.input_scale = 32768.0f;
   auto fb = audio::fbank(samples, o);

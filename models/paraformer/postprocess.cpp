@@ -2,7 +2,9 @@
 // ref: funasr 1.4.16 funasr/utils/postprocess_utils.py: isChinese, isAllChinese, isAllAlpha,
 // abbr_dispose, sentence_postprocess.
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include <utf8proc.h>
 #include <nlohmann/json.hpp>
@@ -13,13 +15,21 @@
 namespace ominix::paraformer {
 
 Vocabulary Vocabulary::load(const std::filesystem::path& tokens_json) {
-  std::ifstream in(tokens_json);
-  if (!in) fail<IoError>("{}: cannot open", tokens_json.string());
+  const std::string where = tokens_json.string();
+  std::error_code ec;
+  if (!std::filesystem::exists(tokens_json, ec)) fail<IoError>("{}: no such file", where);
+  if (!std::filesystem::is_regular_file(tokens_json, ec))
+    fail<IoError>("{}: not a regular file (a directory?)", where);
+  std::ifstream in(tokens_json, std::ios::binary);
+  if (!in) fail<IoError>("{}: cannot open", where);
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) fail<IoError>("{}: read error", where);
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(in);
+    j = nlohmann::json::parse(text.str());
   } catch (const nlohmann::json::exception& e) {
-    fail<FormatError>("{}: {}", tokens_json.string(), e.what());
+    fail<FormatError>("{}: not valid JSON: {}", where, e.what());
   }
   if (!j.is_array()) fail<FormatError>("{}: not a JSON list of tokens", tokens_json.string());
   std::vector<std::string> t;

@@ -29,6 +29,11 @@ if(TARGET ominix)
   file(MAKE_DIRECTORY ${_asr_cli}/no_config)
   file(WRITE ${_asr_cli}/unknown/config.yaml "model: NoSuchModel\n")
   file(WRITE ${_asr_cli}/bad_yaml/config.yaml "model: [unclosed\n")
+  file(MAKE_DIRECTORY ${_asr_cli}/config_dir/config.yaml)
+  # The tiny model with a tokens.json shorter than its output layer (3 of 50 ids).
+  file(COPY ${_pf_model}/config.yaml ${_pf_model}/am.mvn ${_pf_model}/model.pt
+       DESTINATION ${_asr_cli}/few_tokens)
+  file(WRITE ${_asr_cli}/few_tokens/tokens.json "[\"<blank>\", \"<s>\", \"</s>\"]\n")
   function(_asr_cli_error name regex)
     add_test(NAME cli.transcribe_error_${name}
              COMMAND sh -c "out=$(\"$0\" \"$@\" 2>&1); rc=$?; echo \"$out\"; [ $rc -ne 0 ] && echo \"$out\" | grep -q -- \"${regex}\""
@@ -38,6 +43,10 @@ if(TARGET ominix)
   _asr_cli_error(missing_model "nonexistent: no such model directory" --model /nonexistent ${_pf_wav})
   _asr_cli_error(no_config "no config.yaml" --model ${_asr_cli}/no_config ${_pf_wav})
   _asr_cli_error(bad_yaml "config.yaml: " --model ${_asr_cli}/bad_yaml ${_pf_wav})
+  _asr_cli_error(config_dir "config.yaml: not a regular file" --model ${_asr_cli}/config_dir ${_pf_wav})
+  _asr_cli_error(model_is_file "speech_001.wav: not a model directory" --model ${_pf_wav} ${_pf_wav})
+  _asr_cli_error(few_tokens "tokens.json: 3 tokens, fewer than the 50 ids the model scores"
+                 --model ${_asr_cli}/few_tokens ${_pf_wav})
   _asr_cli_error(unknown_family "model 'NoSuchModel' is not a supported speech recognition family (.*Paraformer"
                  --model ${_asr_cli}/unknown ${_pf_wav})
   _asr_cli_error(bad_audio "not_audio.wav: .*not a readable audio file" --model ${_pf_model}

@@ -1,6 +1,11 @@
 // Paraformer stage by stage against funasr (tools/fixtures/gen_paraformer.py): fp32 encoder
 // output, CIF alphas and acoustic embeddings, decoder log-probabilities by normalised error
 // <= 1e-5; CIF fired positions, tokens and text exactly; the batch equal to the singles.
+#include <unistd.h>
+
+#include <fstream>
+#include <iterator>
+
 #include <gtest/gtest.h>
 #include <mlx/mlx.h>
 
@@ -283,4 +288,104 @@ TEST(Paraformer, DecodeWithNoTokens) {
   const auto logp = pf::decode(*f.model, enc, cif);
   EXPECT_EQ(logp.shape(0), 1);
   EXPECT_EQ(logp.shape(1), 0);
+}
+
+namespace {
+
+// A copy of the tiny model in a fresh temporary directory, for breaking one file of it.
+struct ModelCopy {
+  std::filesystem::path dir;
+  explicit ModelCopy(const std::string& name)
+      : dir(std::filesystem::temp_directory_path() /
+            fmt::format("ominix_paraformer_{}_{}", name, ::getpid())) {
+    std::filesystem::remove_all(dir);
+    std::filesystem::copy(kDir, dir);
+  }
+  ~ModelCopy() {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir, ignored);
+  }
+  // config.yaml with `from` (which must be there once) replaced by `to`.
+  void edit_config(const std::string& from, const std::string& to) const {
+    std::ifstream in(dir / "config.yaml");
+    std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto at = s.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    s.replace(at, from.size(), to);
+    std::ofstream(dir / "config.yaml") << s;
+  }
+  // `file` replaced by an empty directory of that name.
+  void make_directory(const std::string& file) const {
+    std::filesystem::remove(dir / file);
+    std::filesystem::create_directory(dir / file);
+  }
+};
+
+// f throws E (an ominix::Error) whose message holds `needle`.
+template <typename E, typename F>
+void expect_error(F&& f, const std::string& needle, const std::string& what) {
+  try {
+    f();
+    ADD_FAILURE() << what << ": no error";
+  } catch (const E& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << what << ": " << e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << what << ": not the expected ominix::Error: " << e.what();
+  }
+}
+
+}  // namespace
+
+// A broken model directory fails at load with an ominix::Error naming the file and field: never a
+// raw filesystem or stream exception, and no setting silently misread (a window kaldi does not
+// know was taken as povey; frame and LFR sizes of 0 failed only at the first transcription).
+TEST(Paraformer, BrokenModelDirectoriesAreClearErrors) {
+  {
+    ModelCopy m("config_dir");
+    m.make_directory("config.yaml");
+    expect_error<ominix::IoError>([&] { pf::load_model(m.dir); }, "config.yaml: not a regular file",
+                                  "config.yaml a directory");
+  }
+  {
+    ModelCopy m("mvn_dir");
+    m.make_directory("am.mvn");
+    expect_error<ominix::IoError>([&] { pf::load_model(m.dir); }, "am.mvn: cannot open CMVN file",
+                                  "am.mvn a directory");
+  }
+  {
+    ModelCopy m("tokens_dir");
+    m.make_directory("tokens.json");
+    expect_error<ominix::IoError>([&] { pf::Vocabulary::load(m.dir / "tokens.json"); },
+                                  "tokens.json: not a regular file", "tokens.json a directory");
+  }
+  {
+    ModelCopy m("tokens_bad");
+    std::ofstream(m.dir / "tokens.json") << "[\"a\", 1E400]";
+    expect_error<ominix::FormatError>([&] { pf::Vocabulary::load(m.dir / "tokens.json"); },
+                                      "tokens.json: not valid JSON", "tokens.json out of range");
+  }
+  const struct {
+    const char *from, *to, *needle;
+  } config_cases[] = {
+      {"window: hamming", "window: blah", "frontend_conf.window 'blah'"},
+      {"fs: 16000", "fs: 0", "frontend_conf.fs must be positive"},
+      {"frame_shift: 10", "frame_shift: 0", "frontend_conf.frame_shift must be positive"},
+      {"lfr_n: 6", "lfr_n: 0", "frontend_conf.lfr_n must be positive"},
+      {"  kernel_size: 11\n  sanm_shfit: 0\n  selfattention",
+       "  kernel_size: 0\n  sanm_shfit: 0\n  selfattention",
+       "encoder_conf.kernel_size must be positive"},
+      {"  num_blocks: 2\n  dropout_rate: 0.1\n  positional_dropout_rate: 0.1\n  attention",
+       "  num_blocks: -1\n  dropout_rate: 0.1\n  positional_dropout_rate: 0.1\n  attention",
+       "encoder_conf.num_blocks must be positive"},
+      {"input_layer: pe", "input_layer: [pe]", "config.yaml"},
+  };
+  for (const auto& c : config_cases) {
+    ModelCopy m("config");
+    m.edit_config(c.from, c.to);
+    expect_error<ominix::ConfigError>([&] { pf::load_model(m.dir); }, c.needle, c.to);
+  }
+  ModelCopy m("threshold");
+  m.edit_config("threshold: 1.0", "threshold: 0.9");
+  expect_error<ominix::UnsupportedError>(
+      [&] { pf::load_model(m.dir); }, "predictor_conf.threshold 0.9 is not supported", "threshold");
 }

@@ -27,6 +27,9 @@ ModelPtr load_model(const std::filesystem::path& dir);
 
 /// The model's sample rate (frontend_conf.fs).
 int sample_rate(const Model& model);
+/// The number of token ids the decoder scores (decoder.output_layer's rows); tokens.json must
+/// name at least these.
+int vocab_size(const Model& model);
 
 /// tokens.json: id -> token text, and FunASR's sentence_postprocess to join them.
 class Vocabulary {
