@@ -21,6 +21,7 @@
 
 #include "gguf_quants.h"
 #include "ominix/base/error.h"
+#include "ominix/io/weights.h"
 
 namespace ominix::io {
 
@@ -869,6 +870,11 @@ GgufCheckpoint load_gguf_checkpoint(const std::filesystem::path& path,
     if (!ck.tensors.emplace(key, std::move(a)).second)
       fail<InvalidArgument>("{}: two tensors map to '{}'", file.name(), key);
   };
+  // The load progress hook (ScopedLoadProgress): one file, reported as its tensors are read.
+  const auto progress = scoped_load_progress();
+  LoadProgress state{.files_total = 1, .file = path};
+  for (const auto& info : file.tensors()) state.bytes_total += info.nbytes;
+  std::uint64_t next_report = 0;
   static const std::string kWeight = ".weight";
   for (const auto& info : file.tensors()) {
     const std::string name = rename ? rename(info.name) : info.name;
@@ -876,6 +882,7 @@ GgufCheckpoint load_gguf_checkpoint(const std::filesystem::path& path,
     const bool weight_name = name.size() > kWeight.size() && name.ends_with(kWeight);
     if (t.quantized && weight_name) {
       const std::string module = name.substr(0, name.size() - kWeight.size());
+      if (progress) mx::eval({t.quantized->weight, t.quantized->scales, t.quantized->biases});
       put(module + ".weight", t.quantized->weight);
       put(module + ".scales", t.quantized->scales);
       put(module + ".biases", t.quantized->biases);
@@ -885,6 +892,17 @@ GgufCheckpoint load_gguf_checkpoint(const std::filesystem::path& path,
       mx::eval(dense);
       put(name, dense);
     }
+    if (!progress) continue;
+    state.bytes_done += info.nbytes;
+    if (state.bytes_done >= next_report && state.bytes_done < state.bytes_total) {
+      progress(state);  // about every 1% of the data
+      next_report = state.bytes_done + state.bytes_total / 100;
+    }
+  }
+  if (progress) {
+    state.files_done = 1;
+    state.bytes_done = state.bytes_total;
+    progress(state);
   }
   return ck;
 }

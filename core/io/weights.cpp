@@ -125,6 +125,10 @@ ScopedLoadProgress::~ScopedLoadProgress() {
   scoped_progress = std::move(previous_);
 }
 
+LoadProgressCallback scoped_load_progress() {
+  return scoped_progress;
+}
+
 WeightMap::WeightMap(TensorMap tensors, std::string source)
     : tensors_(std::move(tensors)), source_(std::move(source)) {}
 

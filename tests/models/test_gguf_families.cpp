@@ -18,6 +18,7 @@
 #include "ominix/generate/model.h"
 #include "ominix/io/gguf.h"
 #include "ominix/io/safetensors.h"
+#include "ominix/io/weights.h"
 #include "ominix/models/glm4.h"
 #include "ominix/models/qwen3.h"
 #include "ominix/text/gguf_tokenizer.h"
@@ -122,6 +123,24 @@ TEST(GgufFamilies, ModelInfoComesFromTheMetadata) {
   EXPECT_EQ(glm->info().model_type, "glm4_moe");
   EXPECT_EQ(glm->info().num_layers, 3);  // block_count 4 less the next-token-prediction layer
   EXPECT_EQ(glm->info().eos_token_ids, std::vector<int>({2, 3}));  // eos, eot
+}
+
+TEST(GgufFamilies, LoadsReportThroughTheLoadProgressHook) {
+  std::vector<io::LoadProgress> reports;
+  {
+    io::ScopedLoadProgress scope([&](const io::LoadProgress& p) { reports.push_back(p); });
+    load(gguf_file("qwen3_moe", "q8_0"));
+  }
+  ASSERT_GE(reports.size(), 2u);
+  for (std::size_t i = 1; i < reports.size(); ++i)
+    EXPECT_GT(reports[i].bytes_done, reports[i - 1].bytes_done) << i;
+  const auto& last = reports.back();
+  EXPECT_EQ(last.files_done, 1u);
+  EXPECT_EQ(last.files_total, 1u);
+  EXPECT_EQ(last.bytes_done, last.bytes_total);
+  EXPECT_GT(last.bytes_total, 0u);
+  EXPECT_EQ(last.file, gguf_file("qwen3_moe", "q8_0"));
+  for (std::size_t i = 0; i + 1 < reports.size(); ++i) EXPECT_EQ(reports[i].files_done, 0u) << i;
 }
 
 TEST(GgufFamilies, UnknownArchitectureListsTheKnownOnes) {

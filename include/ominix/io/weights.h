@@ -49,6 +49,10 @@ class ScopedLoadProgress {
   LoadProgressCallback previous_;
 };
 
+/// The callback a ScopedLoadProgress installed on this thread (empty when none), for readers of
+/// other formats (GGUF) that report through the same hook.
+LoadProgressCallback scoped_load_progress();
+
 /// Loads a checkpoint: a .safetensors file, or a directory holding model.safetensors,
 /// a sharded model.safetensors.index.json, or other *.safetensors files.
 TensorMap load_checkpoint(const std::filesystem::path& path, const LoadOptions& options = {});
