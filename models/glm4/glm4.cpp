@@ -13,6 +13,7 @@
 #include "models/glm4/config.h"
 #include "models/glm4/gguf.h"
 #include "ominix/generate/attention.h"
+#include "ominix/generate/convert_hooks.h"
 #include "ominix/io/weights.h"
 #include "ominix/nn/fused.h"
 #include "ominix/nn/linear.h"
@@ -211,11 +212,26 @@ std::unique_ptr<generate::LanguageModel> build(const std::filesystem::path& dir,
 }  // namespace
 
 void register_family() {
-  for (const char* type : {"glm4", "glm4_moe"})
+  for (const std::string type : {"glm4", "glm4_moe"}) {
     generate::register_model(
         type,
         [](const std::filesystem::path& dir, const io::ConfigReader& config,
            const generate::LoadModelOptions& options) { return build(dir, config, options, {}); });
+    generate::ConvertHooks hooks{.sanitize = [](io::WeightMap& w, const io::ConfigReader& r) {
+      sanitize(w, Config::parse(r));
+    }};
+    if (type == "glm4_moe") {
+      // ref: mlx-lm glm4_moe.py — the router (MoEGate) has no quantized form and its
+      // e_score_correction_bias keeps its dtype (Model.cast_predicate).
+      hooks.quant_predicate = [](const std::string& module) {
+        return generate::QuantChoice{.quantize = !module.ends_with("mlp.gate")};
+      };
+      hooks.cast_predicate = [](const std::string& key) {
+        return key.find("e_score_correction_bias") == std::string::npos;
+      };
+    }
+    generate::register_convert_hooks(type, std::move(hooks));
+  }
   for (const char* arch : {"glm4", "glm4moe"})
     generate::register_gguf(
         arch, [](const std::filesystem::path& file, const generate::LoadModelOptions& options) {

@@ -16,6 +16,7 @@
 #include "models/mixtral/config.h"
 #include "models/mixtral/gguf.h"
 #include "ominix/generate/attention.h"
+#include "ominix/generate/convert_hooks.h"
 #include "ominix/io/weights.h"
 #include "ominix/nn/fused.h"
 #include "ominix/nn/linear.h"
@@ -174,6 +175,12 @@ void register_family() {
       "llama", [](const std::filesystem::path& file, const generate::LoadModelOptions& options) {
         return load_gguf(file, options);
       });
+  // mlx-lm's mixtral has no quant_predicate: its router (a Linear) is quantized like the rest.
+  for (const char* type : {"llama", "mistral", "mixtral"})
+    generate::register_convert_hooks(
+        type, {.sanitize = [](io::WeightMap& w, const io::ConfigReader& r) {
+          sanitize(w, Config::parse(r));
+        }});
 }
 
 std::unique_ptr<generate::LanguageModel> load(const std::filesystem::path& dir,

@@ -12,6 +12,7 @@
 #include "models/qwen3/config.h"
 #include "models/qwen3/gguf.h"
 #include "ominix/generate/attention.h"
+#include "ominix/generate/convert_hooks.h"
 #include "ominix/io/weights.h"
 #include "ominix/nn/fused.h"
 #include "ominix/nn/linear.h"
@@ -175,11 +176,23 @@ std::unique_ptr<generate::LanguageModel> build(const std::filesystem::path& dir,
 }  // namespace
 
 void register_family() {
-  for (const char* type : {"qwen2", "qwen3", "qwen3_moe"})
+  for (const std::string type : {"qwen2", "qwen3", "qwen3_moe"}) {
     generate::register_model(
         type,
         [](const std::filesystem::path& dir, const io::ConfigReader& config,
            const generate::LoadModelOptions& options) { return build(dir, config, options, {}); });
+    generate::ConvertHooks hooks{.sanitize = [](io::WeightMap& w, const io::ConfigReader& r) {
+      sanitize(w, Config::parse(r));
+    }};
+    // ref: mlx-lm qwen3_moe.py Model.quant_predicate — the routers at 8 bits in groups of 64.
+    if (type == "qwen3_moe")
+      hooks.quant_predicate = [](const std::string& module) {
+        return module.ends_with("mlp.gate")
+                   ? generate::QuantChoice{.spec = io::QuantSpec{.group_size = 64, .bits = 8}}
+                   : generate::QuantChoice{};
+      };
+    generate::register_convert_hooks(type, std::move(hooks));
+  }
   for (const char* arch : {"qwen2", "qwen3", "qwen3moe"})
     generate::register_gguf(
         arch, [](const std::filesystem::path& file, const generate::LoadModelOptions& options) {
