@@ -109,6 +109,35 @@ TEST_P(GgufQ8, Q8WeightsStayPacked) {
 INSTANTIATE_TEST_SUITE_P(Fixtures, GgufQ8, ::testing::ValuesIn(all_names()));
 
 // ----------------------------------------------------------------------------------------------
+// Q4_K (kept packed, 3-D expert stacks included): a Qwen3-MoE whose rows hold whole super-blocks.
+
+TEST(GgufQ4K, LogitsAndGreedyMatchTransformersOnTheDequantizedWeights) {
+  const auto file = tests::fixture("models/gguf/qwen3_moe_k-q4_k.gguf");
+  auto model = load(file);
+  auto ref =
+      io::load_safetensors(tests::fixture("models/gguf/qwen3_moe_k-q4_k.expected.safetensors"));
+  tests::expect_logits_close(tests::forward(*model, ref.at("input_ids")), ref.at("logits"),
+                             tests::kQuantTol);
+  for (int b = 0; b < 2; ++b) {
+    SCOPED_TRACE(b);
+    EXPECT_EQ(tests::greedy(*model, tests::row(ref.at("input_ids"), b), tests::kNew),
+              tests::to_vector(tests::row(ref.at("greedy"), b)));
+  }
+}
+
+TEST(GgufQ4K, ExpertStacksStayPackedAt4Bits) {
+  auto ck = io::load_gguf_checkpoint(tests::fixture("models/gguf/qwen3_moe_k-q4_k.gguf"));
+  for (const char* module : {"blk.0.ffn_gate_exps", "blk.0.ffn_down_exps", "blk.0.attn_q"}) {
+    ASSERT_TRUE(ck.quantization.overrides.count(module)) << module;
+    EXPECT_EQ(ck.quantization.overrides.at(module), (io::QuantSpec{.group_size = 32, .bits = 4}))
+        << module;
+  }
+  EXPECT_EQ(ck.tensors.at("blk.0.ffn_gate_exps.weight").shape(),
+            (mx::Shape{4, 256, 256 * 4 / 32}));  // [E, I, D] packed in uint32
+  EXPECT_EQ(ck.quantization.overrides.at("output")->bits, 8);
+}
+
+// ----------------------------------------------------------------------------------------------
 // Metadata: what the config is built from.
 
 TEST(GgufFamilies, ModelInfoComesFromTheMetadata) {
