@@ -51,18 +51,43 @@ fs::path resolve_gguf(const fs::path& dir) {
   return found.size() == 1 ? found.front() : dir;
 }
 
+TextAssets load_text_assets(const fs::path& path) {
+  const auto dir = resolve_gguf(path);
+  TextAssets out;
+  if (is_gguf(dir)) {  // tokenizer and chat template from the GGUF metadata, no tensor read
+    const auto file = io::GgufFile::open(dir);
+    if (!file.metadata().has("tokenizer.ggml.tokens")) return out;
+    const auto data = io::GgufTokenizerData::parse(file.metadata());
+    out.tokenizer = text::tokenizer_from_gguf(data, file.metadata().architecture(), dir.string());
+    out.chat_template = text::chat_template_from_gguf(data);
+    auto specials = data;  // the special tokens of a template, whether the file has one or not
+    specials.chat_template = "";
+    out.special_tokens = text::chat_template_from_gguf(specials)->special_tokens();
+    return out;
+  }
+  if (!fs::exists(dir))
+    fail<IoError>("{}: no such model directory or .gguf file", dir.string());
+  if (!fs::is_directory(dir))
+    fail<IoError>(
+        "{}: not a model: expected a model directory (tokenizer.json, config.json) or a .gguf "
+        "file",
+        dir.string());
+  if (fs::exists(dir / "tokenizer.json")) out.tokenizer = text::Tokenizer::from_dir(dir);
+  if (has_chat_template(dir)) out.chat_template = text::ChatTemplate::from_model_dir(dir);
+  if (out.chat_template) {
+    out.special_tokens = out.chat_template->special_tokens();
+  } else if (out.tokenizer) {
+    if (auto b = out.tokenizer->bos_token()) out.special_tokens.emplace_back("bos_token", *b);
+    if (auto e = out.tokenizer->eos_token()) out.special_tokens.emplace_back("eos_token", *e);
+  }
+  return out;
+}
+
 Model::Model(std::unique_ptr<generate::LanguageModel> lm, fs::path dir)
     : lm_(std::move(lm)), dir_(std::move(dir)) {
-  if (is_gguf(dir_)) {  // tokenizer and chat template from the GGUF metadata
-    const auto file = io::GgufFile::open(dir_);
-    if (!file.metadata().has("tokenizer.ggml.tokens")) return;
-    const auto data = io::GgufTokenizerData::parse(file.metadata());
-    tokenizer_ = text::tokenizer_from_gguf(data, file.metadata().architecture(), dir_.string());
-    chat_template_ = text::chat_template_from_gguf(data);
-    return;
-  }
-  if (fs::exists(dir_ / "tokenizer.json")) tokenizer_ = text::Tokenizer::from_dir(dir_);
-  if (has_chat_template(dir_)) chat_template_ = text::ChatTemplate::from_model_dir(dir_);
+  auto assets = load_text_assets(dir_);
+  tokenizer_ = std::move(assets.tokenizer);
+  chat_template_ = std::move(assets.chat_template);
 }
 
 const text::Tokenizer& Model::need_tokenizer() const {

@@ -1,10 +1,13 @@
 // ominix chat: an interactive conversation. Reads one user message per line from stdin (a TTY or
-// a pipe), applies the chat template to the whole history, and reuses the prompt cache between
+// a pipe; a line ending in \ continues on the next, and lines between two """ lines are one
+// message), applies the chat template to the whole history, and reuses the prompt cache between
 // turns so only the new part is prefilled. /reset starts over, /exit (or end of input) quits.
-// Ctrl-C stops the current answer; at the prompt it exits. A model without a chat template (a
-// base model, such as the default Gemma 3 270M GGUF) chats through a plain User/Assistant
-// transcript with a two-turn example, stopping where it starts the user's next line (the way
-// llama.cpp's interactive mode talks to base models with a reverse prompt).
+// Ctrl-C stops the current answer; at the prompt it exits. A message that is not valid UTF-8 is
+// rejected (with the line and byte offset) and the chat goes on. An answer stops at the model's
+// context (finish reason "length"); the next turn then drops the oldest messages to fit. A model
+// without a chat template (a base model, such as the default Gemma 3 270M GGUF) chats through a
+// plain User/Assistant transcript with a two-turn example, stopping where it starts the user's next
+// line (the way llama.cpp's interactive mode talks to base models with a reverse prompt).
 #include <unistd.h>
 
 #include <atomic>
@@ -18,6 +21,7 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include "cli_util.h"
 #include "commands.h"
 #include "llm_options.h"
 #include "ominix/base/device.h"
@@ -79,15 +83,56 @@ std::string trim(const std::string& s) {
 struct ChatArgs {
   LlmArgs llm;
   bool stats = false;
-  bool ignore_eos = false;
 };
+
+/// One message from stdin: a line; a line ending in a backslash continues on the next (the
+/// backslash becomes a newline); a line holding only """ starts a block that runs to the next
+/// such line. nullopt at end of input (or Ctrl-C at the prompt). InvalidArgument (after the
+/// whole message is read) when a line is not valid UTF-8, naming the line and the byte offset.
+std::optional<std::string> read_message(bool interactive) {
+  std::string line, message;
+  std::string bad;  // the first invalid line's report
+  int line_no = 0;
+  bool block = false;
+  while (true) {
+    if (!std::getline(std::cin, line)) {
+      if (line_no == 0 || message.empty()) return std::nullopt;
+      break;  // end of input inside a message: send what was read
+    }
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (bad.empty())
+      if (const auto off = find_invalid_utf8(line); off != std::string::npos)
+        bad = fmt::format("the message is not valid UTF-8 (line {}, byte offset {} of that line)",
+                          line_no, off);
+    if (line_no == 1 && line == "\"\"\"") {
+      block = true;
+    } else if (block) {
+      if (line == "\"\"\"") break;
+      message += (line_no > 2 ? "\n" : "") + line;
+    } else if (!line.empty() && line.back() == '\\') {
+      message += line.substr(0, line.size() - 1) + "\n";
+    } else {
+      message += line;
+      break;
+    }
+    if (interactive) {
+      fmt::print(". ");
+      std::fflush(stdout);
+    }
+  }
+  if (!bad.empty()) fail<InvalidArgument>("{}; it was not sent", bad);
+  return message;
+}
 
 void run(const ChatArgs& a, const GlobalOptions& global) {
   set_device(parse_device_kind(global.device));
-  const Model model = load_with_progress(a.llm.model);
+  const Model model = load_with_progress(a.llm.model, a.llm.quiet);
   if (!model.tokenizer()) fail<InvalidArgument>("{}: chat needs tokenizer.json", a.llm.model);
-  const bool plain = !model.chat_template();
-  if (plain)
+  check_utf8(a.llm.system, "--system");
+  const ChatFormat chat(model, a.llm);
+  const bool plain = !chat.get();
+  if (plain && !a.llm.quiet)
     fmt::print(stderr,
                "[{} has no chat template: chatting through a plain User/Assistant transcript, as "
                "with a base model]\n",
@@ -96,7 +141,7 @@ void run(const ChatArgs& a, const GlobalOptions& global) {
   std::optional<Model> draft;
   std::optional<generate::PromptCache> draft_cache;
   if (!a.llm.draft_model.empty()) {
-    draft.emplace(load_with_progress(a.llm.draft_model));
+    draft.emplace(load_with_progress(a.llm.draft_model, a.llm.quiet));
     draft_cache.emplace(draft->make_cache());
   }
   const bool interactive = ::isatty(STDIN_FILENO);
@@ -109,18 +154,30 @@ void run(const ChatArgs& a, const GlobalOptions& global) {
   };
   reset();
   SigintGuard sigint;
-  if (interactive) fmt::print(stderr, "Type a message; /reset starts over, /exit quits.\n");
-  std::string line;
+  if (interactive && !a.llm.quiet)
+    fmt::print(stderr,
+               "Type a message (end a line with \\ to continue it, or put it between \"\"\" "
+               "lines); /reset starts over, /exit quits.\n");
+  const int context = model.info().max_position_embeddings;
+  auto encode = [&] { return plain ? model.encode(transcript(messages)) : chat.encode(messages); };
   while (true) {
     if (interactive) {
       fmt::print("> ");
       std::fflush(stdout);
     }
     interrupted.store(false);
-    if (!std::getline(std::cin, line)) {
+    std::optional<std::string> message;
+    try {
+      message = read_message(interactive);
+    } catch (const InvalidArgument& e) {
+      fmt::print(stderr, "error: {}\n", e.what());
+      continue;
+    }
+    if (!message) {
       if (interrupted.load()) fmt::print("\n");
       break;  // end of input, or Ctrl-C at the prompt
     }
+    const std::string& line = *message;
     if (line == "/exit" || line == "/quit") break;
     if (line == "/reset") {
       reset();
@@ -129,11 +186,31 @@ void run(const ChatArgs& a, const GlobalOptions& global) {
     }
     if (line.empty()) continue;
     messages.push_back({{"role", "user"}, {"content", line}});
-    auto params = generate_params(a.llm);
-    params.tokenizer = model.tokenizer();
-    params.ignore_eos = a.ignore_eos;
+    auto params = generate_params(a.llm, model);
     if (plain) params.stop_strings.insert(params.stop_strings.end(), {"\nUser:", "\n\n"});
-    const auto prompt = plain ? model.encode(transcript(messages)) : model.encode_chat(messages);
+    auto prompt = encode();
+    if (context_room(model, cache, 0)) {
+      // Leave room for an answer: drop the oldest turns (the system prompt stays) while the
+      // conversation does not leave min(max_tokens, context / 4) tokens of the context.
+      const int want = a.llm.max_tokens < 0 ? context / 4 : std::min(a.llm.max_tokens, context / 4);
+      const std::size_t first = a.llm.system.empty() ? 0 : 1;
+      int dropped = 0;
+      while (static_cast<int>(prompt.size()) + want > context && messages.size() > first + 1) {
+        messages.erase(first);
+        ++dropped;
+        // Start at a user turn.
+        while (messages.size() > first + 1 && messages[first]["role"] != "user") {
+          messages.erase(first);
+          ++dropped;
+        }
+        prompt = encode();
+      }
+      if (dropped && !a.llm.quiet)
+        fmt::print(stderr,
+                   "[dropped the {} oldest message(s) to fit the model's context of {} "
+                   "tokens; /reset starts over]\n",
+                   dropped, context);
+    }
     if (draft)
       params.draft = {
           .model = &draft->lm(), .cache = &*draft_cache, .num_draft_tokens = a.llm.num_draft};
@@ -151,7 +228,7 @@ void run(const ChatArgs& a, const GlobalOptions& global) {
         std::fflush(stdout);
         return !interrupted.load();
       });
-    } catch (const InvalidArgument& e) {  // e.g. the conversation outgrew the context
+    } catch (const InvalidArgument& e) {  // e.g. one message longer than the context
       messages.erase(messages.size() - 1);
       fmt::print(stderr, "error: {}\n", e.what());
       continue;
@@ -160,9 +237,15 @@ void run(const ChatArgs& a, const GlobalOptions& global) {
     std::fflush(stdout);
     if (result.finish_reason == generate::FinishReason::cancelled)
       fmt::print(stderr, "[stopped]\n");
+    if (result.finish_reason == generate::FinishReason::context)
+      fmt::print(stderr,
+                 "warning: the answer stopped at the model's context of {} tokens (finish_reason "
+                 "\"length\"); the next turn drops the oldest messages. /reset starts over; "
+                 "--max-kv-size N keeps a sliding window of N positions instead\n",
+                 context);
     messages.push_back(
         {{"role", "assistant"}, {"content", plain ? trim(result.text) : result.text}});
-    if (a.stats) fmt::print(stderr, "{}\n", stats_line(result.stats));
+    if (a.stats && !a.llm.quiet) fmt::print(stderr, "{}\n", stats_line(result.stats));
   }
 }
 
@@ -174,7 +257,6 @@ void add_chat(CLI::App& app, const GlobalOptions& global) {
   args->llm.max_tokens = 512;
   add_llm_options(cmd, args->llm);
   cmd->add_flag("--stats", args->stats, "Print each answer's stats to stderr");
-  cmd->add_flag("--ignore-eos", args->ignore_eos, "Do not stop answers at EOS tokens");
   cmd->callback([args, &global] { run(*args, global); });
 }
 

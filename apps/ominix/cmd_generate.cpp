@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "cli_util.h"
 #include "commands.h"
 #include "llm_options.h"
 #include "ominix/base/device.h"
@@ -18,54 +19,49 @@ namespace {
 
 struct GenerateArgs {
   LlmArgs llm;
-  std::string prompt, prompt_ids, format = "text";
-  bool ignore_eos = false, no_chat_template = false;
+  std::string prompt, prompt_file, prompt_ids, format = "text";
+  std::optional<int> logprobs;
+  bool no_chat_template = false;
 };
 
-// "1,2,3", "1 2 3" and "[1, 2, 3]" all parse.
-std::vector<int> parse_prompt_ids(const std::string& s) {
-  std::vector<int> ids;
-  std::string cur;
-  auto flush = [&] {
-    if (cur.empty()) return;
-    std::size_t used = 0;
-    long long v = -1;
-    try {
-      v = std::stoll(cur, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != cur.size() || v < 0 || v > INT32_MAX)
-      fail<InvalidArgument>("--prompt-ids: '{}' is not a token id", cur);
-    ids.push_back(static_cast<int>(v));
-    cur.clear();
-  };
-  for (char c : s) {
-    if (c == ',' || c == ' ' || c == '[' || c == ']' || c == '\n' || c == '\t') {
-      flush();
-    } else {
-      cur += c;
-    }
+// The prompt text of --prompt (- reads stdin) or --prompt-file, checked to be UTF-8 (the offset
+// is within that text).
+std::string prompt_text(const GenerateArgs& a, bool from_file) {
+  if (from_file) {
+    auto text = read_input(a.prompt_file, "--prompt-file");
+    check_utf8(text, "--prompt-file " + a.prompt_file);
+    return text;
   }
-  flush();
-  if (ids.empty()) fail<InvalidArgument>("--prompt-ids: no token ids in '{}'", s);
-  return ids;
+  if (a.prompt == "-") {
+    auto text = read_input("-", "--prompt");
+    check_utf8(text, "--prompt - (stdin)");
+    return text;
+  }
+  check_utf8(a.prompt, "--prompt");
+  return a.prompt;
 }
 
-std::vector<int> prompt_tokens(const Model& model, const GenerateArgs& a) {
-  if (!a.prompt_ids.empty()) return parse_prompt_ids(a.prompt_ids);
+std::vector<int> prompt_tokens(const Model& model, const ChatFormat& chat, const GenerateArgs& a,
+                               bool ids, bool from_file) {
+  if (ids) {
+    auto out = parse_token_ids(a.prompt_ids, "--prompt-ids");
+    check_ids_in_vocab(out, static_cast<std::size_t>(model.info().vocab_size), "--prompt-ids");
+    return out;
+  }
   if (!model.tokenizer())
     fail<InvalidArgument>("{}: no tokenizer.json to encode --prompt; give --prompt-ids",
                           a.llm.model);
-  if (model.chat_template() && !a.no_chat_template) {
+  const std::string text = prompt_text(a, from_file);
+  check_utf8(a.llm.system, "--system");
+  if (chat.get() && !a.no_chat_template) {
     auto messages = nlohmann::ordered_json::array();
     if (!a.llm.system.empty()) messages.push_back({{"role", "system"}, {"content", a.llm.system}});
-    messages.push_back({{"role", "user"}, {"content", a.prompt}});
-    return model.encode_chat(messages);
+    messages.push_back({{"role", "user"}, {"content", text}});
+    return chat.encode(messages);
   }
   if (!a.llm.system.empty())
     fail<InvalidArgument>("--system needs the model's chat template (and no --no-chat-template)");
-  return model.encode(a.prompt);
+  return model.encode(text);
 }
 
 nlohmann::json stats_json(const generate::GenerationStats& s) {
@@ -84,23 +80,50 @@ nlohmann::json stats_json(const generate::GenerationStats& s) {
   return j;
 }
 
-void run(const GenerateArgs& a, const GlobalOptions& global) {
+// [{"id", "token", "logprob", "top_logprobs": [{"id", "token", "logprob"}]}] ("token": the
+// vocabulary entry, with a tokenizer).
+nlohmann::json logprobs_json(const Model& model, const std::vector<generate::TokenLogprobs>& lps) {
+  auto entry = [&](int id, float lp) {
+    nlohmann::json e{{"id", id}, {"logprob", lp}};
+    if (model.tokenizer())
+      if (auto t = model.tokenizer()->id_to_token(id)) e["token"] = *t;
+    return e;
+  };
+  auto out = nlohmann::json::array();
+  for (const auto& t : lps) {
+    auto e = entry(t.token, t.logprob);
+    auto top = nlohmann::json::array();
+    for (const auto& [id, lp] : t.top) top.push_back(entry(id, lp));
+    e["top_logprobs"] = std::move(top);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+void run(const GenerateArgs& a, const GlobalOptions& global, bool ids, bool from_file) {
   set_device(parse_device_kind(global.device));
-  const Model model = load_with_progress(a.llm.model);
-  auto prompt = prompt_tokens(model, a);
+  const bool json = a.format == "json";
+  if (a.logprobs && !json) fail<InvalidArgument>("--logprobs needs --format json");
+  const Model model = load_with_progress(a.llm.model, a.llm.quiet);
+  const ChatFormat chat(model, a.llm);
+  auto prompt = prompt_tokens(model, chat, a, ids, from_file);
   auto cache = model.make_cache(cache_options(a.llm));
-  auto params = generate_params(a.llm);
-  params.ignore_eos = a.ignore_eos;
-  params.tokenizer = model.tokenizer();
+  auto params = generate_params(a.llm, model);
+  params.logprobs = a.logprobs;
+  if (auto room = context_room(model, cache, static_cast<int>(prompt.size()));
+      room && *room >= 0 && a.llm.max_tokens > *room)
+    fmt::print(stderr,
+               "warning: --max-tokens {} goes past the model's context of {} tokens (the prompt "
+               "has {}): generation stops at {} tokens (finish_reason \"length\")\n",
+               a.llm.max_tokens, model.info().max_position_embeddings, prompt.size(), *room);
   std::optional<Model> draft;
   std::optional<generate::PromptCache> draft_cache;
   if (!a.llm.draft_model.empty()) {
-    draft.emplace(load_with_progress(a.llm.draft_model));
+    draft.emplace(load_with_progress(a.llm.draft_model, a.llm.quiet));
     draft_cache.emplace(draft->make_cache());
     params.draft = {
         .model = &draft->lm(), .cache = &*draft_cache, .num_draft_tokens = a.llm.num_draft};
   }
-  const bool json = a.format == "json";
   const bool has_text = model.tokenizer().has_value();
   auto result = generate::generate(model.lm(), cache, std::move(prompt), params,
                                    [&](const generate::Chunk& c) {
@@ -113,17 +136,21 @@ void run(const GenerateArgs& a, const GlobalOptions& global) {
                                      std::fflush(stdout);
                                      return true;
                                    });
+  if (result.finish_reason == generate::FinishReason::context && !a.llm.quiet)
+    fmt::print(stderr, "[stopped at the model's context of {} tokens]\n",
+               model.info().max_position_embeddings);
   if (json) {
     nlohmann::json j{{"ids", result.tokens},
                      {"finish_reason", generate::to_string(result.finish_reason)},
                      {"stats", stats_json(result.stats)}};
     if (has_text) j["text"] = result.text;
+    if (a.logprobs) j["logprobs"] = logprobs_json(model, result.logprobs);
     fmt::print("{}\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     return;
   }
   fmt::print("\n");
   std::fflush(stdout);
-  fmt::print(stderr, "{}\n", stats_line(result.stats));
+  if (!a.llm.quiet) fmt::print(stderr, "{}\n", stats_line(result.stats));
 }
 
 }  // namespace
@@ -132,17 +159,22 @@ void add_generate(CLI::App& app, const GlobalOptions& global) {
   auto* cmd = app.add_subcommand("generate", "Generate text from a prompt with a language model");
   auto args = std::make_shared<GenerateArgs>();
   add_llm_options(cmd, args->llm);
-  auto* prompt = cmd->add_option("--prompt", args->prompt, "Prompt text");
+  auto* prompt = cmd->add_option("-p,--prompt", args->prompt, "Prompt text (-: read stdin)");
+  auto* file = cmd->add_option("--prompt-file", args->prompt_file, "Read the prompt from a file");
   auto* ids = cmd->add_option("--prompt-ids", args->prompt_ids, "Prompt token ids, e.g. \"1,2,3\"");
-  prompt->excludes(ids);
-  cmd->add_flag("--ignore-eos", args->ignore_eos, "Do not stop at EOS tokens");
+  prompt->excludes(ids)->excludes(file);
+  file->excludes(ids);
   cmd->add_flag("--no-chat-template", args->no_chat_template,
-                "Encode --prompt as is, without the chat template");
+                "Encode the prompt as is, without the chat template");
   cmd->add_option("--format", args->format, "text (streamed) or json")
       ->check(CLI::IsMember({"text", "json"}));
-  cmd->callback([args, prompt, ids, &global] {
-    if (!*prompt && !*ids) fail<InvalidArgument>("generate: give --prompt or --prompt-ids");
-    run(*args, global);
+  cmd->add_option("--logprobs", args->logprobs,
+                  "With --format json: each token's logprob and the N most probable (0-20)")
+      ->check(between(0, 20));
+  cmd->callback([args, prompt, file, ids, &global] {
+    if (!*prompt && !*ids && !*file)
+      fail<InvalidArgument>("generate: give --prompt or --prompt-ids (or --prompt-file)");
+    run(*args, global, static_cast<bool>(*ids), static_cast<bool>(*file));
   });
 }
 

@@ -1,5 +1,6 @@
-// ominix template: render a conversation with a model's chat template, as transformers'
-// apply_chat_template(tokenize=False) does.
+// ominix template: render a conversation with a model's chat template (a model directory's, a
+// .gguf file's, or --chat-template FILE), as transformers' apply_chat_template(tokenize=False)
+// does.
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -7,9 +8,11 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include "cli_util.h"
 #include "commands.h"
 #include "ominix/base/error.h"
 #include "ominix/io/config.h"
+#include "ominix/ominix.h"
 #include "ominix/text/chat_template.h"
 
 namespace ominix::cli {
@@ -27,6 +30,7 @@ struct TemplateArgs {
   std::string model;
   std::string messages;
   std::string tools;
+  std::string chat_template;
   bool add_generation_prompt = false;
   bool no_thinking = false;
 };
@@ -36,7 +40,9 @@ struct TemplateArgs {
 void add_template(CLI::App& app, const GlobalOptions&) {
   auto* cmd = app.add_subcommand("template", "Render messages with a model's chat template");
   auto args = std::make_shared<TemplateArgs>();
-  cmd->add_option("--model", args->model, "Model directory (tokenizer files suffice)")->required();
+  cmd->add_option("-m,--model", args->model,
+                  "Model directory (tokenizer files suffice) or .gguf file")
+      ->required();
   cmd->add_option("--messages", args->messages,
                   "JSON file: an array of messages, or an object with \"messages\" (and "
                   "optionally \"tools\")")
@@ -45,8 +51,19 @@ void add_template(CLI::App& app, const GlobalOptions&) {
   cmd->add_flag("--add-generation-prompt", args->add_generation_prompt,
                 "Append the header of an assistant turn");
   cmd->add_flag("--no-thinking", args->no_thinking, "Pass enable_thinking=false to the template");
+  cmd->add_option("--chat-template", args->chat_template,
+                  "Jinja chat template file used instead of the model's");
   cmd->callback([args] {
-    auto tmpl = text::ChatTemplate::from_model_dir(args->model);
+    auto assets = load_text_assets(args->model);
+    if (!args->chat_template.empty()) {
+      const auto source = read_input(args->chat_template, "--chat-template");
+      check_utf8(source, "--chat-template " + args->chat_template);
+      assets.chat_template.emplace(source, assets.special_tokens);
+    }
+    if (!assets.chat_template)
+      fail<InvalidArgument>("{}: the model has no chat template (give --chat-template FILE)",
+                            args->model);
+    const auto& tmpl = *assets.chat_template;
     nlohmann::ordered_json doc = read_json_file(args->messages);
     text::RenderOptions opts;
     nlohmann::ordered_json messages = doc;

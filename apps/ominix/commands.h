@@ -11,6 +11,7 @@ struct GlobalOptions {
 };
 
 void add_info(CLI::App& app, const GlobalOptions& global);
+void add_list(CLI::App& app, const GlobalOptions& global);
 void add_tokenize(CLI::App& app, const GlobalOptions& global);
 void add_template(CLI::App& app, const GlobalOptions& global);
 void add_generate(CLI::App& app, const GlobalOptions& global);

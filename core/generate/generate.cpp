@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <random>
 #include <set>
 #include <utility>
@@ -53,9 +54,10 @@ const char* to_string(FinishReason reason) {
     case FinishReason::eos:
       return "eos";
     case FinishReason::stop_string:
-      return "stop_string";
+      return "stop";
     case FinishReason::max_tokens:
-      return "max_tokens";
+    case FinishReason::context:
+      return "length";
     case FinishReason::cancelled:
       return "cancelled";
     case FinishReason::none:
@@ -133,8 +135,13 @@ void prefill(const LanguageModel& model, PromptCache& cache, std::span<const int
   }
 }
 
-Policy::Policy(const GenerateParams& params)
-    : processors_(make_logits_processors(params.logits)), filter_([&] {
+Policy::Policy(const GenerateParams& params, int prompt_tokens, const std::vector<int>& banned)
+    : processors_([&] {
+        auto o = params.logits;
+        for (int id : banned) o.logit_bias[id] = -std::numeric_limits<float>::infinity();
+        return make_logits_processors(o, prompt_tokens);
+      }()),
+      filter_([&] {
         auto o = params.sampler;
         o.seed = 0;  // the filters draw nothing
         return o;
@@ -161,11 +168,64 @@ mx::array Policy::probs(const mx::array& logprobs) const {
 // ------------------------------------------------------------------------------------------------
 // Generator
 
+namespace {
+
+// The EOS ids: the model's, the params', the tokenizer's.
+std::set<int> eos_ids(const LanguageModel& model, const GenerateParams& params) {
+  const auto& info = model.info();
+  std::set<int> eos(info.eos_token_ids.begin(), info.eos_token_ids.end());
+  eos.insert(params.eos_token_ids.begin(), params.eos_token_ids.end());
+  if (params.tokenizer)
+    if (auto name = params.tokenizer->eos_token())
+      if (auto id = params.tokenizer->token_to_id(*name)) eos.insert(*id);
+  return eos;
+}
+
+// The ids ban_eos forbids (those inside the vocabulary).
+std::vector<int> banned_ids(const LanguageModel& model, const GenerateParams& params) {
+  std::vector<int> out;
+  if (!params.ban_eos) return out;
+  for (int id : eos_ids(model, params))
+    if (id >= 0 && id < model.info().vocab_size) out.push_back(id);
+  return out;
+}
+
+// A token's log-probability [1, 1] and the top-n alternatives, ids and values [1, n], lazily.
+struct PendingLogprobs {
+  mx::array chosen, top_ids, top_values;
+};
+
+PendingLogprobs pending_logprobs(const mx::array& logits, const mx::array& token, int n) {
+  auto lp = log_softmax(logits);  // [1, V] float32
+  auto chosen = mx::take_along_axis(lp, mx::reshape(mx::astype(token, mx::int32), {1, 1}), -1);
+  n = std::min(n, lp.shape(-1));
+  if (n == 0) return {chosen, mx::zeros({1, 0}, mx::int32), mx::zeros({1, 0}, mx::float32)};
+  auto neg = mx::negative(lp);
+  auto ids = mx::astype(mx::slice(mx::argpartition(neg, n - 1, -1), {0, 0}, {1, n}),
+                        mx::int32);  // [1, n]
+  auto vals = mx::take_along_axis(lp, ids, -1);
+  auto order = mx::argsort(mx::negative(vals), -1);  // most probable first
+  return {chosen, mx::take_along_axis(ids, order, -1), mx::take_along_axis(vals, order, -1)};
+}
+
+TokenLogprobs read_logprobs(const PendingLogprobs& p, int token) {
+  mx::eval({p.chosen, p.top_ids, p.top_values});
+  TokenLogprobs out{.token = token, .logprob = p.chosen.item<float>()};
+  const int n = p.top_ids.shape(-1);
+  const auto* id = p.top_ids.data<std::int32_t>();
+  const auto* v = p.top_values.data<float>();
+  for (int i = 0; i < n; ++i) out.top.emplace_back(id[i], v[i]);
+  return out;
+}
+
+}  // namespace
+
 struct Generator::Impl {
   const LanguageModel& model;
   PromptCache& cache;
   std::vector<int> prompt;
   GenerateParams params;
+  std::vector<int> banned;
   detail::Policy policy;
   Sampler sampler;
   std::set<int> eos;
@@ -176,10 +236,14 @@ struct Generator::Impl {
   bool started = false;
   FinishReason finish = FinishReason::none;
   int produced = 0;
-  std::optional<mx::array> y;        // plain decoding: the token being computed, [1] uint32
+  std::optional<mx::array> y;  // plain decoding: the token being computed, [1] uint32
+  std::optional<PendingLogprobs> y_logprobs;  // with params.logprobs: y's, lazily
+  int context = 0;                            // positions the cache may hold (0: no limit)
   std::optional<mx::array> history;  // plain decoding with processors: prompt + generated, lazily
   std::deque<int> ready;             // speculative: tokens verified but not yet processed
   std::vector<int> held;             // tokens that may begin a stop string
+  std::vector<TokenLogprobs> held_logprobs;    // theirs, with params.logprobs
+  std::optional<TokenLogprobs> last_logprobs;  // of the token produce() returned last
   std::string held_text;
   Chunk out;
   GenerationStats stats;
@@ -190,7 +254,8 @@ struct Generator::Impl {
         cache(c),
         prompt(std::move(p)),
         params(std::move(gp)),
-        policy(params),
+        banned(banned_ids(model, params)),
+        policy(params, static_cast<int>(prompt.size()), banned),
         sampler(params.sampler),
         stream(detail::generation_stream()) {
     const auto& info = model.info();
@@ -199,13 +264,18 @@ struct Generator::Impl {
       if (id < 0 || id >= info.vocab_size)
         fail<InvalidArgument>("generate: prompt token id {} is outside the vocabulary [0, {})", id,
                               info.vocab_size);
-    if (params.max_tokens < 0)
-      fail<InvalidArgument>("generate: max_tokens must be >= 0, got {}", params.max_tokens);
+    if (params.max_tokens < -1)
+      fail<InvalidArgument>("generate: max_tokens must be >= 0 (or -1: no limit), got {}",
+                            params.max_tokens);
+    if (params.logprobs && (*params.logprobs < 0 || *params.logprobs > 20))
+      fail<InvalidArgument>("generate: logprobs must be in [0, 20], got {}", *params.logprobs);
+    if (params.logprobs && params.draft.model)
+      fail<InvalidArgument>("generate: logprobs are not available with speculative decoding");
     if (params.prefill_step_size < 1)
       fail<InvalidArgument>("generate: prefill_step_size must be >= 1, got {}",
                             params.prefill_step_size);
-    const int context = info.max_position_embeddings;
-    if (context > 0 && !cache.rotating() && static_cast<int>(prompt.size()) > context)
+    if (!cache.rotating()) context = std::max(info.max_position_embeddings, 0);
+    if (context > 0 && static_cast<int>(prompt.size()) > context)
       fail<InvalidArgument>(
           "the prompt has {} tokens, more than the model's context of {} tokens "
           "(max_position_embeddings); shorten it or use a rotating cache (max_kv_size)",
@@ -214,14 +284,10 @@ struct Generator::Impl {
       if (s.empty()) fail<InvalidArgument>("generate: a stop string is empty");
     if (!params.stop_strings.empty() && !params.tokenizer)
       fail<InvalidArgument>("generate: stop strings need a tokenizer");
-    eos.insert(info.eos_token_ids.begin(), info.eos_token_ids.end());
-    eos.insert(params.eos_token_ids.begin(), params.eos_token_ids.end());
-    if (params.tokenizer) {
-      if (auto name = params.tokenizer->eos_token())
-        if (auto id = params.tokenizer->token_to_id(*name)) eos.insert(*id);
-      detok.emplace(*params.tokenizer, params.skip_special_tokens);
-    }
-    if (params.draft.model) spec.emplace(model, cache, params);
+    eos = eos_ids(model, params);
+    if (params.tokenizer) detok.emplace(*params.tokenizer, params.skip_special_tokens);
+    if (params.draft.model)
+      spec.emplace(model, cache, params, static_cast<int>(prompt.size()), banned);
   }
 
   void start() {
@@ -244,20 +310,40 @@ struct Generator::Impl {
         params.prefill_step_size);
     y = step(mx::array({prompt.back()}, {1}, mx::int32), /*record_history=*/false);
     cache.append(std::span(&prompt.back(), 1));
-    mx::async_eval({*y});
+    async_eval_next();
+  }
+
+  void async_eval_next() {
+    if (y_logprobs)
+      mx::async_eval({*y, y_logprobs->chosen, y_logprobs->top_ids, y_logprobs->top_values});
+    else
+      mx::async_eval({*y});
+  }
+
+  // Tokens that may still be generated: max_tokens and the context's room (-1: no limit).
+  int room() const {
+    int n = params.max_tokens < 0 ? -1 : params.max_tokens - produced;
+    if (context > 0) {
+      const int left = context - static_cast<int>(prompt.size()) - produced;
+      n = n < 0 ? left : std::min(n, left);
+    }
+    return n;
   }
 
   // Feeds token [1] to the model and returns the next token [1] (uint32), lazily.
   mx::array step(const mx::array& token, bool record_history = true) {
     auto ids = mx::reshape(mx::astype(token, mx::int32), {1, 1});
     auto logits = detail::last_logits(model(ids, cache.cache()));
+    const auto raw = logits;
     if (history) {
       if (record_history) history = mx::concatenate({*history, mx::astype(token, mx::int32)});
       logits = policy.logprobs(logits, *history);
     } else {
       logits = log_softmax(logits);
     }
-    return sampler(logits);
+    auto next = sampler(logits);
+    if (params.logprobs) y_logprobs = pending_logprobs(raw, next, *params.logprobs);
+    return next;
   }
 
   void first_token_seen() {
@@ -267,13 +353,14 @@ struct Generator::Impl {
       stats.prompt_tps = stats.prompt_tokens / stats.time_to_first_token_s;
   }
 
-  // The next token from the model, or nullopt at max_tokens.
+  // The next token from the model, or nullopt at max_tokens or the context (see room()).
   std::optional<int> produce() {
-    if (produced >= params.max_tokens) return std::nullopt;
+    if (room() == 0) return std::nullopt;
     int tok = 0;
     if (spec) {
       if (ready.empty()) {
-        auto round = spec->round(params.max_tokens - produced, stats);
+        const int n = room();
+        auto round = spec->round(n < 0 ? std::numeric_limits<int>::max() : n, stats);
         ready.assign(round.begin(), round.end());
         if (produced == 0) first_token_seen();
       }
@@ -281,12 +368,14 @@ struct Generator::Impl {
       ready.pop_front();
     } else {
       auto cur = *y;
+      auto cur_logprobs = y_logprobs;
       {
         mx::StreamContext ctx(stream);
         y = step(cur);
       }
-      mx::async_eval({*y});
+      async_eval_next();
       tok = static_cast<int>(cur.item<std::uint32_t>());
+      if (cur_logprobs) last_logprobs = read_logprobs(*cur_logprobs, tok);
       cache.append(std::span(&tok, 1));
       if (produced == 0) first_token_seen();
       if (produced % 256 == 255) mx::clear_cache();
@@ -296,10 +385,13 @@ struct Generator::Impl {
     return tok;
   }
 
-  void emit(std::vector<int>& tokens, std::string text) {
-    out.tokens.insert(out.tokens.end(), tokens.begin(), tokens.end());
+  // Emits the held tokens (and their logprobs) with `text`.
+  void emit_held(std::string text) {
+    out.tokens.insert(out.tokens.end(), held.begin(), held.end());
+    out.logprobs.insert(out.logprobs.end(), held_logprobs.begin(), held_logprobs.end());
     out.text += text;
-    tokens.clear();
+    held.clear();
+    held_logprobs.clear();
   }
 
   // One step ahead, the next token is still being computed when generation ends (EOS, a stop
@@ -322,7 +414,7 @@ struct Generator::Impl {
     if (reason != FinishReason::stop_string) {
       std::string rest = held_text;
       if (detok) rest += detok->finish();
-      emit(held, std::move(rest));
+      emit_held(std::move(rest));
       held_text.clear();
     }
     const auto now = Clock::now();
@@ -336,23 +428,26 @@ struct Generator::Impl {
   void accept(int tok) {
     if (!params.ignore_eos && eos.count(tok)) return finish_with(FinishReason::eos);
     held.push_back(tok);
-    if (!detok) return emit(held, {});
+    if (last_logprobs) held_logprobs.push_back(*last_logprobs);
+    if (!detok) return emit_held({});
     held_text += detok->put(tok);
     if (params.stop_strings.empty()) {
-      emit(held, std::move(held_text));
+      emit_held(std::move(held_text));
       held_text.clear();
       return;
     }
     if (auto pos = find_stop(held_text, params.stop_strings); pos != std::string::npos) {
-      std::vector<int> none;
-      emit(none, held_text.substr(0, pos));
+      out.text += held_text.substr(0, pos);
       held.clear();
+      held_logprobs.clear();
       held_text.clear();
       return finish_with(FinishReason::stop_string);
     }
     const std::size_t k = partial_stop(held_text, params.stop_strings);
-    std::vector<int> none;
-    emit(k ? none : held, held_text.substr(0, held_text.size() - k));
+    if (k)
+      out.text += held_text.substr(0, held_text.size() - k);
+    else
+      emit_held(held_text);
     held_text.erase(0, held_text.size() - k);
   }
 
@@ -361,7 +456,8 @@ struct Generator::Impl {
     while (finish == FinishReason::none && out.tokens.empty() && out.text.empty()) {
       auto tok = produce();
       if (!tok) {
-        finish_with(FinishReason::max_tokens);
+        const bool at_max = params.max_tokens >= 0 && produced >= params.max_tokens;
+        finish_with(at_max ? FinishReason::max_tokens : FinishReason::context);
         break;
       }
       accept(*tok);
@@ -401,6 +497,7 @@ GenerationResult generate(const LanguageModel& model, PromptCache& cache, std::v
   while (auto chunk = gen.next()) {
     result.tokens.insert(result.tokens.end(), chunk->tokens.begin(), chunk->tokens.end());
     result.text += chunk->text;
+    result.logprobs.insert(result.logprobs.end(), chunk->logprobs.begin(), chunk->logprobs.end());
     if (on_chunk && !on_chunk(*chunk)) {
       gen.cancel();
       break;

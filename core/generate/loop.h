@@ -31,7 +31,9 @@ void prefill(const LanguageModel& model, PromptCache& cache, std::span<const int
 /// Logits -> what the sampler draws from: the logits processors on the history, log_softmax.
 class Policy {
  public:
-  explicit Policy(const GenerateParams& params);
+  /// `prompt_tokens`: the prompt's length at the head of the histories given to logprobs();
+  /// `banned`: token ids never drawn (their logits set to -inf; ids must be in the vocabulary).
+  Policy(const GenerateParams& params, int prompt_tokens, const std::vector<int>& banned = {});
   /// logits [1, V], history [T] (prompt and generated so far) -> log-probabilities [1, V].
   mx::array logprobs(const mx::array& logits, const mx::array& history) const;
   bool has_processors() const { return !processors_.empty(); }
@@ -49,7 +51,9 @@ class Policy {
 /// Draft-and-verify rounds over a target and a draft model.
 class SpeculativeDecoder {
  public:
-  SpeculativeDecoder(const LanguageModel& target, PromptCache& cache, const GenerateParams& params);
+  /// `banned`: token ids never drawn (see Policy).
+  SpeculativeDecoder(const LanguageModel& target, PromptCache& cache, const GenerateParams& params,
+                     int prompt_tokens, const std::vector<int>& banned);
   /// Prefills both caches with prompt[:-1]; returns the target's reused prompt tokens.
   int start(const std::vector<int>& prompt);
   /// One round: the accepted draft tokens, then the target's token (at least one token).

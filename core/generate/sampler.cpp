@@ -112,12 +112,19 @@ mx::array apply_frequency_penalty(const mx::array& logits, const mx::array& toke
   });
 }
 
-std::vector<LogitsProcessor> make_logits_processors(const LogitsOptions& o) {
+std::vector<LogitsProcessor> make_logits_processors(const LogitsOptions& o, int prompt_tokens) {
   for (auto ctx : {o.repetition_context_size, o.presence_context_size, o.frequency_context_size})
     if (ctx && *ctx < 0) fail<InvalidArgument>("penalty context size must be >= 0, got {}", *ctx);
   if (o.repetition_penalty < 0 || !std::isfinite(o.repetition_penalty))
     fail<InvalidArgument>("repetition penalty must be a non-negative number, got {}",
                           o.repetition_penalty);
+  // The tokens the presence and frequency penalties count: the generated ones only, or all.
+  const int skip = o.penalty_scope == PenaltyScope::generated ? std::max(prompt_tokens, 0) : 0;
+  auto counted = [skip](const mx::array& tokens, std::optional<int> n) {
+    if (skip == 0) return last_tokens(tokens, n);
+    const int T = tokens.shape(0);
+    return last_tokens(mx::slice(tokens, {std::min(skip, T)}, {T}), n);
+  };
   std::vector<LogitsProcessor> out;
   if (!o.logit_bias.empty()) {
     out.push_back([bias = o.logit_bias](const mx::array&, const mx::array& logits) {
@@ -131,15 +138,15 @@ std::vector<LogitsProcessor> make_logits_processors(const LogitsOptions& o) {
     });
   }
   if (o.presence_penalty != 0.0f) {
-    out.push_back([p = o.presence_penalty, n = o.presence_context_size](const mx::array& tokens,
-                                                                        const mx::array& logits) {
-      return apply_presence_penalty(logits, last_tokens(tokens, n), p);
+    out.push_back([p = o.presence_penalty, n = o.presence_context_size, counted](
+                      const mx::array& tokens, const mx::array& logits) {
+      return apply_presence_penalty(logits, counted(tokens, n), p);
     });
   }
   if (o.frequency_penalty != 0.0f) {
-    out.push_back([p = o.frequency_penalty, n = o.frequency_context_size](const mx::array& tokens,
-                                                                          const mx::array& logits) {
-      return apply_frequency_penalty(logits, last_tokens(tokens, n), p);
+    out.push_back([p = o.frequency_penalty, n = o.frequency_context_size, counted](
+                      const mx::array& tokens, const mx::array& logits) {
+      return apply_frequency_penalty(logits, counted(tokens, n), p);
     });
   }
   return out;

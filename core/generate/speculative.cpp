@@ -84,7 +84,8 @@ Verification verify_draft(const mx::array& target_probs, const mx::array& draft_
 namespace detail {
 
 SpeculativeDecoder::SpeculativeDecoder(const LanguageModel& target, PromptCache& cache,
-                                       const GenerateParams& params)
+                                       const GenerateParams& params, int prompt_tokens,
+                                       const std::vector<int>& banned)
     : target_(target),
       cache_(cache),
       draft_(*params.draft.model),
@@ -95,7 +96,7 @@ SpeculativeDecoder::SpeculativeDecoder(const LanguageModel& target, PromptCache&
       }()),
       num_draft_(params.draft.num_draft_tokens),
       prefill_step_(params.prefill_step_size),
-      policy_(params),
+      policy_(params, prompt_tokens, banned),
       key_(mx::random::key(seed_of(params.sampler))) {
   if (num_draft_ < 1)
     fail<InvalidArgument>("speculative decoding: num_draft_tokens must be >= 1, got {}",

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -40,6 +41,21 @@ struct ModelOptions {
   std::optional<mx::Dtype> dtype;     ///< activations / floating weights (nullopt: checkpoint's)
   io::LoadProgressCallback progress;  ///< called per checkpoint file (weights then read eagerly)
 };
+
+/// A model's tokenizer and chat template, without its weights.
+struct TextAssets {
+  std::optional<text::Tokenizer> tokenizer;
+  std::optional<text::ChatTemplate> chat_template;
+  /// What a chat template receives as bos_token, eos_token... (also without a template of the
+  /// model's own, for one given by the user).
+  std::vector<std::pair<std::string, std::string>> special_tokens;
+};
+
+/// Loads the tokenizer and chat template of a model directory (tokenizer.json,
+/// tokenizer_config.json, chat_template.jinja) or of a .gguf file's metadata (or a directory
+/// holding one .gguf), reading no weights; either is nullopt when the model has none. IoError for
+/// a missing path or a file that is not a .gguf; FormatError for malformed files.
+TextAssets load_text_assets(const std::filesystem::path& path);
 
 /// A loaded model directory: the language model and, when the directory has them, its tokenizer
 /// and chat template. Movable; caches made from it stay valid across moves.

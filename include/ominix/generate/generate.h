@@ -14,6 +14,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ominix/generate/cache.h"
@@ -64,13 +65,22 @@ struct Draft {
   int num_draft_tokens = 3;      ///< tokens proposed per round
 };
 
-/// What to generate and when to stop.
+/// What to generate and when to stop. Generation also stops when the cache reaches the model's
+/// context (ModelInfo::max_position_embeddings; not with a rotating cache):
+/// FinishReason::context.
 struct GenerateParams {
-  int max_tokens = 256;                   ///< generated tokens at most (EOS included)
+  int max_tokens = 256;                   ///< generated tokens at most (EOS included); -1: no limit
   SamplerOptions sampler;                 ///< temperature 0 (the default) is greedy; seedable
   LogitsOptions logits;                   ///< logit bias and penalties, applied before sampling
   std::vector<std::string> stop_strings;  ///< stop when the text contains one (needs a tokenizer)
-  bool ignore_eos = false;                ///< keep going through EOS tokens
+  /// vLLM's ignore_eos: EOS tokens may be generated; they are emitted and generation goes on.
+  bool ignore_eos = false;
+  /// llama.cpp's --ignore-eos: EOS tokens are never generated (their logits set to -inf).
+  bool ban_eos = false;
+  /// With a value n: each emitted token carries its log-probability and the n most probable
+  /// alternatives (Chunk::logprobs), from log_softmax of the model's logits before the logits
+  /// processors and the sampler (as vLLM's default raw logprobs). 0 <= n <= 20.
+  std::optional<int> logprobs;
   std::vector<int> eos_token_ids;  ///< added to ModelInfo::eos_token_ids (and the tokenizer's)
   int prefill_step_size = 2048;    ///< prompt tokens per prefill chunk (mlx-lm's default)
   /// Decodes the text (TextStream, Chunk::text), detects stop strings, adds its EOS token.
@@ -80,10 +90,25 @@ struct GenerateParams {
 };
 
 /// Why generation ended.
-enum class FinishReason { none, eos, stop_string, max_tokens, cancelled };
+enum class FinishReason {
+  none,
+  eos,          ///< an EOS token
+  stop_string,  ///< a stop string
+  max_tokens,   ///< max_tokens generated
+  context,      ///< the cache reached the model's context (max_position_embeddings)
+  cancelled,    ///< Generator::cancel, or the callback returned false
+};
 
-/// "eos", "stop_string", "max_tokens", "cancelled" (or "none").
+/// The names the CLI's JSON uses (OpenAI's where they exist): "eos", "stop" (a stop string),
+/// "length" (max_tokens or the context), "cancelled", "none".
 const char* to_string(FinishReason reason);
+
+/// A generated token's log-probability and the most probable alternatives.
+struct TokenLogprobs {
+  int token = 0;
+  float logprob = 0;
+  std::vector<std::pair<int, float>> top;  ///< (id, logprob), most probable first
+};
 
 /// Timings and counts of one request.
 struct GenerationStats {
@@ -108,11 +133,13 @@ struct GenerationStats {
 struct Chunk {
   std::vector<int> tokens;
   std::string text;
+  std::vector<TokenLogprobs> logprobs;  ///< one per token, with GenerateParams::logprobs
 };
 
 /// The generation loop, stepped by next(). The prompt is prefilled on the first call.
 /// InvalidArgument: empty prompt, an id outside the vocabulary, a prompt longer than the model's
-/// context (unless the cache is rotating), stop strings without a tokenizer, a bad draft.
+/// context (unless the cache is rotating), stop strings without a tokenizer, a bad draft,
+/// logprobs with a draft.
 class Generator {
  public:
   Generator(const LanguageModel& model, PromptCache& cache, std::vector<int> prompt,
@@ -138,6 +165,7 @@ class Generator {
 struct GenerationResult {
   std::vector<int> tokens;  ///< emitted token ids (no stopping EOS, no stop-string tokens)
   std::string text;         ///< their text (empty without a tokenizer)
+  std::vector<TokenLogprobs> logprobs;  ///< one per token, with GenerateParams::logprobs
   FinishReason finish_reason = FinishReason::none;
   GenerationStats stats;
 };

@@ -23,6 +23,12 @@ namespace mx = mlx::core;
 /// One processing step; `tokens` is the whole history (prompt and generated), 1-D integer.
 using LogitsProcessor = std::function<mx::array(const mx::array& tokens, const mx::array& logits)>;
 
+/// Which tokens the presence and frequency penalties count.
+enum class PenaltyScope {
+  history,    ///< prompt and generated tokens (mlx-lm's make_logits_processors)
+  generated,  ///< generated tokens only (OpenAI's and vLLM's presence/frequency penalties)
+};
+
 /// The processors make_logits_processors builds. A context size limits a penalty to the last
 /// that many tokens (nullopt: the whole history, as transformers' repetition penalty does).
 struct LogitsOptions {
@@ -33,11 +39,17 @@ struct LogitsOptions {
   std::optional<int> presence_context_size = 20;
   float frequency_penalty = 0.0f;  ///< subtracted once per occurrence; 0 is off
   std::optional<int> frequency_context_size = 20;
+  /// generated with nullopt context sizes is OpenAI's semantics: logit[j] -= presence * (c[j] > 0)
+  /// + frequency * c[j], c[j] the count of j among the tokens generated so far.
+  PenaltyScope penalty_scope = PenaltyScope::history;
 };
 
 /// The processors that `options` turns on, in mlx-lm's order: logit bias, repetition, presence,
-/// frequency. InvalidArgument on a negative repetition penalty or context size.
-std::vector<LogitsProcessor> make_logits_processors(const LogitsOptions& options);
+/// frequency. `prompt_tokens` is the length of the prompt at the head of the history the
+/// processors receive (used by PenaltyScope::generated). InvalidArgument on a negative
+/// repetition penalty or context size.
+std::vector<LogitsProcessor> make_logits_processors(const LogitsOptions& options,
+                                                    int prompt_tokens = 0);
 
 /// Applies processors in turn.
 mx::array apply_logits_processors(const std::vector<LogitsProcessor>& processors,
