@@ -66,6 +66,7 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, LlamaGolden,
 // The same six tests on the GGUF copies: F32 files against the safetensors originals' transformers
 // outputs (same logits, same greedy tokens), Q8_0 files against transformers on the weights the
 // file holds. Mistral and Mixtral here are gen_mixtral.py's fixtures without a sliding window;
+// mistral_linear adds linear RoPE scaling (factor 2, against transformers with that config);
 // mixtral_legacy holds each expert's matrices as separate tensors (older llama.cpp files).
 
 class LlamaGgufGolden : public tests::LmGolden {};
@@ -76,8 +77,8 @@ INSTANTIATE_TEST_SUITE_P(
     Fixtures, LlamaGgufGolden,
     ::testing::ValuesIn(tests::lm_fixtures(
         gguf_dir, [](const fs::path& dir) { return mixtral::load_gguf(dir / "model.gguf"); },
-        {"llama-f32", "llama-q8_0", "llama3_tied-f32", "mistral-f32", "mixtral-f32", "mixtral-q8_0",
-         "mixtral_legacy-f32"})),
+        {"llama-f32", "llama-q8_0", "llama3_tied-f32", "mistral-f32", "mistral_linear-f32",
+         "mixtral-f32", "mixtral-q8_0", "mixtral_legacy-f32"})),
     [](const ::testing::TestParamInfo<tests::LmFixture>& info) {  // llama-f32 -> llama_f32
       auto name = info.param.name;
       std::replace(name.begin(), name.end(), '-', '_');
