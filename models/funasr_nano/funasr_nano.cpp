@@ -201,10 +201,23 @@ ModelPtr load_model(const std::filesystem::path& dir) {
   return model;
 }
 
+namespace {
+
+// Audio the front end can take: [T] with at least the 2 samples of the shortest fbank window.
+void check_samples(const mx::array& samples) {
+  if (samples.ndim() != 1)
+    fail<InvalidArgument>("funasr_nano: samples must be [T], got {} dimensions", samples.ndim());
+  if (samples.size() < 2)
+    fail<InvalidArgument>(
+        "funasr_nano: audio of {} sample(s) is too short to transcribe (at least 2 samples)",
+        samples.size());
+}
+
+}  // namespace
+
 mx::array features(const Model& model, const mx::array& samples) {
   const auto& f = model.config.frontend;
-  if (samples.ndim() != 1 || samples.size() == 0)
-    fail<InvalidArgument>("funasr_nano: samples must be a non-empty [T] array");
+  check_samples(samples);
   // ref: WavFrontend.forward: the frame no longer than the audio itself.
   const float audio_ms = static_cast<float>(samples.size()) / f.fs * 1000.0f;
   auto fb = audio::fbank(
@@ -332,8 +345,7 @@ Transcript transcribe(const Model& model, const mx::array& samples,
                       const TranscribeOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
   const int fs = model.config.frontend.fs;
-  if (samples.ndim() != 1 || samples.size() == 0)
-    fail<InvalidArgument>("funasr_nano: samples must be a non-empty [T] array");
+  check_samples(samples);
   // Chunks cut at a pause are transcribed apart and their texts joined with a space, as funasr
   // joins its VAD segments; chunks that overlap (no pause to cut at) have their tokens joined by
   // aligning ids in the overlap (audio::merge_untimed), then decoded together.

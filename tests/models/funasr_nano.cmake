@@ -21,4 +21,12 @@ if(TARGET ominix)
                    ${CMAKE_CURRENT_SOURCE_DIR}/fixtures/audio/speech_001.wav)
   set_tests_properties(cli.transcribe_funasr_nano PROPERTIES
                        PASS_REGULAR_EXPRESSION "speech_001.wav\t:}.vF\\.`%hr<re,u0l" LABELS cli)
+  # Short clips are transcribed; a file with no samples is reported, naming it, and the next file
+  # still runs (exit status 1).
+  add_test(NAME cli.transcribe_funasr_nano_short
+           COMMAND sh -c "\"$0\" transcribe --model \"$1\" \"$2/stereo.wav\" \"$2/empty_frames.wav\" \"$2/float.wav\" >out.txt 2>err.txt; rc=$?; cat out.txt err.txt; [ $rc -eq 1 ] && grep -q 'stereo.wav	' out.txt && grep -q 'float.wav	' out.txt && grep -q 'empty_frames.wav: .*audio of 0 sample(s) is too short' err.txt"
+                   $<TARGET_FILE:ominix> ${CMAKE_CURRENT_SOURCE_DIR}/fixtures/models/funasr_nano/tiny
+                   ${CMAKE_CURRENT_SOURCE_DIR}/fixtures/audio
+           WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
+  set_tests_properties(cli.transcribe_funasr_nano_short PROPERTIES LABELS cli)
 endif()

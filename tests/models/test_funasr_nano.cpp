@@ -378,3 +378,19 @@ TEST(FunAsrNano, FullSize) {
   EXPECT_EQ(t.text, want["text"].get<std::string>());
   testing::Test::RecordProperty("transcribe_seconds", std::to_string(t.compute_seconds));
 }
+
+// Audio too short for the front end says so (not a bare shape complaint): an empty file through
+// `ominix transcribe` reaches this with 0 samples.
+TEST(FunAsrNano, TooShortAudioSaysSo) {
+  auto& f = fx();
+  for (int n : {0, 1}) {
+    try {
+      fn::transcribe(*f.model, mx::zeros({n}));
+      ADD_FAILURE() << n << " samples: no error";
+    } catch (const ominix::InvalidArgument& e) {
+      EXPECT_NE(std::string(e.what()).find(fmt::format("audio of {} sample(s) is too short", n)),
+                std::string::npos)
+          << e.what();
+    }
+  }
+}
