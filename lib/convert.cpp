@@ -161,23 +161,24 @@ std::optional<Quantized> quantize_tensor(const std::string& key, const mx::array
 }
 
 // ref: mlx-lm utils.py save_model — shards of at most max_shard_bytes in key order, named
-// model.safetensors (one) or model-0000i-of-0000n.safetensors, and the index.
-std::size_t save_shards(const fs::path& dir, const io::TensorMap& tensors,
-                        std::uint64_t max_shard_bytes) {
+// model.safetensors (one) or model-0000i-of-0000n.safetensors, and the index. Each shard is
+// computed (read, cast, stacked, quantized), written and released before the next one.
+std::size_t save_shards(const fs::path& dir, io::TensorMap tensors, std::uint64_t max_shard_bytes) {
   std::vector<std::string> keys;
   for (const auto& entry : tensors) keys.push_back(entry.first);
   std::sort(keys.begin(), keys.end());
   std::vector<io::TensorMap> shards(1);
   std::uint64_t size = 0, total = 0;
   for (const auto& key : keys) {
-    const auto& a = tensors.at(key);
-    if (size + a.nbytes() > max_shard_bytes && !shards.back().empty()) {
+    auto node = tensors.extract(key);
+    const auto bytes = node.mapped().nbytes();
+    if (size + bytes > max_shard_bytes && !shards.back().empty()) {
       shards.emplace_back();
       size = 0;
     }
-    shards.back().emplace(key, a);
-    size += a.nbytes();
-    total += a.nbytes();
+    shards.back().insert(std::move(node));
+    size += bytes;
+    total += bytes;
   }
   nlohmann::ordered_json index = {{"metadata", {{"total_size", total}}},
                                   {"weight_map", nlohmann::ordered_json::object()}};
@@ -196,6 +197,7 @@ std::size_t save_shards(const fs::path& dir, const io::TensorMap& tensors,
     for (const auto& entry : shards[i]) names.push_back(entry.first);
     std::sort(names.begin(), names.end());
     for (const auto& key : names) index["weight_map"][key] = name;
+    shards[i].clear();
   }
   const auto path = dir / "model.safetensors.index.json";
   std::ofstream out(path);
@@ -273,7 +275,8 @@ void convert_weights(const DirJob& job, Source source) {
   }
   tensors.clear();
 
-  const auto shards = save_shards(job.to, out, o.max_shard_bytes);
+  const auto count = out.size();
+  const auto shards = save_shards(job.to, std::move(out), o.max_shard_bytes);
   if (o.quantize) {  // ref: mlx-lm quantize_model: the global spec, the overrides, both names
     nlohmann::ordered_json q = {
         {"group_size", o.quantize->group_size}, {"bits", o.quantize->bits}, {"mode", "affine"}};
@@ -289,7 +292,7 @@ void convert_weights(const DirJob& job, Source source) {
     }
   if (config_changed) write_config(job.to / "config.json", config);
   job.report.dirs.push_back(
-      {.dir = job.reported, .tensors = out.size(), .quantized = quantized, .shards = shards});
+      {.dir = job.reported, .tensors = count, .quantized = quantized, .shards = shards});
 }
 
 void convert_dir(const DirJob& job, int depth) {
@@ -347,7 +350,15 @@ ConvertReport convert_checkpoint(const ConvertOptions& options) {
 
   ConvertReport report;
   PartialDir partial(out);
-  convert_dir({model, partial.path(), options, report, out}, 0);
+  try {
+    convert_dir({model, partial.path(), options, report, out}, 0);
+  } catch (const Error&) {
+    throw;
+  } catch (const fs::filesystem_error& e) {
+    fail<IoError>("{}: {}", e.path1().string(), e.code().message());
+  } catch (const std::exception& e) {  // a library's exception that no step above turned into ours
+    fail<Error>("{}: cannot convert: {}", model.string(), e.what());
+  }
   partial.commit();
   return report;
 }
