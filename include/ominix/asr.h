@@ -43,7 +43,11 @@ class AsrModel {
   virtual std::string family() const = 0;
   /// The sample rate the model takes; resample to it when loading audio.
   virtual int sample_rate() const = 0;
-  /// Transcribes float32 samples [T] at sample_rate(), one result per input.
+  /// Transcribes float32 samples [T] at sample_rate(), one result per input. Audio in which
+  /// nothing is heard gives an empty text (Paraformer: a clip too short for a token, or no
+  /// samples, as funasr; FunASR-Nano needs at least 2 samples). Throws only ominix::Error
+  /// (InvalidArgument for a bad shape; anything unforeseen says which family failed); one bad
+  /// input fails the call, so transcribe inputs apart to keep the others' results.
   virtual std::vector<AsrResult> transcribe(const std::vector<mlx::core::array>& samples,
                                             const AsrOptions& options = {}) const = 0;
 };
@@ -53,7 +57,8 @@ std::vector<std::string> asr_families();
 
 /// Loads the model in dir. IoError for a missing directory or config.yaml, FormatError for
 /// unparsable YAML, UnsupportedError naming config.yaml's `model:` when no family takes it, and
-/// the family's own errors (ConfigError, WeightError) for what it reads.
+/// the family's own errors (ConfigError, WeightError) for what it reads. Only ominix::Error
+/// escapes: anything else (a filesystem or MLX exception) becomes one naming dir and the family.
 std::unique_ptr<AsrModel> load_asr(const std::filesystem::path& dir);
 
 }  // namespace ominix
