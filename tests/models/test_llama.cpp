@@ -98,6 +98,20 @@ TEST(LlamaRope, Llama3ScalingChangesTheLogits) {
   EXPECT_GT(d.rel, 1e-3);
 }
 
+TEST(LlamaDtypes, Bf16AndFp16LoadAndRun) {
+  for (const char* name : {"llama", "llama3_tied"}) {
+    auto ref = expected(model_dir(name));
+    for (auto dtype : {mx::bfloat16, mx::float16}) {
+      SCOPED_TRACE(std::string(name) + (dtype == mx::bfloat16 ? " bf16" : " fp16"));
+      auto model = mixtral::load(model_dir(name), {.dtype = dtype});
+      EXPECT_EQ(model->info().dtype, dtype);
+      auto logits = forward(*model, ref.at("input_ids"));
+      EXPECT_EQ(logits.dtype(), dtype);
+      EXPECT_LT(tests::diff(logits, ref.at("logits")).rel, dtype == mx::bfloat16 ? 0.05 : 0.01);
+    }
+  }
+}
+
 TEST(LlamaQuantized, LogitsAndGreedyMatchMlxLm) {
   for (const char* name : {"llama_q4", "llama3_tied_q4"}) {
     SCOPED_TRACE(name);
