@@ -36,6 +36,8 @@ const std::vector<Case> kCases = {
     {"qwen2", "models/qwen3/qwen2_tied", "convert/qwen2_tied_q4"},
     {"glm4", "models/glm4/glm4", "convert/glm4_q4"},
     {"mistral", "models/mixtral/mistral", "convert/mistral_q4"},
+    {"llama", "models/llama/llama", "convert/llama_q4"},  // biases
+    {"llama3_tied", "models/llama/llama3_tied", "convert/llama3_tied_q4"},
     {"gemma3", "models/gemma3/tiny", "convert/gemma3_q4", false},
 };
 
