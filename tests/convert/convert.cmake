@@ -33,4 +33,8 @@ if(TARGET ominix)
   endforeach()
   set_tests_properties(${_cv_tests} PROPERTIES LABELS cli PASS_REGULAR_EXPRESSION "PASS"
                        FAIL_REGULAR_EXPRESSION "FAIL:")
+  # --help names the accepted widths and group sizes and the default group size.
+  add_test(NAME cli.convert_help COMMAND ominix convert --help)
+  set_tests_properties(cli.convert_help PROPERTIES LABELS cli PASS_REGULAR_EXPRESSION
+                       "--quantize INT:\\{2,3,4,5,6,8\\}.*--group-size INT:\\{32,64,128\\}=64")
 endif()
