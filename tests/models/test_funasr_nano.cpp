@@ -394,3 +394,24 @@ TEST(FunAsrNano, TooShortAudioSaysSo) {
     }
   }
 }
+
+// Clips shorter than a second and 1 s of silence (tools/fixtures/gen_funasr_nano_short.py):
+// funasr's greedy tokens and text exactly. The frame of a clip shorter than 25 ms is shortened to
+// the clip as WavFrontend does.
+TEST(FunAsrNano, ShortClipsAndSilenceMatchFunasr) {
+  auto& f = fx();
+  const auto want = ominix::tests::load_json(fixture("models/funasr_nano/short.json"));
+  ASSERT_EQ(want["clips"].size(), 5u);
+  for (const auto& c : want["clips"]) {
+    const auto name = c["file"].get<std::string>();
+    const auto short_dir = fixture("models/paraformer/short");
+    const auto path = fs::exists(short_dir / name) ? short_dir / name : fixture("audio/" + name);
+    const auto x = ominix::audio::load_audio(path, {.sample_rate = 16000}).samples;
+    ASSERT_EQ(x.shape(0), c["frames"].get<int>()) << name;
+    const auto t =
+        fn::transcribe(*f.model, x, {.max_new_tokens = want["max_new_tokens"].get<int>()});
+    EXPECT_EQ(t.tokens, c["tokens"].get<std::vector<int>>()) << name;
+    EXPECT_EQ(t.text, c["text"].get<std::string>()) << name;
+    EXPECT_EQ(t.chunks, 1) << name;
+  }
+}
