@@ -485,17 +485,23 @@ namespace {
 std::vector<std::vector<audio::TimedToken>> recognise(const Model& model,
                                                       const std::vector<mx::array>& pieces) {
   const auto& cf = model.config;
+  std::vector<std::vector<audio::TimedToken>> out(pieces.size());
+  // Pieces with no feature frame (shorter than one fbank window) hear nothing and stay out of the
+  // batch: an all-padding row would only feed the encoder a fully masked attention.
   std::vector<mx::array> feats;
   std::vector<int> lens;
+  std::vector<std::size_t> index;  // feats[b] is pieces[index[b]]
   int T = 0;
-  for (const auto& s : pieces) {
-    feats.push_back(features(model, s));
-    lens.push_back(feats.back().shape(0));
+  for (std::size_t i = 0; i < pieces.size(); ++i) {
+    auto f = features(model, pieces[i]);
+    if (f.shape(0) == 0) continue;
+    lens.push_back(f.shape(0));
+    feats.push_back(std::move(f));
+    index.push_back(i);
     T = std::max(T, lens.back());
   }
-  const int B = static_cast<int>(pieces.size());
-  std::vector<std::vector<audio::TimedToken>> out(B);
-  if (B == 0 || T == 0) return out;
+  const int B = static_cast<int>(feats.size());
+  if (B == 0) return out;
   std::vector<mx::array> padded;
   for (auto& f : feats) padded.push_back(mx::pad(f, {{0, T - f.shape(0)}, {0, 0}}));
   auto enc = encode(model, mx::stack(padded, 0), mx::array(lens.begin(), {B}, mx::int32));
@@ -522,7 +528,7 @@ std::vector<std::vector<audio::TimedToken>> recognise(const Model& model,
     for (int i = 0; i < n; ++i) {
       const int id = ids.data<int>()[b * N + i];
       if (id == cf.blank_id || id == cf.sos || id == cf.eos) continue;
-      out[b].push_back({id, i < static_cast<int>(fired.size()) ? fired[i] : T * frame_s});
+      out[index[b]].push_back({id, i < static_cast<int>(fired.size()) ? fired[i] : T * frame_s});
     }
   }
   return out;

@@ -269,10 +269,15 @@ TEST(Paraformer, EmptyAudioGivesEmptyTranscript) {
   EXPECT_EQ(one.text, "");
   EXPECT_EQ(one.audio_seconds, 0.0);
   const auto speech = ominix::audio::load_audio(fixture("audio/speech_001.wav")).samples;
-  const auto batch = pf::transcribe_batch(*f.model, {empty, speech}, f.vocab, {.batch_size = 0});
-  ASSERT_EQ(batch.size(), 2u);
+  // And shorter than one 25 ms fbank window (no feature frame), in the same batch.
+  const auto under_a_frame = mx::full({300}, 0.1f);
+  const auto batch =
+      pf::transcribe_batch(*f.model, {empty, speech, under_a_frame}, f.vocab, {.batch_size = 0});
+  ASSERT_EQ(batch.size(), 3u);
   EXPECT_EQ(batch[0].text, "");
   EXPECT_EQ(batch[1].tokens, f.meta["tokens"]["single.0"].get<std::vector<int>>());
+  EXPECT_TRUE(batch[2].tokens.empty());
+  EXPECT_EQ(batch[2].text, "");
 }
 
 // Stage functions with no token: decode gives [B, 0, V] log-probabilities, not an MLX error.
