@@ -8,7 +8,9 @@ add_executable(generation_tests
 target_link_libraries(generation_tests PRIVATE ominix::all GTest::gtest GTest::gtest_main)
 target_compile_definitions(generation_tests PRIVATE
   OMINIX_FIXTURES="${CMAKE_CURRENT_SOURCE_DIR}/fixtures")
-target_include_directories(generation_tests PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+target_include_directories(generation_tests PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}
+                           ${PROJECT_SOURCE_DIR}/apps/ominix)  # cli_util.h (header only)
+target_link_libraries(generation_tests PRIVATE CLI11::CLI11)
 ominix_target_options(generation_tests)
 gtest_discover_tests(generation_tests PROPERTIES LABELS unit DISCOVERY_TIMEOUT 60)
 

@@ -1,7 +1,8 @@
 // Generation features with a published semantics, against transformers runs of them on the tiny
 // qwen3_untied fixture (tools/fixtures/gen_cli.py): per-token logprobs, OpenAI presence and
 // frequency penalties over the generated tokens, logit bias, EOS forbidden (llama.cpp's
-// --ignore-eos) or passed over (vLLM's ignore_eos), and the stop at the model's context.
+// --ignore-eos) or passed over (vLLM's ignore_eos), the stop at the model's context, and the
+// CLI's UTF-8 offsets (Python's).
 #include <cmath>
 #include <map>
 #include <string>
@@ -9,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include "cli_util.h"
 #include "ominix/generate/generate.h"
 #include "ominix/ominix.h"
 #include "support/testing.h"
@@ -152,4 +154,22 @@ TEST(GenerateFeatures, TextAssetsOfAGgufWithoutItsWeights) {
   EXPECT_TRUE(dir.chat_template);
   EXPECT_THROW(load_text_assets(tests::fixture("generate/no_such_dir")), IoError);
   EXPECT_THROW(load_text_assets(tests::fixture("generate/cli/turns.jinja")), IoError);
+}
+
+// The CLI reports the byte offset of the first invalid UTF-8 sequence of what the user gave
+// (apps/ominix/cli_util.h): Python's UnicodeDecodeError.start on the same bytes.
+TEST(GenerateFeatures, Utf8OffsetsMatchPython) {
+  const auto cases_ = tests::load_json(tests::fixture("generate/cli/expected.json"))["utf8"];
+  ASSERT_GT(cases_.size(), 10u);
+  for (const auto& c : cases_) {
+    const auto hex = c["hex"].get<std::string>();
+    std::string bytes;
+    for (std::size_t i = 0; i < hex.size(); i += 2)
+      bytes.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+    const auto got = cli::find_invalid_utf8(bytes);
+    if (c["offset"].is_null())
+      EXPECT_EQ(got, std::string::npos) << hex;
+    else
+      EXPECT_EQ(got, c["offset"].get<std::size_t>()) << hex;
+  }
 }
