@@ -11,7 +11,9 @@ namespace ominix::cli {
 void add_info(CLI::App& app, const GlobalOptions& global) {
   auto* cmd = app.add_subcommand("info", "Print version, MLX backend, devices and memory");
   auto format = std::make_shared<std::string>("text");
-  cmd->add_option("--format", *format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  cmd->add_option("--format", *format, "text or json")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
   cmd->callback([&global, format] {
     set_device(parse_device_kind(global.device));
     auto devices = list_devices();
@@ -27,18 +29,19 @@ void add_info(CLI::App& app, const GlobalOptions& global) {
         for (const auto& [k, v] : d.properties) props[k] = v;
         j["devices"].push_back({{"kind", d.kind}, {"index", d.index}, {"properties", props}});
       }
-      j["memory"] = {{"active", mem.active}, {"peak", mem.peak}, {"cache", mem.cache}, {"limit", mem.limit}};
+      j["memory"] = {
+          {"active", mem.active}, {"peak", mem.peak}, {"cache", mem.cache}, {"limit", mem.limit}};
       fmt::print("{}\n", j.dump(2));
       return;
     }
-    fmt::print("ominix {}\nMLX {} (backend: {})\ndefault device: {}\n", version(), mlx_version(), mlx_backend(),
-               current_device());
+    fmt::print("ominix {}\nMLX {} (backend: {})\ndefault device: {}\n", version(), mlx_version(),
+               mlx_backend(), current_device());
     for (const auto& d : devices) {
       fmt::print("device {}:{}\n", d.kind, d.index);
       for (const auto& [k, v] : d.properties) fmt::print("  {}: {}\n", k, v);
     }
-    fmt::print("memory: active {} B, peak {} B, cache {} B, limit {} B\n", mem.active, mem.peak, mem.cache,
-               mem.limit);
+    fmt::print("memory: active {} B, peak {} B, cache {} B, limit {} B\n", mem.active, mem.peak,
+               mem.cache, mem.limit);
   });
 }
 

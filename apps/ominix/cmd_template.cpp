@@ -40,6 +40,7 @@ struct TemplateArgs {
 void add_template(CLI::App& app, const GlobalOptions&) {
   auto* cmd = app.add_subcommand("template", "Render messages with a model's chat template");
   auto args = std::make_shared<TemplateArgs>();
+  cmd->option_defaults()->always_capture_default();
   cmd->add_option("-m,--model", args->model,
                   "Model directory (tokenizer files suffice) or .gguf file")
       ->required();
