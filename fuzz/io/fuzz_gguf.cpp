@@ -1,6 +1,6 @@
-// libFuzzer target: open arbitrary bytes as a GGUF file, read its metadata and tokenizer, and
-// load every tensor (dequantized and repacked). ominix::Error is an expected outcome; crashes,
-// sanitizer reports, leaks and hangs are findings.
+// libFuzzer target: open arbitrary bytes as a GGUF file, read its metadata, build its tokenizer
+// and chat template, and load every tensor (dequantized and repacked). ominix::Error is an
+// expected outcome; crashes, sanitizer reports, other exceptions and hangs are findings.
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -9,14 +9,20 @@
 
 #include "ominix/base/error.h"
 #include "ominix/io/gguf.h"
+#include "ominix/text/gguf_tokenizer.h"
+#include "ominix/text/tokenizer.h"
 
 namespace io = ominix::io;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   try {
     auto f = io::GgufFile::from_bytes(std::vector<std::uint8_t>(data, data + size), "fuzz.gguf");
-    try {
-      (void)io::GgufTokenizerData::parse(f.metadata());
+    try {  // the tokenizer and chat template a GGUF model would use
+      const auto data = io::GgufTokenizerData::parse(f.metadata());
+      const auto arch = f.metadata().get<std::string>("general.architecture", "llama");
+      const auto tok = ominix::text::tokenizer_from_gguf(data, arch, "fuzz.gguf");
+      (void)tok.decode(tok.encode("Hello wörld 123 <s>", true));
+      (void)ominix::text::chat_template_from_gguf(data);
     } catch (const ominix::Error&) {
     }
     for (const auto& [key, value] : f.metadata().values()) {
