@@ -202,6 +202,11 @@ if(TARGET ominix)
                    $<TARGET_FILE:ominix> ${_cli}/chat_model)
   set_tests_properties(cli.generate_prompt_file cli.generate_prompt_stdin PROPERTIES
                        PASS_REGULAR_EXPRESSION "\"ids\":\\[${chat_greedy}\\]")
+  add_test(NAME cli.generate_device_after_subcommand
+           COMMAND ominix generate --model ${_qwen} --prompt-ids "${plain_prompt}" --max-tokens 16
+                   --format json --device cpu)
+  set_tests_properties(cli.generate_device_after_subcommand PROPERTIES
+                       PASS_REGULAR_EXPRESSION "\"ids\":\\[${plain_greedy}\\]")
   add_test(NAME cli.help_shows_defaults COMMAND ominix generate --help)
   set_tests_properties(cli.help_shows_defaults PROPERTIES PASS_REGULAR_EXPRESSION
                        "-n,--max-tokens INT:[^=]*=256.*--temp FLOAT:[^=]*=0 .*--top-p FLOAT:[^=]*=1 ")
@@ -220,7 +225,7 @@ if(TARGET ominix)
       list(APPEND _gids ${_v})
     endforeach()
     string(REPLACE ";" "," _gids "${_gids}")
-    add_test(NAME cli.tokenize_gguf COMMAND ominix tokenize -m ${OMINIX_DEFAULT_MODEL} --text "${_text}")
+    add_test(NAME cli.tokenize_gguf COMMAND ominix tokenize --model ${OMINIX_DEFAULT_MODEL} --text "${_text}")
     set_tests_properties(cli.tokenize_gguf PROPERTIES PASS_REGULAR_EXPRESSION "^${_gids}\n$")
     string(JSON _rendered GET "${_cli_expected}" gguf rendered)
     string(JSON _rendered_nt GET "${_cli_expected}" gguf rendered_no_thinking)
@@ -234,48 +239,48 @@ if(TARGET ominix)
         set(_want ${_cli}/gguf_rendered_no_thinking.txt)
       endif()
       add_test(NAME cli.template_gguf${_v}
-               COMMAND sh -c "\"$0\" template -m \"$1\" --messages \"$2\" --chat-template \"$3\" --add-generation-prompt $5 | cmp - \"$4\" && echo same"
+               COMMAND sh -c "\"$0\" template --model \"$1\" --messages \"$2\" --chat-template \"$3\" --add-generation-prompt $5 | cmp - \"$4\" && echo same"
                        $<TARGET_FILE:ominix> ${OMINIX_DEFAULT_MODEL} ${_clifx}/messages.json
                        ${_clifx}/turns.jinja ${_want} "${_flag}")
       set_tests_properties(cli.template_gguf${_v} PROPERTIES PASS_REGULAR_EXPRESSION "^same\n$")
     endforeach()
     _cli_error(template_gguf_without_template "has no chat template (give --chat-template FILE)"
-               template -m ${OMINIX_DEFAULT_MODEL} --messages ${_clifx}/messages.json)
+               template --model ${OMINIX_DEFAULT_MODEL} --messages ${_clifx}/messages.json)
   endif()
 
   # Messages that say what is wrong.
-  _cli_error(range "--temp: must be ≥ 0, got -1" generate -m ${_qwen} --prompt-ids 1 --temp -1)
-  _cli_error(seed "--seed: must be ≥ 0, got -1" generate -m ${_qwen} --prompt-ids 1 --seed -1)
+  _cli_error(range "--temp: must be ≥ 0, got -1" generate --model ${_qwen} --prompt-ids 1 --temp -1)
+  _cli_error(seed "--seed: must be ≥ 0, got -1" generate --model ${_qwen} --prompt-ids 1 --seed -1)
   _cli_error(unknown_command "unknown command 'frobnicate'; the commands are: info, list, tokenize"
              frobnicate --model x)
   _cli_error(model_is_a_file "config.json: a file, not a model: --model takes a model directory"
-             generate -m ${_qwen}/config.json --prompt-ids 1)
-  _cli_error(tokenize_directory "--file ${_cli}: is a directory" tokenize -m ${_cli}/chat_model
+             generate --model ${_qwen}/config.json --prompt-ids 1)
+  _cli_error(tokenize_directory "--file ${_cli}: is a directory" tokenize --model ${_cli}/chat_model
              --file ${_cli})
   _cli_error(decode_range "--decode: token id 99999999 is outside the vocabulary (size 128"
-             tokenize -m ${_cli}/chat_model --decode 1,99999999)
-  _cli_error(logit_bias "--logit-bias: '7' is not ID=BIAS" generate -m ${_qwen} --prompt-ids 1
+             tokenize --model ${_cli}/chat_model --decode 1,99999999)
+  _cli_error(logit_bias "--logit-bias: '7' is not ID=BIAS" generate --model ${_qwen} --prompt-ids 1
              --logit-bias 7)
-  _cli_error(logprobs_text "--logprobs needs --format json" generate -m ${_qwen} --prompt-ids 1
+  _cli_error(logprobs_text "--logprobs needs --format json" generate --model ${_qwen} --prompt-ids 1
              --logprobs 2)
   add_test(NAME cli.error_prompt_ids_empty
-           COMMAND sh -c "out=$(\"$0\" generate -m \"$1\" --prompt-ids '' 2>&1); rc=$?; echo \"$out\"; [ $rc -ne 0 ]"
+           COMMAND sh -c "out=$(\"$0\" generate --model \"$1\" --prompt-ids '' 2>&1); rc=$?; echo \"$out\"; [ $rc -ne 0 ]"
                    $<TARGET_FILE:ominix> ${_qwen})
   set_tests_properties(cli.error_prompt_ids_empty PROPERTIES
                        PASS_REGULAR_EXPRESSION "--prompt-ids: no token ids in ''")
   add_test(NAME cli.error_ominix_model_env
-           COMMAND sh -c "OMINIX_MODEL=/nonexistent \"$0\" generate -p hi 2>&1; echo rc=$?"
+           COMMAND sh -c "OMINIX_MODEL=/nonexistent \"$0\" generate --prompt hi 2>&1; echo rc=$?"
                    $<TARGET_FILE:ominix>)
   set_tests_properties(cli.error_ominix_model_env PROPERTIES PASS_REGULAR_EXPRESSION
                        "\\$OMINIX_MODEL is '/nonexistent', which does not exist.*rc=1")
   # Invalid UTF-8: the byte offset within what the user gave (not within the rendered template).
   add_test(NAME cli.error_prompt_utf8_offset
-           COMMAND sh -c "\"$0\" generate -m \"$1\" -p \"$(printf 'ab\\377c')\" 2>&1; echo rc=$?"
+           COMMAND sh -c "\"$0\" generate --model \"$1\" --prompt \"$(printf 'ab\\377c')\" 2>&1; echo rc=$?"
                    $<TARGET_FILE:ominix> ${_cli}/chat_model)
   set_tests_properties(cli.error_prompt_utf8_offset PROPERTIES PASS_REGULAR_EXPRESSION
                        "--prompt is not valid UTF-8 \\(byte offset 2\\)\nrc=1")
   add_test(NAME cli.error_tokenize_utf8_offset
-           COMMAND sh -c "\"$0\" tokenize -m \"$1\" --text \"$(printf 'h\\303\\251\\342\\202')\" 2>&1; echo rc=$?"
+           COMMAND sh -c "\"$0\" tokenize --model \"$1\" --text \"$(printf 'h\\303\\251\\342\\202')\" 2>&1; echo rc=$?"
                    $<TARGET_FILE:ominix> ${_cli}/chat_model)
   set_tests_properties(cli.error_tokenize_utf8_offset PROPERTIES PASS_REGULAR_EXPRESSION
                        "--text is not valid UTF-8 \\(byte offset 3\\)\nrc=1")
