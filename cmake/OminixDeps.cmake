@@ -54,3 +54,11 @@ endif()
 find_package(nlohmann_json 3.10 REQUIRED)
 find_package(fmt 9 REQUIRED)
 find_package(CLI11 REQUIRED)
+
+# core/vision's image decoders (Debian: libstb-dev, libjpeg-dev, libwebp-dev): stb_image for PNG,
+# BMP and GIF; libjpeg-turbo for JPEG, which decodes exactly as Pillow's bundled libjpeg-turbo;
+# libwebp for WebP.
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(OMINIX_STB REQUIRED stb)
+pkg_check_modules(OMINIX_JPEG REQUIRED libjpeg)
+pkg_check_modules(OMINIX_WEBP REQUIRED libwebp)
