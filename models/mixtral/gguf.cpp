@@ -69,8 +69,14 @@ mx::array unpermute(const mx::array& a, int n_head) {
 
 nlohmann::json config_of(const io::GgufMetadata& m, const io::TensorMap& t, int vocab_size) {
   auto key = [](const char* k) { return std::string("llama.") + k; };
-  const int heads = m.required<int>(key("attention.head_count"));
-  const int embd = m.required<int>(key("embedding_length"));
+  auto positive = [&](const char* k, int v) {
+    if (v <= 0) fail<ConfigError>("{}: must be positive, got {}", m.field(key(k)), v);
+    return v;
+  };
+  const int heads = positive("attention.head_count", m.required<int>(key("attention.head_count")));
+  const int embd = positive("embedding_length", m.required<int>(key("embedding_length")));
+  const int kv =
+      positive("attention.head_count_kv", m.get<int>(key("attention.head_count_kv"), heads));
   const int head_dim = m.get<int>(key("attention.key_length"), embd / heads);
   if (m.get<int>(key("attention.value_length"), head_dim) != head_dim)
     fail<UnsupportedError>("{}: value length differs from the key length {}",
@@ -87,7 +93,7 @@ nlohmann::json config_of(const io::GgufMetadata& m, const io::TensorMap& t, int 
       {"num_hidden_layers", m.required<int>(key("block_count"))},
       {"intermediate_size", m.required<int>(key("feed_forward_length"))},
       {"num_attention_heads", heads},
-      {"num_key_value_heads", m.get<int>(key("attention.head_count_kv"), heads)},
+      {"num_key_value_heads", kv},
       {"head_dim", head_dim},
       {"rms_norm_eps", m.required<double>(key("attention.layer_norm_rms_epsilon"))},
       {"rope_theta", m.get<double>(key("rope.freq_base"), 10000.0)},
@@ -134,6 +140,10 @@ GgufCheckpoint read_gguf(const std::filesystem::path& file, mx::Dtype dtype) {
   const int vocab = ck.metadata.get<int>("llama.vocab_size", embed->second.shape(0));
   GgufCheckpoint out{config_of(ck.metadata, t, vocab), {}, std::move(ck.quantization), {}};
   if (auto f = t.find("rope_freqs.weight"); f != t.end()) {
+    const int pairs = out.config["head_dim"].get<int>() / 2;
+    if (f->second.ndim() != 1 || f->second.size() != std::size_t(pairs))
+      fail<WeightError>("{}: rope_freqs.weight must hold {} factors (one per rotated pair)",
+                        file.string(), pairs);
     auto factors = mx::astype(f->second, mx::float32);
     mx::eval(factors);
     out.rope_freqs.assign(factors.data<float>(), factors.data<float>() + factors.size());

@@ -176,6 +176,12 @@ TEST(LlamaGguf, UnsupportedMetadataIsNamed) {
   }
 }
 
+TEST(LlamaGguf, BadMetadataIsNamed) {
+  auto path = gguf_dir("errors") / "zero_heads.gguf";
+  auto msg = error_of<ConfigError>([&] { mixtral::load_gguf(path); });
+  EXPECT_NE(msg.find("llama.attention.head_count"), std::string::npos) << msg;
+}
+
 TEST(LlamaGguf, OtherArchitecturesAreRejected) {
   auto path = tests::fixture("models/gemma3/tiny-f32.gguf");
   auto msg = error_of<UnsupportedError>([&] { mixtral::load_gguf(path); });
