@@ -129,8 +129,9 @@ TEST(VisionQwen2VLProcessor, ReadsBothConfigSpellings) {
   std::filesystem::remove(tmp);
 }
 
-// pixel_values within 1e-5 of transformers' (the resize is exact, so only float rounding is left)
-// and image_grid_thw equal.
+// pixel_values within 1e-6 of transformers' (bit-identical here: the resize is exact and the
+// normalisation is the same float32 arithmetic; the margin is for other compilers' rounding) and
+// image_grid_thw equal.
 TEST(VisionQwen2VLProcessor, MatchesTransformers) {
   for (const auto& c : cases()["processor"]) {
     SCOPED_TRACE(c["case"].get<std::string>());
@@ -161,7 +162,7 @@ TEST(VisionQwen2VLProcessor, MatchesTransformers) {
             const float b = frame0.data<float>()[std::size_t(r) * 3 * PP + ch * PP + k];
             worst = std::max(worst, double(std::fabs(a - b)));
           }
-    EXPECT_LE(worst, 1e-5);
+    EXPECT_LE(worst, 1e-6);
     RecordProperty("max_abs_" + c["case"].get<std::string>(), std::to_string(worst));
   }
 }
