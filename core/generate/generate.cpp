@@ -136,19 +136,24 @@ void prefill(const LanguageModel& model, PromptCache& cache, std::span<const int
 }
 
 Policy::Policy(const GenerateParams& params, int prompt_tokens, const std::vector<int>& banned)
-    : processors_([&] {
-        auto o = params.logits;
-        for (int id : banned) o.logit_bias[id] = -std::numeric_limits<float>::infinity();
-        return make_logits_processors(o, prompt_tokens);
-      }()),
-      filter_([&] {
+    : processors_(make_logits_processors(params.logits, prompt_tokens)), filter_([&] {
         auto o = params.sampler;
         o.seed = 0;  // the filters draw nothing
         return o;
-      }()) {}
+      }()) {
+  for (int id : banned) banned_[id] = -std::numeric_limits<float>::infinity();
+}
+
+mx::array Policy::ban(const mx::array& logits) const {
+  return apply_logit_bias(logits, banned_);  // identity when nothing is banned
+}
+
+mx::array Policy::logprobs(const mx::array& logits) const {
+  return log_softmax(ban(logits));
+}
 
 mx::array Policy::logprobs(const mx::array& logits, const mx::array& history) const {
-  return log_softmax(apply_logits_processors(processors_, history, logits));
+  return log_softmax(apply_logits_processors(processors_, history, ban(logits)));
 }
 
 mx::array Policy::draw_logits(const mx::array& logprobs) const {
@@ -339,7 +344,7 @@ struct Generator::Impl {
       if (record_history) history = mx::concatenate({*history, mx::astype(token, mx::int32)});
       logits = policy.logprobs(logits, *history);
     } else {
-      logits = log_softmax(logits);
+      logits = policy.logprobs(logits);
     }
     auto next = sampler(logits);
     if (params.logprobs) y_logprobs = pending_logprobs(raw, next, *params.logprobs);

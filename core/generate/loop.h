@@ -1,6 +1,7 @@
 // Pieces shared by the plain and the speculative decoding loops (private to core).
 #pragma once
 
+#include <map>
 #include <optional>
 #include <span>
 #include <vector>
@@ -36,6 +37,9 @@ class Policy {
   Policy(const GenerateParams& params, int prompt_tokens, const std::vector<int>& banned = {});
   /// logits [1, V], history [T] (prompt and generated so far) -> log-probabilities [1, V].
   mx::array logprobs(const mx::array& logits, const mx::array& history) const;
+  /// The same without processors (none, or has_processors() false): the banned tokens' logits
+  /// set to -inf, log_softmax. logits [..., V].
+  mx::array logprobs(const mx::array& logits) const;
   bool has_processors() const { return !processors_.empty(); }
   bool greedy() const { return filter_.greedy(); }
   /// The distribution a draw at these log-probabilities samples from [..., V] (float32).
@@ -44,8 +48,10 @@ class Policy {
   mx::array draw_logits(const mx::array& logprobs) const;
 
  private:
+  mx::array ban(const mx::array& logits) const;
   std::vector<LogitsProcessor> processors_;
-  Sampler filter_;  // only its filters are used
+  std::map<int, float> banned_;  // id -> -inf
+  Sampler filter_;               // only its filters are used
 };
 
 /// Draft-and-verify rounds over a target and a draft model.

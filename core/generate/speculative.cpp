@@ -147,7 +147,7 @@ std::vector<int> SpeculativeDecoder::round(int max_new, GenerationStats& stats) 
                   logits,
                   d.empty() ? history
                             : mx::concatenate({history, mx::astype(mx::concatenate(d), mx::int32)}))
-            : log_softmax(logits);
+            : policy_.logprobs(logits);
     if (greedy) {
       d.push_back(mx::argmax(lp, -1));
     } else {
@@ -162,7 +162,7 @@ std::vector<int> SpeculativeDecoder::round(int max_new, GenerationStats& stats) 
   const auto y = mx::array({history_.back()}, {1}, mx::int32);
   auto logits = target_(mx::reshape(mx::concatenate({y, drafted}), {1, N + 1}), cache_.cache());
   logits = mx::squeeze(logits, 0);  // [N+1, V]
-  mx::array lp = log_softmax(logits);
+  mx::array lp = policy_.logprobs(logits);
   if (processors) {
     std::vector<mx::array> rows;
     for (int i = 0; i <= N; ++i) {

@@ -105,6 +105,15 @@ TEST(GenerateFeatures, EosForbiddenPassedOverOrStopping) {
   EXPECT_EQ(stop.finish_reason, generate::FinishReason::eos);
 }
 
+TEST(GenerateFeatures, EosForbiddenWithSpeculativeDecoding) {
+  // The draft (here the target itself) and the verification both forbid EOS: the same tokens.
+  auto draft_cache = model().make_cache();
+  generate::GenerateParams p{.ban_eos = true};
+  p.draft = {.model = &model().lm(), .cache = &draft_cache, .num_draft_tokens = 3};
+  auto r = run(cases()["eos_forbid"], p);
+  EXPECT_EQ(r.tokens, tokens(cases()["eos_forbid"]));
+}
+
 TEST(GenerateFeatures, StopsAtTheContext) {
   const int context = model().info().max_position_embeddings;
   ASSERT_EQ(context, 512);
