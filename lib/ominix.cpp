@@ -8,6 +8,7 @@
 #include "ominix/models/glm4.h"
 #include "ominix/models/mixtral.h"
 #include "ominix/models/qwen3.h"
+#include "ominix/models/qwen_vl.h"
 #include "ominix/text/gguf_tokenizer.h"
 
 namespace ominix {
@@ -33,6 +34,7 @@ void register_builtin_families() {
     gemma3::register_family();
     glm4::register_family();
     mixtral::register_family();
+    qwen_vl::register_family();
     return true;
   }();
   (void)registered;

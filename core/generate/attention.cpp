@@ -35,7 +35,7 @@ SelfAttention SelfAttention::load(io::WeightMap& w, const std::string& p,
 }
 
 mx::array SelfAttention::operator()(const mx::array& x, const nn::AttentionMask& mask,
-                                    LayerCache& cache) const {
+                                    LayerCache& cache, const nn::RotaryPositions& positions) const {
   const int B = x.shape(0), L = x.shape(1);
   // [B,L,D] -> queries [B,H,L,Dh], keys/values [B,Hkv,L,Dh]; q/k normed per head, then RoPE
   // (on the first Dh * partial_rotary_factor dims).
@@ -45,7 +45,8 @@ mx::array SelfAttention::operator()(const mx::array& x, const nn::AttentionMask&
                               .q_norm = q_norm ? &*q_norm : nullptr,
                               .k_norm = k_norm ? &*k_norm : nullptr,
                               .rope = &rope,
-                              .offset = cache.offset()});
+                              .offset = positions.offset.value_or(cache.offset()),
+                              .tables = positions.tables ? &*positions.tables : nullptr});
   auto output = cache.update_and_attend(heads.queries, heads.keys, heads.values, scale, mask);
   // -> [B,L,H*Dh]; with one position the transpose moves nothing, and leaving it out spares a
   // node of each layer's decode graph (host time a step).

@@ -224,7 +224,10 @@ Heads qkv_heads_plain(std::vector<mx::array> qkv, const QkvHeadsOptions& o) {
   queries = mx::transpose(queries, {0, 2, 1, 3});  // -> [B,H,L,Dh]
   keys = mx::transpose(keys, {0, 2, 1, 3});
   values = mx::transpose(values, {0, 2, 1, 3});
-  if (o.rope) {
+  if (o.tables) {
+    queries = apply_rotary(queries, *o.tables);
+    keys = apply_rotary(keys, *o.tables);
+  } else if (o.rope) {
     queries = (*o.rope)(queries, o.offset);
     keys = (*o.rope)(keys, o.offset);
   }
@@ -247,8 +250,8 @@ Heads qkv_heads(const FusedLinear& qkv_proj, const mx::array& x, const QkvHeadsO
   const bool norm = o.q_norm && o.k_norm;
   const auto* rope = o.rope;
   const bool fusable =
-      joint && use_cuda_kernels() && x.ndim() == 3 && float_type(joint->dtype()) && Dh > 0 &&
-      Dh % 64 == 0 && Dh <= 512 && outs[1] == o.n_kv_heads * Dh && outs[2] == outs[1] &&
+      joint && !o.tables && use_cuda_kernels() && x.ndim() == 3 && float_type(joint->dtype()) &&
+      Dh > 0 && Dh % 64 == 0 && Dh <= 512 && outs[1] == o.n_kv_heads * Dh && outs[2] == outs[1] &&
       (norm || (!o.q_norm && !o.k_norm)) && rope && rope->dims() % 2 == 0 && rope->dims() <= Dh &&
       rope->attention_scaling() == 1.0f && rope->fixed_freqs() &&
       (!norm || (o.q_norm->weight.dtype() == joint->dtype() &&

@@ -135,4 +135,51 @@ mx::array RoPE::operator()(const mx::array& x, int offset) const {
   return mx::fast::rope(in, dims_, config_.traditional, std::nullopt, 1.0f, offset, freqs);
 }
 
+RotaryTables mrope_tables(const mx::array& positions, const std::vector<float>& inv_freq,
+                          const MRopeOptions& options) {
+  if (positions.ndim() != 3)
+    fail<InvalidArgument>("mrope: positions must be [axes, B, L], got {} dims", positions.ndim());
+  const int A = positions.shape(0), half = static_cast<int>(inv_freq.size());
+  int total = 0;
+  for (int s : options.sections) total += s;
+  if (total != half || int(options.sections.size()) > A)
+    fail<InvalidArgument>("mrope: sections sum to {} over {} axes, need {} pairs over at most {}",
+                          total, options.sections.size(), half, A);
+  // The axis each rotary pair reads its position from.
+  std::vector<int> axis(half, 0);
+  if (options.interleaved) {
+    std::vector<int> left = options.sections;
+    for (int j = 0; j < half; ++j) {
+      const int a = j % int(left.size());
+      if (a > 0 && left[a] > 0) axis[j] = a, --left[a];
+    }
+  } else {
+    for (int a = 0, j = 0; a < int(options.sections.size()); ++a)
+      for (int k = 0; k < options.sections[a]; ++k) axis[j++] = a;
+  }
+  // [A,B,L] -> each pair's position [half,B,L] -> [B,L,half], times its inverse frequency.
+  auto pos =
+      mx::take(mx::astype(positions, mx::float32), mx::array(axis.data(), {half}, mx::int32), 0);
+  auto freqs =
+      mx::multiply(mx::transpose(pos, {1, 2, 0}), mx::array(inv_freq.data(), {half}, mx::float32));
+  auto emb = mx::concatenate({freqs, freqs}, -1);  // -> [B,L,dims]
+  return {mx::cos(emb), mx::sin(emb)};
+}
+
+mx::array apply_rotary(const mx::array& x, const RotaryTables& t) {
+  const int D = x.shape(-1), dims = t.cos.shape(-1);
+  if (dims > D || dims % 2 != 0)
+    fail<InvalidArgument>("rotary: tables of {} dims for heads of {}", dims, D);
+  const auto dt = x.dtype();
+  auto xf = mx::astype(x, mx::float32);
+  auto rot =
+      dims == D ? xf : mx::slice(xf, {0, 0, 0, 0}, {x.shape(0), x.shape(1), x.shape(2), dims});
+  auto cos = mx::expand_dims(t.cos, 1), sin = mx::expand_dims(t.sin, 1);  // [B,L,d] -> [B,1,L,d]
+  auto parts = mx::split(rot, 2, -1);
+  auto rotated = mx::concatenate({mx::negative(parts[1]), parts[0]}, -1);  // rotate_half
+  auto out = mx::add(mx::multiply(rot, cos), mx::multiply(rotated, sin));
+  if (dims != D) out = mx::concatenate({out, mx::slice(xf, {0, 0, 0, dims}, x.shape())}, -1);
+  return mx::astype(out, dt);
+}
+
 }  // namespace ominix::nn

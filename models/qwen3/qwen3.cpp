@@ -84,9 +84,11 @@ struct DecoderLayer {
   /// x's pending add is done with input_layernorm; this layer's own last add is left to the next
   /// norm (nn::Residual).
   nn::Residual operator()(const nn::Residual& x, const nn::AttentionMask& mask,
-                          generate::LayerCache& cache, const Tap& tap, int layer) const {
+                          generate::LayerCache& cache, const nn::RotaryPositions& positions,
+                          const Tap& tap, int layer) const {
     auto h = nn::add_rms_norm(x, input_layernorm);  // {x's value, its norm}
-    h = nn::add_rms_norm(h.sum, self_attn(h.normed, mask, cache), post_attention_layernorm);
+    h = nn::add_rms_norm(h.sum, self_attn(h.normed, mask, cache, positions),
+                         post_attention_layernorm);
     auto r = std::holds_alternative<MLP>(mlp) ? std::get<MLP>(mlp)(h.normed)
                                               : std::get<SparseMoeBlock>(mlp)(h.normed, tap, layer);
     return {h.sum, r};
@@ -119,7 +121,8 @@ class Model final : public EmbeddingsModel {
     return embed_tokens(tokens);  // [B,L] -> [B,L,D]
   }
 
-  mx::array forward_embeddings(const mx::array& embeddings, generate::Cache& cache) const override {
+  mx::array forward_embeddings(const mx::array& embeddings, generate::Cache& cache,
+                               const nn::RotaryPositions& positions = {}) const override {
     if (embeddings.ndim() != 3 || embeddings.shape(2) != config_.attention.hidden_size)
       fail<InvalidArgument>("{}: embeddings must be [B, L, {}]", info_.model_type,
                             config_.attention.hidden_size);
@@ -131,7 +134,7 @@ class Model final : public EmbeddingsModel {
         config_.sliding_window ? cache.make_mask(L, {.window_size = config_.sliding_window}) : full;
     for (std::size_t i = 0; i < layers.size(); ++i) {
       const bool sliding = config_.layer_types[i] == LayerType::sliding_attention;
-      h = layers[i](h, sliding ? window : full, cache[i], tap_, int(i));
+      h = layers[i](h, sliding ? window : full, cache[i], positions, tap_, int(i));
     }
     auto out = nn::add_rms_norm(h, norm).normed;
     return lm_head ? (*lm_head)(out) : embed_tokens.as_linear(out);  // [B,L,D] -> [B,L,V]
@@ -208,9 +211,16 @@ std::unique_ptr<generate::LanguageModel> load(const std::filesystem::path& dir,
 std::unique_ptr<EmbeddingsModel> load_from_tensors(const std::filesystem::path& config_dir,
                                                    io::TensorMap tensors,
                                                    const std::string& source) {
-  const auto reader = io::ConfigReader::load(config_dir / "config.json");
+  return load_from_tensors(io::ConfigReader::load(config_dir / "config.json"), config_dir,
+                           std::move(tensors), source);
+}
+
+std::unique_ptr<EmbeddingsModel> load_from_tensors(const io::ConfigReader& reader,
+                                                   const std::filesystem::path& dir,
+                                                   io::TensorMap tensors,
+                                                   const std::string& source) {
   auto config = Config::parse(reader);
-  return generate::bind_decoder<Model>(config_dir, reader, std::move(config),
+  return generate::bind_decoder<Model>(dir, reader, std::move(config),
                                        io::WeightMap(std::move(tensors), source), sanitize, Tap{});
 }
 

@@ -43,7 +43,9 @@ struct SelfAttention {
                             const SelfAttentionOptions& options = {});
 
   /// x [B, L, D] -> [B, L, D], attending to the cache's keys (this call's appended) under mask.
-  mx::array operator()(const mx::array& x, const nn::AttentionMask& mask, LayerCache& cache) const;
+  /// The tokens are rotated at the cache's offset onwards unless `positions` says otherwise.
+  mx::array operator()(const mx::array& x, const nn::AttentionMask& mask, LayerCache& cache,
+                       const nn::RotaryPositions& positions = {}) const;
 };
 
 }  // namespace ominix::generate

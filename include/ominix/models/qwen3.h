@@ -10,6 +10,7 @@
 
 #include "ominix/generate/model.h"
 #include "ominix/io/safetensors.h"
+#include "ominix/nn/rope.h"
 
 namespace ominix::qwen3 {
 
@@ -46,15 +47,22 @@ class EmbeddingsModel : public generate::LanguageModel {
   /// Token ids int32 [B, L] -> input embeddings [B, L, hidden_size].
   virtual mx::array embed(const mx::array& tokens) const = 0;
   /// Input embeddings [B, L, hidden_size] -> logits [B, L, vocab_size]; appends L positions to
-  /// `cache`. operator()(tokens, cache) is forward_embeddings(embed(tokens), cache).
-  virtual mx::array forward_embeddings(const mx::array& embeddings,
-                                       generate::Cache& cache) const = 0;
+  /// `cache`. operator()(tokens, cache) is forward_embeddings(embed(tokens), cache). `positions`
+  /// overrides where the tokens sit for RoPE (vision-language models' M-RoPE).
+  virtual mx::array forward_embeddings(const mx::array& embeddings, generate::Cache& cache,
+                                       const nn::RotaryPositions& positions = {}) const = 0;
 };
 
 /// Builds a model from `config_dir`/config.json (and generation_config.json) and tensors already
 /// loaded, keyed as in a Hugging Face checkpoint (model.*, lm_head.*), e.g. the LLM part of a
 /// speech model's checkpoint; `source` names them in WeightError messages.
 std::unique_ptr<EmbeddingsModel> load_from_tensors(const std::filesystem::path& config_dir,
+                                                   io::TensorMap tensors,
+                                                   const std::string& source);
+/// The same from a config already read (e.g. a vision-language model's text_config, rewritten
+/// as a qwen2/qwen3 config); `dir` is where generation_config.json is looked for.
+std::unique_ptr<EmbeddingsModel> load_from_tensors(const io::ConfigReader& config,
+                                                   const std::filesystem::path& dir,
                                                    io::TensorMap tensors,
                                                    const std::string& source);
 

@@ -33,6 +33,8 @@ struct QkvHeadsOptions {
   const RMSNorm* k_norm = nullptr;
   const RoPE* rope = nullptr;  ///< applied to queries and keys at positions offset, offset+1, ...
   int offset = 0;
+  /// Per-token rotation (M-RoPE) instead of `rope`; always the plain ops.
+  const RotaryTables* tables = nullptr;
 };
 
 /// The attention heads of x [B, L, D] through q|k|v projections (joined or not): split per head,

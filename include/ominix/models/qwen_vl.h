@@ -1,0 +1,81 @@
+// The Qwen2.5-VL vision-language family (config.json model_type qwen2_5_vl): a ViT whose merged
+// patch features take the places of the prompt's <|image_pad|> tokens in the qwen3 family's Qwen2
+// text model, which rotates by multimodal RoPE (M-RoPE) positions.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include <mlx/array.h>
+
+#include "ominix/generate/model.h"
+
+namespace ominix::qwen_vl {
+
+namespace mx = mlx::core;
+
+/// An image's patch grid (a row of image_grid_thw): temporal, height and width patches.
+struct Grid {
+  int t = 1, h = 0, w = 0;
+};
+
+/// A prompt's images as the Qwen2-VL image processor gives them, in prompt order.
+struct Images {
+  /// float [sum of t*h*w, in_channels * temporal_patch_size * patch_size^2] (pixel_values)
+  mx::array pixel_values;
+  std::vector<Grid> grids;  ///< one per image (image_grid_thw)
+};
+
+/// What the vision tower computes.
+struct VisionOutput {
+  /// [patches, vision hidden_size]: after the last block, in window order (transformers'
+  /// last_hidden_state)
+  mx::array hidden;
+  /// [patches / spatial_merge_size^2, text hidden_size]: merged, in image order (pooler_output)
+  mx::array features;
+};
+
+/// get_rope_index for one sequence.
+struct RopeIndex {
+  mx::array positions;  ///< int32 [3, 1, L]: time, height and width positions of each token
+  int delta = 0;        ///< max position + 1 - L: a later token at index i sits at i + delta
+};
+
+/// Token ids whose runs of image-pad tokens take the images' merged features, in order.
+struct Prompt {
+  std::vector<int> ids;
+  std::optional<Images> images;
+};
+
+/// A loaded model. As a LanguageModel it reads text only (positions = cache offset); bind()
+/// gives the generation loop a model that reads a prompt with images.
+class Model : public generate::LanguageModel {
+ public:
+  /// The vision tower over images (InvalidArgument when pixel rows and grids disagree).
+  virtual VisionOutput encode_images(const Images& images) const = 0;
+  /// M-RoPE positions of `ids` whose image-pad runs are the images of `grids` (ref: transformers
+  /// 5.24 Qwen2_5_VLModel.get_rope_index; text only: 0..L-1 on every axis, delta 0).
+  /// InvalidArgument when the runs do not match the grids; UnsupportedError for video tokens.
+  virtual RopeIndex rope_index(std::span<const int> ids, std::span<const Grid> grids) const = 0;
+  /// A model bound to `prompt` (its images encoded now) for the generation loop: fed the prompt
+  /// (in chunks, from any cached prefix on) and then generated tokens, it splices the image
+  /// features at the image-pad tokens and rotates by the prompt's M-RoPE positions, later tokens
+  /// at cache offset + rope delta. It refers to *this, which must outlive it. Batch 1.
+  virtual std::unique_ptr<generate::LanguageModel> bind(const Prompt& prompt) const = 0;
+};
+
+/// Registers the loader of "qwen2_5_vl" in generate::model_registry().
+void register_family();
+
+/// Loads a Hugging Face Qwen2.5-VL directory: config.json (text_config / vision_config, or the
+/// flat transformers 4.x layout; rope_parameters or rope_scaling with mrope_section) and
+/// *.safetensors in the transformers 4.x (model.layers, visual) or 5.x (model.language_model,
+/// model.visual) key layout. ConfigError/UnsupportedError name the field, WeightError lists every
+/// missing, unexpected or mis-shaped tensor.
+std::unique_ptr<Model> load(const std::filesystem::path& dir,
+                            const generate::LoadModelOptions& options = {});
+
+}  // namespace ominix::qwen_vl

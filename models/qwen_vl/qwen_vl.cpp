@@ -1,0 +1,250 @@
+// Port of transformers 5.24.0 src/transformers/models/qwen2_5_vl/modeling_qwen2_5_vl.py:
+// Qwen2_5_VLModel (get_rope_index; the image features scattered at the image-pad tokens; the text
+// model rotating by M-RoPE, Qwen2_5_VLRotaryEmbedding) over the qwen3 family's Qwen2 text model.
+#include "ominix/models/qwen_vl.h"
+
+#include <algorithm>
+#include <array>
+#include <string>
+#include <utility>
+
+#include <mlx/ops.h>
+#include <mlx/transforms.h>
+
+#include "models/qwen_vl/config.h"
+#include "models/qwen_vl/vision.h"
+#include "ominix/base/error.h"
+#include "ominix/io/weights.h"
+#include "ominix/models/qwen3.h"
+#include "ominix/nn/rope.h"
+
+namespace ominix::qwen_vl {
+namespace {
+
+/// get_rope_index's positions on the host: time, height, width per token.
+struct HostIndex {
+  std::array<std::vector<int>, 3> pos;
+  int delta = 0;
+};
+
+class Impl final : public Model {
+ public:
+  Impl(Config config, VisionTower vision, std::unique_ptr<qwen3::EmbeddingsModel> text,
+       generate::ModelInfo info, std::vector<float> inv_freq)
+      : config_(std::move(config)),
+        vision_(std::move(vision)),
+        text_(std::move(text)),
+        info_(std::move(info)),
+        inv_freq_(std::move(inv_freq)) {}
+
+  // Text only: every axis at the cache offset, which plain RoPE is.
+  mx::array operator()(const mx::array& tokens, generate::Cache& cache) const override {
+    return (*text_)(tokens, cache);
+  }
+  generate::Cache make_cache(const generate::CacheOptions& options) const override {
+    return text_->make_cache(options);
+  }
+  const generate::ModelInfo& info() const override { return info_; }
+
+  VisionOutput encode_images(const Images& images) const override { return vision_(images); }
+
+  RopeIndex rope_index(std::span<const int> ids, std::span<const Grid> grids) const override {
+    auto index = host_rope_index(ids, grids);
+    std::vector<int> flat;
+    for (const auto& axis : index.pos) flat.insert(flat.end(), axis.begin(), axis.end());
+    const int L = static_cast<int>(ids.size());
+    return {mx::array(flat.data(), {3, 1, L}, mx::int32), index.delta};
+  }
+
+  std::unique_ptr<generate::LanguageModel> bind(const Prompt& prompt) const override;
+
+  /// ref: Qwen2_5_VLModel.get_rope_index (one sequence, no padding). Runs of text tokens count on
+  /// from the last position on all three axes; a run of image-pad tokens is its image's merged
+  /// grid, (t, h, w) offset by the position reached, which then moves on by max(h, w).
+  HostIndex host_rope_index(std::span<const int> ids, std::span<const Grid> grids) const {
+    const int L = static_cast<int>(ids.size()), m = config_.vision.spatial_merge_size;
+    HostIndex r;
+    for (auto& axis : r.pos) axis.resize(L);
+    std::size_t image = 0;
+    int current = 0;
+    for (int i = 0; i < L; ++i)
+      if (ids[i] == config_.video_token_id)
+        fail<UnsupportedError>("qwen2_5_vl: video tokens (id {} at {}) are not supported yet",
+                               ids[i], i);
+    for (int i = 0; i < L;) {
+      const bool is_image = ids[i] == config_.image_token_id;
+      int j = i;
+      while (j < L && (ids[j] == config_.image_token_id) == is_image) ++j;
+      if (!is_image) {
+        for (int k = i; k < j; ++k)
+          for (auto& axis : r.pos) axis[k] = current + (k - i);
+        current += j - i;
+      } else {
+        if (image >= grids.size())
+          fail<InvalidArgument>("qwen2_5_vl: more runs of image-pad tokens than the {} image(s)",
+                                grids.size());
+        const Grid& g = grids[image++];
+        const int lt = g.t, lh = g.h / m, lw = g.w / m;
+        if (j - i != lt * lh * lw)
+          fail<InvalidArgument>(
+              "qwen2_5_vl: image {} has a grid of {} merged patches but {} image-pad tokens",
+              image - 1, lt * lh * lw, j - i);
+        int k = i;
+        for (int t = 0; t < lt; ++t)
+          for (int h = 0; h < lh; ++h)
+            for (int w = 0; w < lw; ++w, ++k)
+              r.pos[0][k] = t + current, r.pos[1][k] = h + current, r.pos[2][k] = w + current;
+        current += std::max(g.h, g.w) / m;
+      }
+      i = j;
+    }
+    if (image != grids.size())
+      fail<InvalidArgument>("qwen2_5_vl: {} image(s) but {} runs of image-pad tokens", grids.size(),
+                            image);
+    int max = -1;
+    for (const auto& axis : r.pos)
+      for (int p : axis) max = std::max(max, p);
+    r.delta = max + 1 - L;
+    return r;
+  }
+
+  const Config& config() const { return config_; }
+  const qwen3::EmbeddingsModel& text() const { return *text_; }
+  const std::vector<float>& inv_freq() const { return inv_freq_; }
+
+ private:
+  Config config_;
+  VisionTower vision_;
+  std::unique_ptr<qwen3::EmbeddingsModel> text_;
+  generate::ModelInfo info_;
+  std::vector<float> inv_freq_;  ///< the text model's RoPE inverse frequencies [head_dim / 2]
+};
+
+/// The model bound to one prompt (Model::bind).
+class Bound final : public generate::LanguageModel {
+ public:
+  Bound(const Impl& model, std::vector<int> ids, std::optional<mx::array> features, HostIndex index)
+      : m_(model), ids_(std::move(ids)), features_(std::move(features)), index_(std::move(index)) {
+    int row = 0;
+    for (int id : ids_) rows_.push_back(id == m_.config().image_token_id ? row++ : -1);
+    const int have = features_ ? features_->shape(0) : 0;
+    if (row != have)
+      fail<InvalidArgument>("qwen2_5_vl: {} image-pad tokens but {} image features", row, have);
+  }
+
+  mx::array operator()(const mx::array& tokens, generate::Cache& cache) const override {
+    generate::check_tokens(m_.info().model_type, tokens);
+    const auto& text = m_.text();
+    const int offset = cache.offset(), L = tokens.shape(1), P = static_cast<int>(ids_.size());
+    // ref: Qwen2_5_VLModel.compute_3d_position_ids — after the prompt every axis sits at
+    // cache length + rope delta: plain RoPE from that offset.
+    if (offset >= P)
+      return text.forward_embeddings(text.embed(tokens), cache, {.offset = offset + index_.delta});
+    if (tokens.shape(0) != 1)
+      fail<InvalidArgument>("qwen2_5_vl: a prompt with images is batch 1, got {}", tokens.shape(0));
+    std::vector<int> positions(3 * L), rows(L, 0);
+    std::vector<uint8_t> is_image(L, 0);
+    bool any_image = false;
+    for (int k = 0; k < L; ++k) {
+      const int i = offset + k;
+      for (int a = 0; a < 3; ++a)
+        positions[a * L + k] = i < P ? index_.pos[a][i] : i + index_.delta;
+      if (i < P && rows_[i] >= 0) rows[k] = rows_[i], is_image[k] = 1, any_image = true;
+    }
+    auto x = text.embed(tokens);  // [1,L,D]
+    // ref: inputs_embeds.masked_scatter(image_mask, image_embeds)
+    if (any_image) {
+      auto mask = mx::reshape(mx::array(is_image.begin(), {L}, mx::bool_), {1, L, 1});
+      auto feats =
+          mx::expand_dims(mx::take(*features_, mx::array(rows.data(), {L}, mx::int32), 0), 0);
+      x = mx::where(mask, mx::astype(feats, x.dtype()), x);
+    }
+    auto tables = nn::mrope_tables(mx::array(positions.data(), {3, 1, L}, mx::int32), m_.inv_freq(),
+                                   {.sections = m_.config().mrope_section});
+    return text.forward_embeddings(x, cache, {.tables = std::move(tables)});
+  }
+
+  generate::Cache make_cache(const generate::CacheOptions& options) const override {
+    return m_.make_cache(options);
+  }
+  const generate::ModelInfo& info() const override { return m_.info(); }
+
+ private:
+  const Impl& m_;
+  std::vector<int> ids_;
+  std::optional<mx::array> features_;  ///< [image tokens, hidden] in prompt order
+  HostIndex index_;
+  std::vector<int> rows_;  ///< per prompt token: its row of features_, -1 for text
+};
+
+std::unique_ptr<generate::LanguageModel> Impl::bind(const Prompt& prompt) const {
+  const std::vector<Grid> none;
+  auto index = host_rope_index(prompt.ids, prompt.images ? prompt.images->grids : none);
+  std::optional<mx::array> features;
+  if (prompt.images) {
+    features = vision_(*prompt.images).features;
+    mx::eval(*features);
+  }
+  return std::make_unique<Bound>(*this, prompt.ids, std::move(features), std::move(index));
+}
+
+/// The key layouts onto transformers 4.x's (model.*, lm_head.*, visual.*): 5.x's
+/// model.language_model.* / model.visual.*, and mlx-vlm's language_model.* / vision_tower.*.
+std::string canonical_key(const std::string& key) {
+  static const std::pair<const char*, const char*> renames[] = {
+      {"model.language_model.", "model."},
+      {"model.visual.", "visual."},
+      {"language_model.model.", "model."},
+      {"language_model.lm_head.", "lm_head."},
+      {"vision_tower.", "visual."}};
+  for (const auto& [from, to] : renames)
+    if (key.starts_with(from)) return to + key.substr(std::string(from).size());
+  return key;
+}
+
+std::unique_ptr<Model> build(const std::filesystem::path& dir, const io::ConfigReader& reader,
+                             const generate::LoadModelOptions& options) {
+  auto config = Config::parse(reader);
+  const io::ConfigReader text_reader(config.text, reader.where() + ": text_config");
+  const auto attention = io::AttentionConfig::parse(text_reader);
+  int pairs = 0;
+  for (int s : config.mrope_section) pairs += s;
+  if (pairs * 2 != attention.head_dim)
+    fail<ConfigError>("{}: mrope_section sums to {} rotary pairs, head_dim {} has {}",
+                      reader.where(), pairs, attention.head_dim, attention.head_dim / 2);
+  if (config.vision.out_hidden_size != attention.hidden_size)
+    fail<ConfigError>("{}: {} differs from the text hidden_size {}",
+                      reader.child("vision_config").field("out_hidden_size"),
+                      config.vision.out_hidden_size, attention.hidden_size);
+  io::TensorMap text, vision;
+  for (auto& [key, value] : io::load_checkpoint(dir, {.dtype = options.dtype})) {
+    auto name = canonical_key(key);
+    (name.starts_with("visual.") ? vision : text).insert_or_assign(std::move(name), value);
+  }
+  io::WeightMap w(std::move(vision), dir.string());
+  auto tower = VisionTower::load(w, "visual.", config.vision);
+  w.finish();
+  auto lm = qwen3::load_from_tensors(text_reader, dir, std::move(text), dir.string());
+  auto info = lm->info();
+  info.model_type = reader.required<std::string>("model_type");
+  auto inv_freq = nn::RoPE(io::RopeConfig::parse(text_reader), attention.head_dim).inv_freq(0);
+  return std::make_unique<Impl>(std::move(config), std::move(tower), std::move(lm), std::move(info),
+                                std::move(inv_freq));
+}
+
+}  // namespace
+
+void register_family() {
+  generate::register_model(
+      "qwen2_5_vl", [](const std::filesystem::path& dir, const io::ConfigReader& config,
+                       const generate::LoadModelOptions& options) {
+        return std::unique_ptr<generate::LanguageModel>(build(dir, config, options));
+      });
+}
+
+std::unique_ptr<Model> load(const std::filesystem::path& dir,
+                            const generate::LoadModelOptions& options) {
+  return build(dir, io::ConfigReader::load(dir / "config.json"), options);
+}
+
+}  // namespace ominix::qwen_vl
