@@ -84,6 +84,11 @@ nlohmann::json config_of(const io::GgufMetadata& m, const io::TensorMap& t, int 
   if (m.get<int>(key("rope.dimension_count"), head_dim) != head_dim)
     fail<UnsupportedError>("{}: partial rotary embeddings are not supported (head size {})",
                            m.field(key("rope.dimension_count")), head_dim);
+  // Every layer holds tensors: a larger count is a damaged header (and would bind that many).
+  if (const int layers = m.required<int>(key("block_count"));
+      std::size_t(std::max(layers, 0)) > t.size())
+    fail<ConfigError>("{}: {} layers, but the file holds {} tensors", m.field(key("block_count")),
+                      layers, t.size());
   const int experts = m.get<int>(key("expert_count"), 0);
   nlohmann::json c{
       {"model_type", experts > 0 ? "mixtral" : "llama"},

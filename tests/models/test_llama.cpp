@@ -177,9 +177,13 @@ TEST(LlamaGguf, UnsupportedMetadataIsNamed) {
 }
 
 TEST(LlamaGguf, BadMetadataIsNamed) {
-  auto path = gguf_dir("errors") / "zero_heads.gguf";
-  auto msg = error_of<ConfigError>([&] { mixtral::load_gguf(path); });
-  EXPECT_NE(msg.find("llama.attention.head_count"), std::string::npos) << msg;
+  for (auto [file, key] : {std::pair{"zero_heads", "llama.attention.head_count"},
+                           {"many_layers", "llama.block_count"}}) {
+    SCOPED_TRACE(file);
+    auto path = gguf_dir("errors") / (file + std::string(".gguf"));
+    auto msg = error_of<ConfigError>([&] { mixtral::load_gguf(path); });
+    EXPECT_NE(msg.find(key), std::string::npos) << msg;
+  }
 }
 
 TEST(LlamaGguf, OtherArchitecturesAreRejected) {
