@@ -165,7 +165,8 @@ void add_generate(CLI::App& app, const GlobalOptions& global) {
   prompt->excludes(ids)->excludes(file);
   file->excludes(ids);
   cmd->add_flag("--no-chat-template", args->no_chat_template,
-                "Encode the prompt as is, without the chat template");
+                "Encode the prompt as is, without the chat template")
+      ->excludes(cmd->get_option("--chat-template"));
   cmd->add_option("--format", args->format, "text (streamed) or json")
       ->check(CLI::IsMember({"text", "json"}));
   cmd->add_option("--logprobs", args->logprobs,
