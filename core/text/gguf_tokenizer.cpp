@@ -459,8 +459,8 @@ Tokenizer tokenizer_from_gguf(const io::GgufTokenizerData& data, const std::stri
   if (data.model != "llama" ||
       (architecture != "gemma" && architecture != "gemma2" && architecture != "gemma3"))
     fail<UnsupportedError>(
-        "{}: GGUF tokenizer '{}' of architecture '{}' is not supported (gpt2; llama of gemma, "
-        "gemma2, gemma3)",
+        "{}: GGUF tokenizer '{}' of architecture '{}' is not supported (gpt2; llama of any "
+        "architecture but phi3)",
         source, data.model, architecture);
   const auto& raw = data.tokens;
   std::vector<std::string> tokens;

@@ -220,6 +220,15 @@ TEST(LlamaTokenizer, GgufSentencePieceMatchesTransformers) {
   }
 }
 
+// phi3's SentencePiece tokenizer differs (a normalizer adds the prefix space): not built as
+// Llama's.
+TEST(LlamaTokenizer, Phi3SentencePieceIsRejected) {
+  auto gguf = tests::fixture("models/llama/tokenizer/llama2_head.gguf");
+  auto data = io::GgufTokenizerData::parse(io::GgufFile::open(gguf).metadata());
+  auto msg = error_of<UnsupportedError>([&] { text::tokenizer_from_gguf(data, "phi3", "x.gguf"); });
+  EXPECT_NE(msg.find("phi3"), std::string::npos) << msg;
+}
+
 // ----------------------------------------------------------------------------------------------
 // Registries and load errors.
 
