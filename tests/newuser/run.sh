@@ -5,15 +5,16 @@
 #   tests/newuser/run.sh BUILD_DIR           # run them (ctest: newuser.docs_commands)
 #   tests/newuser/run.sh BUILD_DIR --list    # only list the blocks and what would happen to each
 #
-# Which blocks run (docs/ARCHITECTURE.md, "Commands in the docs are tested"): every fenced block
-# whose info string starts with `sh` or `bash`; the rest of the info string is its marker:
-#   ```sh                          runs
+# Which blocks run (docs/install.md, "Commands in the docs are tested"): every fenced block whose
+# info string starts with `sh` or `bash` carries a marker, the rest of its info string:
+#   ```sh run                      runs
 #   ```sh needs: default-setup     runs when BUILD_DIR is what plain scripts/setup.sh makes (the
 #                                  CPU wheel and the default model in .deps/), else is skipped
 #   ```sh skip: REASON             never runs; the reason (a model not in CI, a GPU, the network,
 #                                  a developer command that rewrites fixtures...) is required
-# Anything else after `sh` is an error, so a typo cannot silently skip a block. Output, synopses
-# and placeholders belong in plain ``` blocks, which are never run.
+# A block without a marker, or with any other, fails the check without running: whoever adds a
+# command decides whether CI runs it, and a typo cannot silently skip one. Output, synopses and
+# placeholders belong in plain ``` blocks, which are never run.
 #
 # The clone: a scratch folder outside the source tree whose entries link to the source tree's
 # (so `examples/...`, `tests/fixtures/...` and `scripts/...` resolve), with `build` linking to
@@ -26,7 +27,7 @@ ROOT="$(cd -P "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BUILD_DIR="$(cd -P "${1:?usage: run.sh BUILD_DIR [--list]}" && pwd)"
 LIST=0
 [[ "${2:-}" == "--list" ]] && LIST=1
-BLOCK_TIMEOUT="${OMINIX_NEWUSER_BLOCK_TIMEOUT:-600}"
+BLOCK_TIMEOUT="${OMINIX_NEWUSER_BLOCK_TIMEOUT:-300}"
 
 DOCS=(README.md)
 while IFS= read -r f; do DOCS+=("$f"); done < <(cd "$ROOT" && find docs -name '*.md' | LC_ALL=C sort)
@@ -81,7 +82,12 @@ for doc in "${DOCS[@]}"; do
     [[ "$where" == ${OMINIX_NEWUSER_ONLY:-*} ]] || return 0
     local why=""
     case "$marker" in
-      "") ;;
+      run) ;;
+      "")
+        failed+=("$where: no marker")
+        echo "== $where: FAIL: no marker (\`\`\`sh run, \`\`\`sh needs: default-setup or \`\`\`sh skip: REASON)"
+        return
+        ;;
       "needs: default-setup") why="$(default_setup_missing)" ;;
       skip:*)
         why="${marker#skip:}"
@@ -94,7 +100,7 @@ for doc in "${DOCS[@]}"; do
         ;;
       *)
         failed+=("$where: unknown marker '$marker'")
-        echo "== $where: FAIL: unknown marker '$marker' (use nothing, 'needs: default-setup' or 'skip: REASON')"
+        echo "== $where: FAIL: unknown marker '$marker' (use 'run', 'needs: default-setup' or 'skip: REASON')"
         return
         ;;
     esac
