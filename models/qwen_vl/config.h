@@ -36,6 +36,29 @@ struct VisionConfig {
   static VisionConfig parse(const io::ConfigReader& c);
 };
 
+/// ref: configuration_qwen3_vl.py Qwen3VLVisionConfig.
+struct Qwen3VisionConfig {
+  int depth = 27;
+  int hidden_size = 1152;
+  int intermediate_size = 4304;
+  int num_heads = 16;
+  int in_channels = 3;
+  int patch_size = 16;
+  int spatial_merge_size = 2;
+  int temporal_patch_size = 2;
+  int out_hidden_size = 3584;
+  int num_position_embeddings = 2304;
+  std::vector<int> deepstack_visual_indexes{8, 16, 24};
+  nn::Activation hidden_act = nn::Activation::gelu_tanh;
+  double rope_theta = 10000.0;
+
+  int head_dim() const { return hidden_size / num_heads; }
+  int patch_dim() const { return in_channels * temporal_patch_size * patch_size * patch_size; }
+  /// The learned position grid's side (int(sqrt(num_position_embeddings))).
+  int grid_side() const;
+  static Qwen3VisionConfig parse(const io::ConfigReader& c);
+};
+
 struct Config {
   VisionConfig vision;
   /// The text model's config as the qwen3 family reads it (model_type qwen2, default RoPE).
@@ -85,6 +108,44 @@ inline VisionConfig VisionConfig::parse(const io::ConfigReader& c) {
   for (int i : v.fullatt_block_indexes)
     if (i < 0 || i >= v.depth)
       fail<ConfigError>("{}: block {} out of range [0, {})", c.field("fullatt_block_indexes"), i,
+                        v.depth);
+  return v;
+}
+
+inline int Qwen3VisionConfig::grid_side() const {
+  int side = 0;
+  while ((side + 1) * (side + 1) <= num_position_embeddings) ++side;
+  return side;
+}
+
+inline Qwen3VisionConfig Qwen3VisionConfig::parse(const io::ConfigReader& c) {
+  Qwen3VisionConfig v;
+  v.depth = c.get<int>("depth", v.depth);
+  v.hidden_size = c.get<int>("hidden_size", v.hidden_size);
+  v.intermediate_size = c.get<int>("intermediate_size", v.intermediate_size);
+  v.num_heads = c.get<int>("num_heads", v.num_heads);
+  v.in_channels = c.get<int>("in_channels", v.in_channels);
+  v.patch_size = c.get<int>("patch_size", v.patch_size);
+  v.spatial_merge_size = c.get<int>("spatial_merge_size", v.spatial_merge_size);
+  v.temporal_patch_size = c.get<int>("temporal_patch_size", v.temporal_patch_size);
+  v.out_hidden_size = c.get<int>("out_hidden_size", v.out_hidden_size);
+  v.num_position_embeddings = c.get<int>("num_position_embeddings", v.num_position_embeddings);
+  if (c.has("deepstack_visual_indexes"))
+    v.deepstack_visual_indexes = c.int_list("deepstack_visual_indexes");
+  v.hidden_act = nn::parse_activation(c.get<std::string>("hidden_act", "gelu_pytorch_tanh"),
+                                      c.field("hidden_act"));
+  v.rope_theta = c.child("rope_parameters").get<double>("rope_theta", v.rope_theta);
+  for (const char* key :
+       {"depth", "hidden_size", "intermediate_size", "num_heads", "in_channels", "patch_size",
+        "spatial_merge_size", "temporal_patch_size", "out_hidden_size", "num_position_embeddings"})
+    if (c.has(key) && c.required<int>(key) <= 0)
+      fail<ConfigError>("{}: must be positive, got {}", c.field(key), c.required<int>(key));
+  if (v.hidden_size % v.num_heads != 0 || v.head_dim() % 4 != 0)
+    fail<ConfigError>("{}: {} heads of {} must give a head size divisible by 4",
+                      c.field("num_heads"), v.num_heads, v.hidden_size);
+  for (int i : v.deepstack_visual_indexes)
+    if (i < 0 || i >= v.depth)
+      fail<ConfigError>("{}: block {} out of range [0, {})", c.field("deepstack_visual_indexes"), i,
                         v.depth);
   return v;
 }

@@ -232,7 +232,44 @@ std::unique_ptr<Model> build(const std::filesystem::path& dir, const io::ConfigR
                                 std::move(inv_freq));
 }
 
+/// A tower as a VisionEncoder.
+template <typename Tower>
+class Encoder final : public VisionEncoder {
+ public:
+  explicit Encoder(Tower tower) : tower_(std::move(tower)) {}
+  VisionOutput operator()(const Images& images) const override { return tower_(images); }
+
+ private:
+  Tower tower_;
+};
+
+template <typename Tower, typename TowerConfig>
+std::unique_ptr<VisionEncoder> load_tower(const std::filesystem::path& dir,
+                                          const io::ConfigReader& reader,
+                                          const generate::LoadModelOptions& options) {
+  const auto config = TowerConfig::parse(reader.child("vision_config"));
+  io::TensorMap vision;
+  for (auto& [key, value] : io::load_checkpoint(dir, {.dtype = options.dtype}))
+    if (auto name = canonical_key(key); name.starts_with("visual."))
+      vision.insert_or_assign(std::move(name), value);
+  io::WeightMap w(std::move(vision), dir.string());
+  auto tower = Tower::load(w, "visual.", config);
+  w.finish();
+  return std::make_unique<Encoder<Tower>>(std::move(tower));
+}
+
 }  // namespace
+
+std::unique_ptr<VisionEncoder> load_vision(const std::filesystem::path& dir,
+                                           const generate::LoadModelOptions& options) {
+  const auto reader = io::ConfigReader::load(dir / "config.json");
+  const auto type = reader.required<std::string>("model_type");
+  if (type == "qwen2_5_vl") return load_tower<VisionTower, VisionConfig>(dir, reader, options);
+  if (type == "qwen3_vl")
+    return load_tower<Qwen3VisionTower, Qwen3VisionConfig>(dir, reader, options);
+  fail<UnsupportedError>("{}: '{}' has no vision tower here (qwen2_5_vl, qwen3_vl)",
+                         reader.field("model_type"), type);
+}
 
 void register_family() {
   generate::register_model(

@@ -74,19 +74,40 @@ nn::AttentionMask segment_mask(const std::vector<int>& segment) {
   return mx::equal(mx::expand_dims(s, 1), mx::expand_dims(s, 0));  // [N,N]
 }
 
-/// ref: Qwen2_5_VLVisionRotaryEmbedding — inverse frequencies over head_dim / 2, the h positions
-/// turning the first half of the pairs and the w positions the second: M-RoPE with two axes.
-nn::RotaryTables vision_rotary(const VisionConfig& c, const Plan& p) {
-  const int spatial = c.head_dim() / 2, quarter = spatial / 2;
+/// ref: Qwen2_5_VLVisionRotaryEmbedding / Qwen3VLVisionRotaryEmbedding — inverse frequencies
+/// over head_dim / 2, the h positions turning the first half of the pairs and the w positions the
+/// second: M-RoPE with two axes.
+nn::RotaryTables axial_rotary(int head_dim, double theta, const std::vector<int>& h_pos,
+                              const std::vector<int>& w_pos) {
+  const int spatial = head_dim / 2, quarter = spatial / 2;
   std::vector<float> inv(quarter);
   for (int i = 0; i < quarter; ++i)
-    inv[i] = 1.0f / std::pow(static_cast<float>(c.rope_theta),
+    inv[i] = 1.0f / std::pow(static_cast<float>(theta),
                              static_cast<float>(2 * i) / static_cast<float>(spatial));
   std::vector<float> both = inv;
   both.insert(both.end(), inv.begin(), inv.end());
-  auto positions = mx::reshape(mx::stack({int_array(p.h_pos), int_array(p.w_pos)}),
-                               {2, 1, static_cast<int>(p.h_pos.size())});      // [2,1,N]
+  auto positions = mx::reshape(mx::stack({int_array(h_pos), int_array(w_pos)}),
+                               {2, 1, static_cast<int>(h_pos.size())});        // [2,1,N]
   return nn::mrope_tables(positions, both, {.sections = {quarter, quarter}});  // [1,N,Dh]
+}
+
+/// The number of patches of `images`, after checking pixel rows and grids agree.
+int check_images(const Images& images, int merge, int patch_dim) {
+  long patches = 0;
+  for (const auto& g : images.grids) {
+    if (g.t <= 0 || g.h <= 0 || g.w <= 0 || g.h % merge || g.w % merge)
+      fail<InvalidArgument>(
+          "qwen_vl: image grid [{}, {}, {}] is not positive with h and w "
+          "multiples of spatial_merge_size {}",
+          g.t, g.h, g.w, merge);
+    patches += long(g.t) * g.h * g.w;
+  }
+  const auto& pv = images.pixel_values;
+  if (images.grids.empty() || pv.ndim() != 2 || pv.shape(0) != patches || pv.shape(1) != patch_dim)
+    fail<InvalidArgument>(
+        "qwen_vl: pixel_values must be [{}, {}] for the {} image grid(s), got {} dims of {} rows",
+        patches, patch_dim, images.grids.size(), pv.ndim(), pv.ndim() ? pv.shape(0) : 0);
+  return static_cast<int>(patches);
 }
 
 mx::array attention(const VisionAttention& a, const mx::array& x, const nn::AttentionMask& mask,
@@ -103,6 +124,15 @@ mx::array attention(const VisionAttention& a, const mx::array& x, const nn::Atte
   return a.proj(mx::reshape(mx::transpose(o, {0, 2, 1, 3}), {N, D}));       // -> [N,D]
 }
 
+/// The Conv3d over whole patches as a matmul: pixel_values [N, patch_dim] -> [N, D].
+mx::array embed_patches(const mx::array& pixel_values, const mx::array& weight) {
+  return mx::matmul(mx::astype(pixel_values, weight.dtype()), mx::transpose(weight));
+}
+
+mx::array flat_patch_weight(io::WeightMap& w, const std::string& key, int D, int C, int T, int P) {
+  return mx::reshape(w.take(key, {D, C, T, P, P}), {D, C * T * P * P});
+}
+
 }  // namespace
 
 VisionTower VisionTower::load(io::WeightMap& w, const std::string& p, const VisionConfig& c) {
@@ -110,10 +140,9 @@ VisionTower VisionTower::load(io::WeightMap& w, const std::string& p, const Visi
   auto linear = [&](const std::string& name, nn::LinearShape shape) {
     return nn::LinearLayer::load(w, p + name, shape, std::nullopt);
   };
-  auto embed = w.take(p + "patch_embed.proj.weight",
-                      {D, c.in_channels, c.temporal_patch_size, c.patch_size, c.patch_size});
   VisionTower t{.config = c,
-                .patch_embed = mx::reshape(embed, {D, c.patch_dim()}),
+                .patch_embed = flat_patch_weight(w, p + "patch_embed.proj.weight", D, c.in_channels,
+                                                 c.temporal_patch_size, c.patch_size),
                 .blocks = {},
                 .merger = {nn::RMSNorm::load(w, p + "merger.ln_q", D, 1e-6f),
                            linear("merger.mlp.0", {D * unit, D * unit, true}),
@@ -134,31 +163,13 @@ VisionTower VisionTower::load(io::WeightMap& w, const std::string& p, const Visi
 VisionOutput VisionTower::operator()(const Images& images) const {
   const auto& c = config;
   const int m = c.spatial_merge_size, unit = m * m, D = c.hidden_size;
-  long patches = 0;
-  for (const auto& g : images.grids) {
-    if (g.t <= 0 || g.h <= 0 || g.w <= 0 || g.h % m || g.w % m)
-      fail<InvalidArgument>(
-          "qwen2_5_vl: image grid [{}, {}, {}] is not positive with h and w "
-          "multiples of spatial_merge_size {}",
-          g.t, g.h, g.w, m);
-    patches += long(g.t) * g.h * g.w;
-  }
-  const auto& pv = images.pixel_values;
-  if (images.grids.empty() || pv.ndim() != 2 || pv.shape(0) != patches ||
-      pv.shape(1) != c.patch_dim())
-    fail<InvalidArgument>(
-        "qwen2_5_vl: pixel_values must be [{}, {}] for the {} image grid(s), got {} dims of {} "
-        "rows",
-        patches, c.patch_dim(), images.grids.size(), pv.ndim(), pv.ndim() ? pv.shape(0) : 0);
-  const int N = static_cast<int>(patches);
+  const int N = check_images(images, m, c.patch_dim());
   const auto p = plan(c, images.grids);
-  // ref: Qwen2_5_VisionPatchEmbed — the Conv3d over whole patches is a matmul: [N,patch_dim] ->
-  // [N,D]
-  auto x = mx::matmul(mx::astype(pv, patch_embed.dtype()), mx::transpose(patch_embed));
+  auto x = embed_patches(images.pixel_values, patch_embed);  // [N,D]
   // ref: permute_input_for_window_attn — [N,D] -> [N/unit,unit,D] in window order -> [N,D]
   x = mx::reshape(mx::take(mx::reshape(x, {N / unit, unit, D}), int_array(p.window_index), 0),
                   {N, D});
-  const auto rotary = vision_rotary(c, p);
+  const auto rotary = axial_rotary(c.head_dim(), c.rope_theta, p.h_pos, p.w_pos);
   const auto full = segment_mask(p.frame), windowed = segment_mask(p.window);
   for (std::size_t i = 0; i < blocks.size(); ++i) {
     const auto& b = blocks[i];
@@ -173,7 +184,134 @@ VisionOutput VisionTower::operator()(const Images& images) const {
   // Back to image order: the inverse of the window permutation (ref: argsort(window_index)).
   std::vector<int> reverse(p.window_index.size());
   for (std::size_t i = 0; i < reverse.size(); ++i) reverse[p.window_index[i]] = int(i);
-  return {x, mx::take(merged, int_array(reverse), 0)};
+  return {x, mx::take(merged, int_array(reverse), 0), {}};
+}
+
+// ---- Qwen3-VL ----
+
+namespace {
+
+/// ref: vision_utils.py get_vision_position_ids (block-major over the merge units, frames
+/// repeated) with each patch's frame, for the Qwen3-VL tower (no windows).
+struct BlockOrder {
+  std::vector<int> h_pos, w_pos, frame;
+};
+BlockOrder block_order(const std::vector<Grid>& grids, int m) {
+  BlockOrder o;
+  int frame = 0;
+  for (const auto& g : grids)
+    for (int t = 0; t < g.t; ++t, ++frame)
+      for (int by = 0; by < g.h / m; ++by)
+        for (int bx = 0; bx < g.w / m; ++bx)
+          for (int i = 0; i < m; ++i)
+            for (int j = 0; j < m; ++j) {
+              o.h_pos.push_back(by * m + i), o.w_pos.push_back(bx * m + j);
+              o.frame.push_back(frame);
+            }
+  return o;
+}
+
+/// ref: vision_utils.py get_vision_interpolation_indices_and_weights (bilinear, align_corners):
+/// each patch's 4 taps into the side x side learned grid and their weights, in block order.
+std::pair<std::vector<int>, std::vector<float>> interpolation(const std::vector<Grid>& grids,
+                                                              const BlockOrder& o, int side) {
+  std::vector<int> index;
+  std::vector<float> weight;
+  std::size_t k = 0;
+  auto taps = [&](int pos, int size, int tap[2], float w[2]) {
+    // ref: _interpolation_axis_taps_weights — src = index * (side - 1) / max(size - 1, 1)
+    const float src = static_cast<float>(pos) * static_cast<float>(side - 1) /
+                      static_cast<float>(std::max(size - 1, 1));
+    const float floor = std::floor(src);
+    for (int d = 0; d < 2; ++d) {
+      tap[d] = std::clamp(static_cast<int>(floor) + d, 0, side - 1);
+      w[d] = std::max(1.0f - std::abs(src - floor - static_cast<float>(d)), 0.0f);
+    }
+  };
+  for (const auto& g : grids)
+    for (int n = 0; n < g.t * g.h * g.w; ++n, ++k) {
+      int ht[2], wt[2];
+      float hw[2], ww[2];
+      taps(o.h_pos[k], g.h, ht, hw);
+      taps(o.w_pos[k], g.w, wt, ww);
+      for (int a = 0; a < 2; ++a)
+        for (int b = 0; b < 2; ++b)
+          index.push_back(ht[a] * side + wt[b]), weight.push_back(hw[a] * ww[b]);
+    }
+  return {index, weight};
+}
+
+mx::array merge(const LayerNormMerger& m, const mx::array& x, int unit) {
+  const int rows = x.shape(0) / unit, width = x.shape(1) * unit;
+  auto h = m.postshuffle ? m.norm(mx::reshape(x, {rows, width}))  // [N/unit, unit*D]
+                         : mx::reshape(m.norm(x), {rows, width});
+  return m.linear_fc2(nn::gelu(m.linear_fc1(h)));  // -> [N/unit, out_hidden_size]
+}
+
+LayerNormMerger load_merger(io::WeightMap& w, const std::string& p, const Qwen3VisionConfig& c,
+                            bool postshuffle) {
+  const int unit = c.spatial_merge_size * c.spatial_merge_size, D = c.hidden_size * unit;
+  return {nn::LayerNorm::load(w, p + "norm", postshuffle ? D : c.hidden_size, 1e-6f),
+          nn::LinearLayer::load(w, p + "linear_fc1", {D, D, true}, std::nullopt),
+          nn::LinearLayer::load(w, p + "linear_fc2", {D, c.out_hidden_size, true}, std::nullopt),
+          postshuffle};
+}
+
+}  // namespace
+
+Qwen3VisionTower Qwen3VisionTower::load(io::WeightMap& w, const std::string& p,
+                                        const Qwen3VisionConfig& c) {
+  const int D = c.hidden_size;
+  auto linear = [&](const std::string& name, nn::LinearShape shape) {
+    return nn::LinearLayer::load(w, p + name, shape, std::nullopt);
+  };
+  Qwen3VisionTower t{
+      .config = c,
+      .patch_embed = flat_patch_weight(w, p + "patch_embed.proj.weight", D, c.in_channels,
+                                       c.temporal_patch_size, c.patch_size),
+      .patch_embed_bias = w.take(p + "patch_embed.proj.bias", {D}),
+      .pos_embed = w.take(p + "pos_embed.weight", {c.num_position_embeddings, D}),
+      .blocks = {},
+      .merger = load_merger(w, p + "merger.", c, false),
+      .deepstack_merger_list = {}};
+  for (int i = 0; i < c.depth; ++i) {
+    const auto b = fmt::format("blocks.{}.", i);
+    t.blocks.push_back({nn::LayerNorm::load(w, p + b + "norm1", D, 1e-6f),
+                        nn::LayerNorm::load(w, p + b + "norm2", D, 1e-6f),
+                        {linear(b + "attn.qkv", {D, 3 * D, true}),
+                         linear(b + "attn.proj", {D, D, true}), c.num_heads},
+                        linear(b + "mlp.linear_fc1", {D, c.intermediate_size, true}),
+                        linear(b + "mlp.linear_fc2", {c.intermediate_size, D, true})});
+  }
+  for (std::size_t i = 0; i < c.deepstack_visual_indexes.size(); ++i)
+    t.deepstack_merger_list.push_back(
+        load_merger(w, p + fmt::format("deepstack_merger_list.{}.", i), c, true));
+  return t;
+}
+
+VisionOutput Qwen3VisionTower::operator()(const Images& images) const {
+  const auto& c = config;
+  const int m = c.spatial_merge_size, unit = m * m, D = c.hidden_size;
+  const int N = check_images(images, m, c.patch_dim());
+  const auto order = block_order(images.grids, m);
+  auto x = mx::add(embed_patches(images.pixel_values, patch_embed), patch_embed_bias);  // [N,D]
+  // The learned positions resampled to each grid: 4 weighted taps per patch.
+  const auto [index, weight] = interpolation(images.grids, order, c.grid_side());
+  auto taps = mx::reshape(mx::take(pos_embed, int_array(index), 0), {N, 4, D});  // [N,4,D]
+  auto w = mx::reshape(mx::array(weight.data(), {N * 4}, mx::float32), {N, 4, 1});
+  x = mx::add(x, mx::astype(mx::sum(mx::multiply(taps, w), 1), x.dtype()));
+  const auto rotary = axial_rotary(c.head_dim(), c.rope_theta, order.h_pos, order.w_pos);
+  const auto mask = segment_mask(order.frame);
+  std::vector<mx::array> deepstack;
+  for (std::size_t i = 0; i < blocks.size(); ++i) {
+    const auto& b = blocks[i];
+    x = mx::add(x, attention(b.attn, b.norm1(x), mask, rotary));
+    x = mx::add(x, b.linear_fc2(nn::activate(c.hidden_act, b.linear_fc1(b.norm2(x)))));
+    const auto& ds = c.deepstack_visual_indexes;
+    if (auto it = std::find(ds.begin(), ds.end(), int(i)); it != ds.end())
+      deepstack.push_back(merge(deepstack_merger_list[it - ds.begin()], x, unit));
+  }
+  return {x, merge(merger, x, unit), std::move(deepstack)};
 }
 
 }  // namespace ominix::qwen_vl

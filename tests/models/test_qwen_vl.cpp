@@ -250,3 +250,43 @@ TEST(QwenVl, MissingVisionTensorIsNamed) {
 }
 
 }  // namespace
+
+namespace {
+
+// Qwen3-VL's vision tower (tools/fixtures/gen_qwen3_vl_vision.py): transformers 5.24's
+// Qwen3VLVisionModel on one square image, one non-square image (the 4x4 learned position grid
+// resampled to 4x4 and 4x8) and both.
+TEST(Qwen3VlVision, MatchesTransformers) {
+  const fs::path dir = fixture("models/qwen_vl/qwen3_vl");
+  const auto want = ominix::io::load_safetensors(dir / "expected.safetensors");
+  const auto meta = ominix::tests::load_json(dir / "expected.json");
+  const auto encoder = vl::load_vision(dir);
+  for (const auto& name : meta["cases"].get<std::vector<std::string>>()) {
+    const auto p = "case." + name + ".";
+    const auto g = ints(want.at(p + "image_grid_thw"));
+    vl::Images images{.pixel_values = mx::array(0.0f), .grids = {}};
+    std::vector<mx::array> pixels;
+    for (std::size_t i = 0; i < g.size(); i += 3) {
+      images.grids.push_back({g[i], g[i + 1], g[i + 2]});
+      const bool square = name == "square" || (name == "two" && i == 0);
+      pixels.push_back(want.at(square ? "square.pixel_values" : "nonsquare.pixel_values"));
+    }
+    images.pixel_values = mx::concatenate(pixels, 0);
+    const auto out = (*encoder)(images);
+    expect_rel(out.hidden, want.at(p + "vision_hidden"), kTol, name + " hidden");
+    expect_rel(out.features, want.at(p + "image_features"), kTol, name + " features");
+    ASSERT_EQ(out.deepstack.size(), meta["deepstack"].get<std::size_t>()) << name;
+    for (std::size_t i = 0; i < out.deepstack.size(); ++i)
+      expect_rel(out.deepstack[i], want.at(p + "deepstack." + std::to_string(i)), kTol,
+                 name + " deepstack " + std::to_string(i));
+  }
+}
+
+TEST(Qwen3VlVision, Qwen25TowerLoadsAlone) {
+  const auto encoder = vl::load_vision(kDir);
+  const auto p = prompt("nonsquare");
+  expect_rel((*encoder)(*p.images).features, fx().get("case.nonsquare.image_features"), kTol,
+             "qwen2.5 tower alone");
+}
+
+}  // namespace

@@ -36,6 +36,17 @@ struct VisionOutput {
   mx::array hidden;
   /// [patches / spatial_merge_size^2, text hidden_size]: merged, in image order (pooler_output)
   mx::array features;
+  /// Qwen3-VL: the DeepStack mergers' outputs (deepstack_visual_indexes), each shaped as
+  /// `features`; empty for Qwen2.5-VL.
+  std::vector<mx::array> deepstack;
+};
+
+/// A vision tower alone.
+class VisionEncoder {
+ public:
+  virtual ~VisionEncoder() = default;
+  /// InvalidArgument when pixel rows and grids disagree.
+  virtual VisionOutput operator()(const Images& images) const = 0;
 };
 
 /// get_rope_index for one sequence.
@@ -77,5 +88,11 @@ void register_family();
 /// missing, unexpected or mis-shaped tensor.
 std::unique_ptr<Model> load(const std::filesystem::path& dir,
                             const generate::LoadModelOptions& options = {});
+
+/// Loads only the vision tower of a Hugging Face directory: Qwen2.5-VL (model_type qwen2_5_vl)
+/// or Qwen3-VL (qwen3_vl: patch 16, learned position grid resampled bilinearly to each image,
+/// LayerNorm blocks, full attention, DeepStack mergers). The text model's tensors are skipped.
+std::unique_ptr<VisionEncoder> load_vision(const std::filesystem::path& dir,
+                                           const generate::LoadModelOptions& options = {});
 
 }  // namespace ominix::qwen_vl
