@@ -12,9 +12,11 @@
 #include <mlx/mlx.h>
 
 #include "ominix/base/error.h"
+#include "ominix/convert.h"
 #include "ominix/generate/model.h"
 #include "ominix/io/gguf.h"
 #include "ominix/models/mixtral.h"
+#include "ominix/ominix.h"
 #include "ominix/text/gguf_tokenizer.h"
 #include "support/lm_golden.h"
 #include "support/lm_testing.h"
@@ -227,6 +229,40 @@ TEST(LlamaTokenizer, Phi3SentencePieceIsRejected) {
   auto data = io::GgufTokenizerData::parse(io::GgufFile::open(gguf).metadata());
   auto msg = error_of<UnsupportedError>([&] { text::tokenizer_from_gguf(data, "phi3", "x.gguf"); });
   EXPECT_NE(msg.find("phi3"), std::string::npos) << msg;
+}
+
+// ----------------------------------------------------------------------------------------------
+// Through the library: convert, and a GGUF with its tokenizer.
+
+// `ominix convert --quantize 4 --group-size 32` of a Llama checkpoint writes mlx-lm's
+// quantize_model tensors bit for bit (the *_q4 fixtures).
+TEST(LlamaConvert, QuantizedCopyEqualsMlxLm) {
+  for (auto [name, q4] : {std::pair{"llama", "llama_q4"}, {"llama3_tied", "llama3_tied_q4"}}) {
+    SCOPED_TRACE(name);
+    TempDir dir("convert");
+    const auto out = dir.path / "out";
+    convert_checkpoint({.model = model_dir(name), .out = out, .quantize = io::QuantSpec{32, 4}});
+    auto ours = io::load_checkpoint(out), theirs = io::load_checkpoint(model_dir(q4));
+    EXPECT_EQ(ours.size(), theirs.size());
+    for (const auto& [key, want] : theirs) {
+      auto it = ours.find(key);
+      ASSERT_NE(it, ours.end()) << key;
+      EXPECT_TRUE(mx::array_equal(it->second, want).item<bool>()) << key;
+    }
+  }
+}
+
+// ominix::load_model on a llama GGUF: the model through the GGUF registry, the tokenizer from the
+// file (the ids transformers gives, tokenizer/tiny.json).
+TEST(LlamaGguf, LoadModelReadsModelAndTokenizer) {
+  auto model = load_model(gguf_dir("llama-f32"));  // a directory holding one .gguf
+  EXPECT_EQ(model.lm().info().model_type, "llama");
+  auto g = tests::load_json(tests::fixture("models/llama/tokenizer/tiny.json"));
+  for (const auto& s : g["strings"])
+    EXPECT_EQ(model.encode(s["text"].get<std::string>()), s["ids"].get<std::vector<int>>())
+        << s["text"];
+  auto ref = expected(gguf_dir("llama-f32"));
+  expect_logits_close(forward(model.lm(), ref.at("input_ids")), ref.at("logits"), kFp32Tol);
 }
 
 // ----------------------------------------------------------------------------------------------
