@@ -192,6 +192,16 @@ Image to_rgb(const Pixels& p) {
 
 // --- decoders ----------------------------------------------------------------------------------
 
+// Pillow's decompression-bomb limit (Image.MAX_IMAGE_PIXELS * 2, where it raises), checked from the
+// header before any pixel memory is allocated.
+constexpr std::int64_t kMaxPixels = 2 * 89478485;
+
+void check_size(std::string_view name, std::int64_t width, std::int64_t height) {
+  if (width * height > kMaxPixels)
+    fail<UnsupportedError>("{}: image of {}x{} pixels is above the limit of {} pixels", name, width,
+                           height, kMaxPixels);
+}
+
 [[noreturn]] void stb_fail(std::string_view name, const char* what) {
   const char* why = stbi_failure_reason();
   fail<FormatError>("{}: cannot decode {} image: {}", name, what, why ? why : "unknown error");
@@ -208,6 +218,8 @@ Pixels decode_stb(std::span<const std::uint8_t> b, std::string_view name, const 
                   int want_channels) {
   if (b.size() > static_cast<std::size_t>(INT32_MAX)) fail<FormatError>("{}: file too large", name);
   int w = 0, h = 0, n = 0;
+  if (stbi_info_from_memory(b.data(), static_cast<int>(b.size()), &w, &h, &n))
+    check_size(name, w, h);
   unsigned char* data =
       stbi_load_from_memory(b.data(), static_cast<int>(b.size()), &w, &h, &n, want_channels);
   if (!data) stb_fail(name, what);
@@ -219,6 +231,7 @@ Pixels decode_png(std::span<const std::uint8_t> b, std::string_view name) {
   // 16-bit PNG keeps each sample's high byte (what stb_image's 16 -> 8 conversion does).
   if (b.size() >= 26 && b[24] == 16 && b[25] == 0) {
     int w = 0, h = 0, n = 0;
+    check_size(name, be32(&b[16]), be32(&b[20]));
     stbi_us* data = stbi_load_16_from_memory(b.data(), static_cast<int>(b.size()), &w, &h, &n, 0);
     if (!data) stb_fail(name, "PNG");
     std::unique_ptr<stbi_us, void (*)(void*)> owned(data, stbi_image_free);
@@ -284,6 +297,10 @@ Pixels decode_jpeg(std::span<const std::uint8_t> b, std::string_view name) {
     fail<UnsupportedError>("{}: JPEG with {} colour components (CMYK/YCCK) is not supported", name,
                            components);
   }
+  if (std::int64_t{cinfo.image_width} * cinfo.image_height > kMaxPixels) {
+    jpeg_destroy_decompress(&cinfo);
+    check_size(name, cinfo.image_width, cinfo.image_height);
+  }
   cinfo.out_color_space = components == 1 ? JCS_GRAYSCALE : JCS_RGB;
   jpeg_start_decompress(&cinfo);
   p.width = static_cast<int>(cinfo.output_width);
@@ -306,6 +323,7 @@ Pixels decode_webp(std::span<const std::uint8_t> b, std::string_view name) {
   WebPBitstreamFeatures f{};
   if (WebPGetFeatures(b.data(), b.size(), &f) != VP8_STATUS_OK)
     fail<FormatError>("{}: cannot decode WebP image: invalid or truncated header", name);
+  check_size(name, f.width, f.height);
   if (f.has_animation) fail<UnsupportedError>("{}: animated WebP is not supported", name);
   int w = 0, h = 0;
   const int channels = f.has_alpha ? 4 : 3;
