@@ -62,3 +62,7 @@ find_package(PkgConfig REQUIRED)
 pkg_check_modules(OMINIX_STB REQUIRED stb)
 pkg_check_modules(OMINIX_JPEG REQUIRED libjpeg)
 pkg_check_modules(OMINIX_WEBP REQUIRED libwebp)
+# core/vision's video decoding (Debian: libavformat-dev, libavcodec-dev, libswscale-dev,
+# libavutil-dev): FFmpeg's demuxers and decoders, and swscale's YUV -> RGB conversion, the same
+# libraries torchcodec (qwen-vl-utils' first video reader) decodes with.
+pkg_check_modules(OMINIX_FFMPEG REQUIRED libavformat libavcodec libswscale libavutil)

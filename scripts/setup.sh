@@ -37,6 +37,7 @@ APT_PACKAGES=(
   build-essential cmake ninja-build git unzip python3 python3-pip python3-venv
   nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev
   libsndfile1-dev libsoxr-dev libpcre2-dev libutf8proc-dev libyaml-cpp-dev libstb-dev libpng-dev libcpp-httplib-dev
+  libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
   libjpeg-dev libwebp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
