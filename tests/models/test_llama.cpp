@@ -194,32 +194,42 @@ TEST(LlamaGguf, OtherArchitecturesAreRejected) {
   EXPECT_NE(msg.find("gemma3"), std::string::npos) << msg;
 }
 
-// A SentencePiece ("llama") vocabulary of the llama architecture encodes and decodes as
-// transformers' AutoTokenizer(gguf_file=...) (LlamaTokenizer: merges rebuilt from the scores,
-// Metaspace on the first word, byte fallback): Llama 2's first 3000 tokens and its characters,
-// and the tiny fixtures' vocabulary (no byte tokens: unknown characters are dropped).
-TEST(LlamaTokenizer, GgufSentencePieceMatchesTransformers) {
-  for (auto [gguf, golden] : {std::pair{tests::fixture("models/llama/tokenizer/llama2_head.gguf"),
-                                        tests::fixture("models/llama/tokenizer/llama2_head.json")},
-                              {gguf_dir("llama-f32") / "model.gguf",
-                               tests::fixture("models/llama/tokenizer/tiny.json")}}) {
-    SCOPED_TRACE(gguf.string());
-    auto file = io::GgufFile::open(gguf);
-    auto tok = text::tokenizer_from_gguf(io::GgufTokenizerData::parse(file.metadata()), "llama",
-                                         gguf.string());
-    auto g = tests::load_json(golden);
-    ASSERT_GE(g["strings"].size(), 10u);
-    for (const auto& s : g["strings"]) {
-      const auto t = s["text"].get<std::string>();
-      auto ids = tok.encode(t);
-      EXPECT_EQ(std::vector<int>(ids.begin(), ids.end()), s["ids"].get<std::vector<int>>()) << t;
-      auto plain = tok.encode(t, false);
-      EXPECT_EQ(std::vector<int>(plain.begin(), plain.end()),
-                s["ids_no_special"].get<std::vector<int>>())
-          << t;
-      EXPECT_EQ(tok.decode(ids, true), s["decoded"].get<std::string>()) << t;
-    }
+/// The GGUF's tokenizer (architecture llama) encodes and decodes `golden`'s strings as
+/// transformers' AutoTokenizer(gguf_file=...) does.
+void expect_gguf_tokenizer_matches(const fs::path& gguf, const fs::path& golden) {
+  SCOPED_TRACE(gguf.string());
+  auto file = io::GgufFile::open(gguf);
+  auto tok = text::tokenizer_from_gguf(io::GgufTokenizerData::parse(file.metadata()), "llama",
+                                       gguf.string());
+  auto g = tests::load_json(golden);
+  ASSERT_GE(g["strings"].size(), 10u);
+  for (const auto& s : g["strings"]) {
+    const auto t = s["text"].get<std::string>();
+    auto ids = tok.encode(t);
+    EXPECT_EQ(std::vector<int>(ids.begin(), ids.end()), s["ids"].get<std::vector<int>>()) << t;
+    auto plain = tok.encode(t, false);
+    EXPECT_EQ(std::vector<int>(plain.begin(), plain.end()),
+              s["ids_no_special"].get<std::vector<int>>())
+        << t;
+    EXPECT_EQ(tok.decode(ids, true), s["decoded"].get<std::string>()) << t;
   }
+}
+
+// SentencePiece ("llama": Llama 2, Mistral, Mixtral) as LlamaTokenizer: merges rebuilt from the
+// scores, Metaspace on the first word, byte fallback. Llama 2's first 3000 tokens and its
+// characters, and the tiny fixtures' vocabulary (no byte tokens: unknown characters are dropped).
+TEST(LlamaTokenizer, GgufSentencePieceMatchesTransformers) {
+  expect_gguf_tokenizer_matches(tests::fixture("models/llama/tokenizer/llama2_head.gguf"),
+                                tests::fixture("models/llama/tokenizer/llama2_head.json"));
+  expect_gguf_tokenizer_matches(gguf_dir("llama-f32") / "model.gguf",
+                                tests::fixture("models/llama/tokenizer/tiny.json"));
+}
+
+// Llama 3's kind: byte-level BPE ("gpt2") split as "llama-bpe", its special tokens as control
+// tokens, BOS added (a BPE trained on the tokenizer corpus, with a chat-formatted string).
+TEST(LlamaTokenizer, GgufLlama3BpeMatchesTransformers) {
+  expect_gguf_tokenizer_matches(tests::fixture("models/llama/tokenizer/llama3_bpe.gguf"),
+                                tests::fixture("models/llama/tokenizer/llama3_bpe.json"));
 }
 
 // phi3's SentencePiece tokenizer differs (a normalizer adds the prefix space): not built as
