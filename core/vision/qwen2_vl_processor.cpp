@@ -4,6 +4,7 @@
 #include "ominix/vision/qwen2_vl_processor.h"
 
 #include <cmath>
+#include <memory>
 
 #include "ominix/base/error.h"
 #include "ominix/io/config.h"
@@ -76,50 +77,62 @@ ProcessedImages qwen2_vl_process_images(std::span<const Image> images,
                                         const Qwen2VLProcessorOptions& o) {
   const int P = o.patch_size, M = o.merge_size, T = o.temporal_patch_size, C = 3;
   const int row = C * T * P * P;
-  // ref: rescale_and_normalize fuses the two: mean and std divided by rescale_factor (float32).
-  std::array<float, 3> mean{0, 0, 0}, std{1, 1, 1};
-  float scale = 1.0f;
-  if (o.do_normalize) {
-    const float inv = o.do_rescale ? static_cast<float>(1.0 / o.rescale_factor) : 1.0f;
-    for (int c = 0; c < C; ++c) mean[c] = o.image_mean[c] * inv, std[c] = o.image_std[c] * inv;
-  } else if (o.do_rescale) {
-    scale = static_cast<float>(o.rescale_factor);
-  }
-  std::vector<float> values;
-  std::vector<GridTHW> grids;
-  for (const Image& source : images) {
-    Image resized;
-    if (o.do_resize) {
-      const auto [h, w] =
-          smart_resize(source.height, source.width, P * M, o.min_pixels, o.max_pixels);
-      resized = resize_bicubic(source, h, w);
+  // ref: rescale_and_normalize fuses the two: mean and std divided by rescale_factor (float32),
+  // then (x - mean) / std in float32. Inputs are bytes, so a table per channel holds every result.
+  std::array<std::array<float, 256>, 3> lut;
+  for (int c = 0; c < C; ++c) {
+    float mean = 0.0f, std = 1.0f;
+    if (o.do_normalize) {
+      const float inv = o.do_rescale ? static_cast<float>(1.0 / o.rescale_factor) : 1.0f;
+      mean = o.image_mean[c] * inv, std = o.image_std[c] * inv;
     }
-    const Image& img = o.do_resize ? resized : source;
-    if (img.height % (P * M) != 0 || img.width % (P * M) != 0)
-      fail<InvalidArgument>("image {}x{}: not a multiple of patch_size * merge_size ({})",
-                            img.width, img.height, P * M);
-    const int gh = img.height / P, gw = img.width / P;
-    grids.push_back({1, gh, gw});
-    const std::size_t base = values.size();
-    values.resize(base + static_cast<std::size_t>(1) * gh * gw * row);
-    // ref: patchify: [C, gh/M, M, P, gw/M, M, P] -> [gh/M, gw/M, M, M, C, T, P, P].
-    std::size_t k = base;
-    for (int bh = 0; bh < gh / M; ++bh)
-      for (int bw = 0; bw < gw / M; ++bw)
+    for (int v = 0; v < 256; ++v)
+      lut[c][v] = o.do_normalize ? (static_cast<float>(v) - mean) / std
+                  : o.do_rescale ? static_cast<float>(v) * static_cast<float>(o.rescale_factor)
+                                 : static_cast<float>(v);
+  }
+  // Output sizes first, so that pixel_values is allocated once and handed to MLX without a copy.
+  std::vector<std::array<int, 2>> sizes;
+  std::vector<GridTHW> grids;
+  std::size_t rows = 0;
+  for (const Image& image : images) {
+    const auto hw = o.do_resize
+                        ? smart_resize(image.height, image.width, P * M, o.min_pixels, o.max_pixels)
+                        : std::array<int, 2>{image.height, image.width};
+    if (hw[0] % (P * M) != 0 || hw[1] % (P * M) != 0)
+      fail<InvalidArgument>("image {}x{}: not a multiple of patch_size * merge_size ({})", hw[1],
+                            hw[0], P * M);
+    sizes.push_back(hw);
+    grids.push_back({1, hw[0] / P, hw[1] / P});
+    rows += static_cast<std::size_t>(hw[0] / P) * (hw[1] / P);
+  }
+  std::unique_ptr<float[]> values(new float[rows * row]);
+  float* out = values.get();
+  for (std::size_t i = 0; i < images.size(); ++i) {
+    const auto [h, w] = sizes[i];
+    const Image resized =
+        h == images[i].height && w == images[i].width ? Image{} : resize_bicubic(images[i], h, w);
+    const Image& img = resized.data.empty() ? images[i] : resized;
+    // ref: patchify: [C, gh/M, M, P, gw/M, M, P] -> [gh/M, gw/M, M, M, C, T, P, P]; the T frames
+    // of an image are copies.
+    for (int bh = 0; bh < h / (P * M); ++bh)
+      for (int bw = 0; bw < w / (P * M); ++bw)
         for (int mh = 0; mh < M; ++mh)
           for (int mw = 0; mw < M; ++mw)
-            for (int c = 0; c < C; ++c)
-              for (int t = 0; t < T; ++t)
-                for (int py = 0; py < P; ++py)
-                  for (int px = 0; px < P; ++px) {
-                    const int y = (bh * M + mh) * P + py, x = (bw * M + mw) * P + px;
-                    const float v =
-                        img.data[(static_cast<std::size_t>(1) * y * img.width + x) * 3 + c];
-                    values[k++] = o.do_normalize ? (v - mean[c]) / std[c] : v * scale;
-                  }
+            for (int c = 0; c < C; ++c) {
+              const float* frame = out;
+              for (int py = 0; py < P; ++py) {
+                const int y = (bh * M + mh) * P + py, x = (bw * M + mw) * P;
+                const std::uint8_t* src = &img.data[(static_cast<std::size_t>(y) * w + x) * 3 + c];
+                for (int px = 0; px < P; ++px) *out++ = lut[c][src[3 * px]];
+              }
+              for (int t = 1; t < T; ++t, out += P * P) std::copy(frame, frame + P * P, out);
+            }
   }
-  const int n = static_cast<int>(values.size() / row);
-  return {mx::array(values.data(), {n, row}, mx::float32), std::move(grids)};
+  float* data = values.release();
+  return {mx::array(data, {static_cast<int>(rows), row}, mx::float32,
+                    [](void* p) { delete[] static_cast<float*>(p); }),
+          std::move(grids)};
 }
 
 }  // namespace ominix::vision
