@@ -61,7 +61,7 @@ find_package(CLI11 REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(OMINIX_STB REQUIRED stb)
 pkg_check_modules(OMINIX_JPEG REQUIRED libjpeg)
-pkg_check_modules(OMINIX_WEBP REQUIRED libwebp)
+pkg_check_modules(OMINIX_WEBP REQUIRED libwebp libwebpdemux)
 # core/vision's video decoding (Debian: libavformat-dev, libavcodec-dev, libswscale-dev,
 # libavutil-dev): FFmpeg's demuxers and decoders, and swscale's YUV -> RGB conversion, the same
 # libraries torchcodec (qwen-vl-utils' first video reader) decodes with.

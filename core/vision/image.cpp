@@ -14,6 +14,7 @@
 #include <jpeglib.h>
 #include <stb_image.h>
 #include <webp/decode.h>
+#include <webp/demux.h>
 
 #include "ominix/base/error.h"
 
@@ -319,21 +320,34 @@ Pixels decode_jpeg(std::span<const std::uint8_t> b, std::string_view name) {
   return p;
 }
 
+// Through WebPAnimDecoder, as Pillow decodes every WebP file: the first frame of an animation.
 Pixels decode_webp(std::span<const std::uint8_t> b, std::string_view name) {
   WebPBitstreamFeatures f{};
   if (WebPGetFeatures(b.data(), b.size(), &f) != VP8_STATUS_OK)
     fail<FormatError>("{}: cannot decode WebP image: invalid or truncated header", name);
   check_size(name, f.width, f.height);
-  if (f.has_animation) fail<UnsupportedError>("{}: animated WebP is not supported", name);
-  int w = 0, h = 0;
-  const int channels = f.has_alpha ? 4 : 3;
-  std::uint8_t* data = f.has_alpha ? WebPDecodeRGBA(b.data(), b.size(), &w, &h)
-                                   : WebPDecodeRGB(b.data(), b.size(), &w, &h);
-  if (!data) fail<FormatError>("{}: cannot decode WebP image: corrupt or truncated data", name);
-  std::unique_ptr<std::uint8_t, void (*)(void*)> owned(data, WebPFree);
-  return Pixels{
-      w, h, channels,
-      std::vector<std::uint8_t>(data, data + static_cast<std::size_t>(1) * w * h * channels)};
+  const WebPData data{b.data(), b.size()};
+  WebPAnimDecoderOptions options;
+  WebPAnimDecoderOptionsInit(&options);
+  options.color_mode = MODE_RGBA;
+  std::unique_ptr<WebPAnimDecoder, void (*)(WebPAnimDecoder*)> dec(
+      WebPAnimDecoderNew(&data, &options), WebPAnimDecoderDelete);
+  WebPAnimInfo info{};
+  std::uint8_t* frame = nullptr;
+  int timestamp = 0;
+  if (!dec || !WebPAnimDecoderGetInfo(dec.get(), &info) ||
+      !WebPAnimDecoderGetNext(dec.get(), &frame, &timestamp))
+    fail<FormatError>("{}: cannot decode WebP image: corrupt or truncated data", name);
+  const int w = static_cast<int>(info.canvas_width), h = static_cast<int>(info.canvas_height);
+  check_size(name, w, h);
+  Pixels p{w, h, 4, std::vector<std::uint8_t>(frame, frame + static_cast<std::size_t>(4) * w * h)};
+  if (!f.has_alpha && !f.has_animation) {  // Pillow's mode "RGB": the alpha channel dropped
+    for (std::size_t i = 0, n = static_cast<std::size_t>(w) * h; i < n; ++i)
+      std::memmove(&p.data[3 * i], &p.data[4 * i], 3);
+    p.channels = 3;
+    p.data.resize(static_cast<std::size_t>(3) * w * h);
+  }
+  return p;
 }
 
 }  // namespace
