@@ -263,6 +263,24 @@ Pixels decode_bmp(std::span<const std::uint8_t> b, std::string_view name) {
   return decode_stb(b, name, "BMP", rgbx ? 3 : 0);
 }
 
+// Pillow's CMYK JPEG (rawmode "CMYK;I", inverted, when an Adobe marker is present) and its
+// convert("RGB") (libImaging/Convert.c cmyk2rgb).
+Pixels cmyk_to_rgb(const Pixels& in, bool inverted) {
+  Pixels out{in.width, in.height, 3, std::vector<std::uint8_t>(in.data.size() / 4 * 3)};
+  auto muldiv255 = [](int a, int b) {
+    const int t = a * b + 128;
+    return ((t >> 8) + t) >> 8;
+  };
+  for (std::size_t i = 0; i < in.data.size() / 4; ++i) {
+    const std::uint8_t* s = &in.data[4 * i];
+    auto v = [&](int c) { return inverted ? 255 - s[c] : int{s[c]}; };
+    const int nk = 255 - v(3);
+    for (int c = 0; c < 3; ++c)
+      out.data[3 * i + c] = static_cast<std::uint8_t>(std::clamp(nk - muldiv255(v(c), nk), 0, 255));
+  }
+  return out;
+}
+
 struct JpegError {
   jpeg_error_mgr mgr;
   std::jmp_buf jump;
@@ -293,16 +311,15 @@ Pixels decode_jpeg(std::span<const std::uint8_t> b, std::string_view name) {
   jpeg_mem_src(&cinfo, b.data(), static_cast<unsigned long>(b.size()));
   jpeg_read_header(&cinfo, TRUE);
   const int components = cinfo.num_components;
-  if (components != 1 && components != 3) {
+  if (components != 1 && components != 3 && components != 4) {
     jpeg_destroy_decompress(&cinfo);
-    fail<UnsupportedError>("{}: JPEG with {} colour components (CMYK/YCCK) is not supported", name,
-                           components);
+    fail<UnsupportedError>("{}: JPEG with {} colour components is not supported", name, components);
   }
   if (std::int64_t{cinfo.image_width} * cinfo.image_height > kMaxPixels) {
     jpeg_destroy_decompress(&cinfo);
     check_size(name, cinfo.image_width, cinfo.image_height);
   }
-  cinfo.out_color_space = components == 1 ? JCS_GRAYSCALE : JCS_RGB;
+  cinfo.out_color_space = components == 1 ? JCS_GRAYSCALE : components == 3 ? JCS_RGB : JCS_CMYK;
   jpeg_start_decompress(&cinfo);
   p.width = static_cast<int>(cinfo.output_width);
   p.height = static_cast<int>(cinfo.output_height);
@@ -314,8 +331,10 @@ Pixels decode_jpeg(std::span<const std::uint8_t> b, std::string_view name) {
                            cinfo.output_components];
     jpeg_read_scanlines(&cinfo, &row, 1);
   }
+  const bool adobe = cinfo.saw_Adobe_marker;
   jpeg_finish_decompress(&cinfo);
   jpeg_destroy_decompress(&cinfo);
+  if (p.channels == 4) p = cmyk_to_rgb(p, adobe);
   if (err.truncated) fail<FormatError>("{}: cannot decode JPEG image: the file is truncated", name);
   return p;
 }
