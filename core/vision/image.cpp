@@ -263,9 +263,9 @@ Pixels decode_bmp(std::span<const std::uint8_t> b, std::string_view name) {
   return decode_stb(b, name, "BMP", rgbx ? 3 : 0);
 }
 
-// Pillow's CMYK JPEG (rawmode "CMYK;I", inverted, when an Adobe marker is present) and its
-// convert("RGB") (libImaging/Convert.c cmyk2rgb).
-Pixels cmyk_to_rgb(const Pixels& in, bool inverted) {
+// Pillow's CMYK JPEG (rawmode "CMYK;I": inverted, Adobe's convention, assumed for every file) and
+// its convert("RGB") (libImaging/Convert.c cmyk2rgb).
+Pixels cmyk_to_rgb(const Pixels& in) {
   Pixels out{in.width, in.height, 3, std::vector<std::uint8_t>(in.data.size() / 4 * 3)};
   auto muldiv255 = [](int a, int b) {
     const int t = a * b + 128;
@@ -273,7 +273,7 @@ Pixels cmyk_to_rgb(const Pixels& in, bool inverted) {
   };
   for (std::size_t i = 0; i < in.data.size() / 4; ++i) {
     const std::uint8_t* s = &in.data[4 * i];
-    auto v = [&](int c) { return inverted ? 255 - s[c] : int{s[c]}; };
+    auto v = [&](int c) { return 255 - s[c]; };
     const int nk = 255 - v(3);
     for (int c = 0; c < 3; ++c)
       out.data[3 * i + c] = static_cast<std::uint8_t>(std::clamp(nk - muldiv255(v(c), nk), 0, 255));
@@ -331,10 +331,9 @@ Pixels decode_jpeg(std::span<const std::uint8_t> b, std::string_view name) {
                            cinfo.output_components];
     jpeg_read_scanlines(&cinfo, &row, 1);
   }
-  const bool adobe = cinfo.saw_Adobe_marker;
   jpeg_finish_decompress(&cinfo);
   jpeg_destroy_decompress(&cinfo);
-  if (p.channels == 4) p = cmyk_to_rgb(p, adobe);
+  if (p.channels == 4) p = cmyk_to_rgb(p);
   if (err.truncated) fail<FormatError>("{}: cannot decode JPEG image: the file is truncated", name);
   return p;
 }
