@@ -122,7 +122,7 @@ class Model final : public EmbeddingsModel {
   }
 
   mx::array forward_embeddings(const mx::array& embeddings, generate::Cache& cache,
-                               const nn::RotaryPositions& positions = {}) const override {
+                               const EmbeddingsForward& options = {}) const override {
     if (embeddings.ndim() != 3 || embeddings.shape(2) != config_.attention.hidden_size)
       fail<InvalidArgument>("{}: embeddings must be [B, L, {}]", info_.model_type,
                             config_.attention.hidden_size);
@@ -134,7 +134,8 @@ class Model final : public EmbeddingsModel {
         config_.sliding_window ? cache.make_mask(L, {.window_size = config_.sliding_window}) : full;
     for (std::size_t i = 0; i < layers.size(); ++i) {
       const bool sliding = config_.layer_types[i] == LayerType::sliding_attention;
-      h = layers[i](h, sliding ? window : full, cache[i], positions, tap_, int(i));
+      h = layers[i](h, sliding ? window : full, cache[i], options.positions, tap_, int(i));
+      if (i < options.after_layer.size()) h = {mx::add(nn::value(h), options.after_layer[i]), {}};
     }
     auto out = nn::add_rms_norm(h, norm).normed;
     return lm_head ? (*lm_head)(out) : embed_tokens.as_linear(out);  // [B,L,D] -> [B,L,V]

@@ -60,8 +60,15 @@ struct Qwen3VisionConfig {
 };
 
 struct Config {
-  VisionConfig vision;
-  /// The text model's config as the qwen3 family reads it (model_type qwen2, default RoPE).
+  std::string model_type;     ///< qwen2_5_vl or qwen3_vl
+  VisionConfig vision;        ///< qwen2_5_vl
+  Qwen3VisionConfig vision3;  ///< qwen3_vl
+  int spatial_merge_size = 2;
+  int vision_out_hidden_size = 0;
+  /// Qwen3-VL's interleaved M-RoPE sections (ref: Qwen3VLTextRotaryEmbedding).
+  bool interleaved = false;
+  /// The text model's config as the qwen3 family reads it (model_type qwen2 or qwen3, default
+  /// RoPE).
   nlohmann::json text;
   std::vector<int> mrope_section{16, 24, 24};
   int image_token_id = 151655;
@@ -152,7 +159,22 @@ inline Qwen3VisionConfig Qwen3VisionConfig::parse(const io::ConfigReader& c) {
 
 inline Config Config::parse(const io::ConfigReader& c) {
   Config cfg;
-  cfg.vision = VisionConfig::parse(c.child("vision_config"));
+  cfg.model_type = c.required<std::string>("model_type");
+  const bool v3 = cfg.model_type == "qwen3_vl";
+  if (v3) {
+    cfg.vision3 = Qwen3VisionConfig::parse(c.child("vision_config"));
+    cfg.spatial_merge_size = cfg.vision3.spatial_merge_size;
+    cfg.vision_out_hidden_size = cfg.vision3.out_hidden_size;
+    cfg.mrope_section = {24, 20, 20};
+    cfg.interleaved = true;
+  } else if (cfg.model_type == "qwen2_5_vl") {
+    cfg.vision = VisionConfig::parse(c.child("vision_config"));
+    cfg.spatial_merge_size = cfg.vision.spatial_merge_size;
+    cfg.vision_out_hidden_size = cfg.vision.out_hidden_size;
+  } else {
+    fail<UnsupportedError>("{}: '{}' is not a Qwen-VL model type (qwen2_5_vl, qwen3_vl)",
+                           c.field("model_type"), cfg.model_type);
+  }
   cfg.image_token_id = c.get<int>("image_token_id", cfg.image_token_id);
   cfg.video_token_id = c.get<int>("video_token_id", cfg.video_token_id);
   // transformers 5.x nests the text model's fields in text_config; 4.x wrote them at the top.
@@ -166,7 +188,7 @@ inline Config Config::parse(const io::ConfigReader& c) {
   text["tie_word_embeddings"] =
       c.get<bool>("tie_word_embeddings", false) || nested.get<bool>("tie_word_embeddings", false);
   // ref: Qwen2_5_VLTextConfig.convert_rope_params_to_dict — "mrope" is the default RoPE whose
-  // pairs are split by mrope_section; rope_theta defaults to 1e6.
+  // pairs are split by mrope_section; rope_theta defaults to 1e6 (Qwen3VLTextConfig: 5e5).
   const io::ConfigReader reader(text, nested.has("hidden_size") ? nested.where() : c.where());
   const auto params = reader.has("rope_parameters") ? reader.child("rope_parameters")
                                                     : reader.child("rope_scaling");
@@ -176,11 +198,12 @@ inline Config Config::parse(const io::ConfigReader& c) {
   if (type != "default" && type != "mrope")
     fail<UnsupportedError>("{}: RoPE type '{}' is not supported with M-RoPE (default, mrope)",
                            params.field("rope_type"), type);
-  const double theta = params.get<double>("rope_theta", reader.get<double>("rope_theta", 1e6));
+  const double theta =
+      params.get<double>("rope_theta", reader.get<double>("rope_theta", v3 ? 5e5 : 1e6));
   text.erase("rope_scaling");
   text.erase("rope_theta");
   text["rope_parameters"] = {{"rope_type", "default"}, {"rope_theta", theta}};
-  text["model_type"] = "qwen2";
+  text["model_type"] = v3 ? "qwen3" : "qwen2";
   cfg.text = std::move(text);
   for (int s : cfg.mrope_section)
     if (s <= 0) fail<ConfigError>("{}: sections must be positive", params.field("mrope_section"));

@@ -1,6 +1,9 @@
 // Port of transformers 5.24.0 src/transformers/models/qwen2_5_vl/modeling_qwen2_5_vl.py:
 // Qwen2_5_VLModel (get_rope_index; the image features scattered at the image-pad tokens; the text
-// model rotating by M-RoPE, Qwen2_5_VLRotaryEmbedding) over the qwen3 family's Qwen2 text model.
+// model rotating by M-RoPE, Qwen2_5_VLRotaryEmbedding) over the qwen3 family's Qwen2 text model;
+// and of models/qwen3_vl/modeling_qwen3_vl.py: Qwen3VLModel (the same positions for images,
+// interleaved M-RoPE sections, DeepStack features added after the first text layers) over its
+// Qwen3 text model.
 #include "ominix/models/qwen_vl.h"
 
 #include <algorithm>
@@ -29,8 +32,9 @@ struct HostIndex {
 
 class Impl final : public Model {
  public:
-  Impl(Config config, VisionTower vision, std::unique_ptr<qwen3::EmbeddingsModel> text,
-       generate::ModelInfo info, std::vector<float> inv_freq)
+  Impl(Config config, std::unique_ptr<VisionEncoder> vision,
+       std::unique_ptr<qwen3::EmbeddingsModel> text, generate::ModelInfo info,
+       std::vector<float> inv_freq)
       : config_(std::move(config)),
         vision_(std::move(vision)),
         text_(std::move(text)),
@@ -46,7 +50,7 @@ class Impl final : public Model {
   }
   const generate::ModelInfo& info() const override { return info_; }
 
-  VisionOutput encode_images(const Images& images) const override { return vision_(images); }
+  VisionOutput encode_images(const Images& images) const override { return (*vision_)(images); }
 
   RopeIndex rope_index(std::span<const int> ids, std::span<const Grid> grids) const override {
     auto index = host_rope_index(ids, grids);
@@ -62,15 +66,15 @@ class Impl final : public Model {
   /// from the last position on all three axes; a run of image-pad tokens is its image's merged
   /// grid, (t, h, w) offset by the position reached, which then moves on by max(h, w).
   HostIndex host_rope_index(std::span<const int> ids, std::span<const Grid> grids) const {
-    const int L = static_cast<int>(ids.size()), m = config_.vision.spatial_merge_size;
+    const int L = static_cast<int>(ids.size()), m = config_.spatial_merge_size;
     HostIndex r;
     for (auto& axis : r.pos) axis.resize(L);
     std::size_t image = 0;
     int current = 0;
     for (int i = 0; i < L; ++i)
       if (ids[i] == config_.video_token_id)
-        fail<UnsupportedError>("qwen2_5_vl: video tokens (id {} at {}) are not supported yet",
-                               ids[i], i);
+        fail<UnsupportedError>("qwen_vl: video tokens (id {} at {}) are not supported yet", ids[i],
+                               i);
     for (int i = 0; i < L;) {
       const bool is_image = ids[i] == config_.image_token_id;
       int j = i;
@@ -81,13 +85,13 @@ class Impl final : public Model {
         current += j - i;
       } else {
         if (image >= grids.size())
-          fail<InvalidArgument>("qwen2_5_vl: more runs of image-pad tokens than the {} image(s)",
+          fail<InvalidArgument>("qwen_vl: more runs of image-pad tokens than the {} image(s)",
                                 grids.size());
         const Grid& g = grids[image++];
         const int lt = g.t, lh = g.h / m, lw = g.w / m;
         if (j - i != lt * lh * lw)
           fail<InvalidArgument>(
-              "qwen2_5_vl: image {} has a grid of {} merged patches but {} image-pad tokens",
+              "qwen_vl: image {} has a grid of {} merged patches but {} image-pad tokens",
               image - 1, lt * lh * lw, j - i);
         int k = i;
         for (int t = 0; t < lt; ++t)
@@ -99,7 +103,7 @@ class Impl final : public Model {
       i = j;
     }
     if (image != grids.size())
-      fail<InvalidArgument>("qwen2_5_vl: {} image(s) but {} runs of image-pad tokens", grids.size(),
+      fail<InvalidArgument>("qwen_vl: {} image(s) but {} runs of image-pad tokens", grids.size(),
                             image);
     int max = -1;
     for (const auto& axis : r.pos)
@@ -114,7 +118,7 @@ class Impl final : public Model {
 
  private:
   Config config_;
-  VisionTower vision_;
+  std::unique_ptr<VisionEncoder> vision_;
   std::unique_ptr<qwen3::EmbeddingsModel> text_;
   generate::ModelInfo info_;
   std::vector<float> inv_freq_;  ///< the text model's RoPE inverse frequencies [head_dim / 2]
@@ -123,13 +127,14 @@ class Impl final : public Model {
 /// The model bound to one prompt (Model::bind).
 class Bound final : public generate::LanguageModel {
  public:
-  Bound(const Impl& model, std::vector<int> ids, std::optional<mx::array> features, HostIndex index)
-      : m_(model), ids_(std::move(ids)), features_(std::move(features)), index_(std::move(index)) {
+  Bound(const Impl& model, std::vector<int> ids, std::optional<VisionOutput> vision,
+        HostIndex index)
+      : m_(model), ids_(std::move(ids)), vision_(std::move(vision)), index_(std::move(index)) {
     int row = 0;
     for (int id : ids_) rows_.push_back(id == m_.config().image_token_id ? row++ : -1);
-    const int have = features_ ? features_->shape(0) : 0;
+    const int have = vision_ ? vision_->features.shape(0) : 0;
     if (row != have)
-      fail<InvalidArgument>("qwen2_5_vl: {} image-pad tokens but {} image features", row, have);
+      fail<InvalidArgument>("qwen_vl: {} image-pad tokens but {} image features", row, have);
   }
 
   mx::array operator()(const mx::array& tokens, generate::Cache& cache) const override {
@@ -139,9 +144,10 @@ class Bound final : public generate::LanguageModel {
     // ref: Qwen2_5_VLModel.compute_3d_position_ids — after the prompt every axis sits at
     // cache length + rope delta: plain RoPE from that offset.
     if (offset >= P)
-      return text.forward_embeddings(text.embed(tokens), cache, {.offset = offset + index_.delta});
+      return text.forward_embeddings(text.embed(tokens), cache,
+                                     {.positions = {.offset = offset + index_.delta}});
     if (tokens.shape(0) != 1)
-      fail<InvalidArgument>("qwen2_5_vl: a prompt with images is batch 1, got {}", tokens.shape(0));
+      fail<InvalidArgument>("qwen_vl: a prompt with images is batch 1, got {}", tokens.shape(0));
     std::vector<int> positions(3 * L), rows(L, 0);
     std::vector<uint8_t> is_image(L, 0);
     bool any_image = false;
@@ -152,16 +158,25 @@ class Bound final : public generate::LanguageModel {
       if (i < P && rows_[i] >= 0) rows[k] = rows_[i], is_image[k] = 1, any_image = true;
     }
     auto x = text.embed(tokens);  // [1,L,D]
-    // ref: inputs_embeds.masked_scatter(image_mask, image_embeds)
+    qwen3::EmbeddingsForward forward;
     if (any_image) {
-      auto mask = mx::reshape(mx::array(is_image.begin(), {L}, mx::bool_), {1, L, 1});
-      auto feats =
-          mx::expand_dims(mx::take(*features_, mx::array(rows.data(), {L}, mx::int32), 0), 0);
-      x = mx::where(mask, mx::astype(feats, x.dtype()), x);
+      // This chunk's image rows of features [M,D] at their tokens -> [1,L,D], zero elsewhere.
+      const auto mask = mx::reshape(mx::array(is_image.begin(), {L}, mx::bool_), {1, L, 1});
+      const auto index = mx::array(rows.data(), {L}, mx::int32);
+      auto at_images = [&](const mx::array& features, const mx::array& otherwise) {
+        auto f = mx::expand_dims(mx::take(features, index, 0), 0);
+        return mx::where(mask, mx::astype(f, x.dtype()), otherwise);
+      };
+      // ref: inputs_embeds.masked_scatter(image_mask, image_embeds)
+      x = at_images(vision_->features, x);
+      // ref: Qwen3VLTextModel._deepstack_process — added after the first layers
+      for (const auto& features : vision_->deepstack)
+        forward.after_layer.push_back(at_images(features, mx::zeros_like(x)));
     }
-    auto tables = nn::mrope_tables(mx::array(positions.data(), {3, 1, L}, mx::int32), m_.inv_freq(),
-                                   {.sections = m_.config().mrope_section});
-    return text.forward_embeddings(x, cache, {.tables = std::move(tables)});
+    forward.positions.tables = nn::mrope_tables(
+        mx::array(positions.data(), {3, 1, L}, mx::int32), m_.inv_freq(),
+        {.sections = m_.config().mrope_section, .interleaved = m_.config().interleaved});
+    return text.forward_embeddings(x, cache, forward);
   }
 
   generate::Cache make_cache(const generate::CacheOptions& options) const override {
@@ -172,7 +187,7 @@ class Bound final : public generate::LanguageModel {
  private:
   const Impl& m_;
   std::vector<int> ids_;
-  std::optional<mx::array> features_;  ///< [image tokens, hidden] in prompt order
+  std::optional<VisionOutput> vision_;  ///< features [image tokens, hidden] in prompt order
   HostIndex index_;
   std::vector<int> rows_;  ///< per prompt token: its row of features_, -1 for text
 };
@@ -180,12 +195,13 @@ class Bound final : public generate::LanguageModel {
 std::unique_ptr<generate::LanguageModel> Impl::bind(const Prompt& prompt) const {
   const std::vector<Grid> none;
   auto index = host_rope_index(prompt.ids, prompt.images ? prompt.images->grids : none);
-  std::optional<mx::array> features;
+  std::optional<VisionOutput> vision;
   if (prompt.images) {
-    features = vision_(*prompt.images).features;
-    mx::eval(*features);
+    vision = (*vision_)(*prompt.images);
+    mx::eval(vision->features);
+    mx::eval(vision->deepstack);
   }
-  return std::make_unique<Bound>(*this, prompt.ids, std::move(features), std::move(index));
+  return std::make_unique<Bound>(*this, prompt.ids, std::move(vision), std::move(index));
 }
 
 /// The key layouts onto transformers 4.x's (model.*, lm_head.*, visual.*): 5.x's
@@ -202,36 +218,6 @@ std::string canonical_key(const std::string& key) {
   return key;
 }
 
-std::unique_ptr<Model> build(const std::filesystem::path& dir, const io::ConfigReader& reader,
-                             const generate::LoadModelOptions& options) {
-  auto config = Config::parse(reader);
-  const io::ConfigReader text_reader(config.text, reader.where() + ": text_config");
-  const auto attention = io::AttentionConfig::parse(text_reader);
-  int pairs = 0;
-  for (int s : config.mrope_section) pairs += s;
-  if (pairs * 2 != attention.head_dim)
-    fail<ConfigError>("{}: mrope_section sums to {} rotary pairs, head_dim {} has {}",
-                      reader.where(), pairs, attention.head_dim, attention.head_dim / 2);
-  if (config.vision.out_hidden_size != attention.hidden_size)
-    fail<ConfigError>("{}: {} differs from the text hidden_size {}",
-                      reader.child("vision_config").field("out_hidden_size"),
-                      config.vision.out_hidden_size, attention.hidden_size);
-  io::TensorMap text, vision;
-  for (auto& [key, value] : io::load_checkpoint(dir, {.dtype = options.dtype})) {
-    auto name = canonical_key(key);
-    (name.starts_with("visual.") ? vision : text).insert_or_assign(std::move(name), value);
-  }
-  io::WeightMap w(std::move(vision), dir.string());
-  auto tower = VisionTower::load(w, "visual.", config.vision);
-  w.finish();
-  auto lm = qwen3::load_from_tensors(text_reader, dir, std::move(text), dir.string());
-  auto info = lm->info();
-  info.model_type = reader.required<std::string>("model_type");
-  auto inv_freq = nn::RoPE(io::RopeConfig::parse(text_reader), attention.head_dim).inv_freq(0);
-  return std::make_unique<Impl>(std::move(config), std::move(tower), std::move(lm), std::move(info),
-                                std::move(inv_freq));
-}
-
 /// A tower as a VisionEncoder.
 template <typename Tower>
 class Encoder final : public VisionEncoder {
@@ -243,40 +229,71 @@ class Encoder final : public VisionEncoder {
   Tower tower_;
 };
 
-template <typename Tower, typename TowerConfig>
-std::unique_ptr<VisionEncoder> load_tower(const std::filesystem::path& dir,
-                                          const io::ConfigReader& reader,
-                                          const generate::LoadModelOptions& options) {
-  const auto config = TowerConfig::parse(reader.child("vision_config"));
-  io::TensorMap vision;
-  for (auto& [key, value] : io::load_checkpoint(dir, {.dtype = options.dtype}))
-    if (auto name = canonical_key(key); name.starts_with("visual."))
-      vision.insert_or_assign(std::move(name), value);
-  io::WeightMap w(std::move(vision), dir.string());
-  auto tower = Tower::load(w, "visual.", config);
+/// Binds the tower `config` names to `vision` (keys visual.*), strictly.
+std::unique_ptr<VisionEncoder> bind_tower(const Config& config, io::TensorMap vision,
+                                          const std::string& source) {
+  io::WeightMap w(std::move(vision), source);
+  std::unique_ptr<VisionEncoder> encoder;
+  if (config.model_type == "qwen3_vl")
+    encoder = std::make_unique<Encoder<Qwen3VisionTower>>(
+        Qwen3VisionTower::load(w, "visual.", config.vision3));
+  else
+    encoder =
+        std::make_unique<Encoder<VisionTower>>(VisionTower::load(w, "visual.", config.vision));
   w.finish();
-  return std::make_unique<Encoder<Tower>>(std::move(tower));
+  return encoder;
+}
+
+/// The checkpoint's tensors in the canonical layout, split into text and vision (visual.*).
+std::pair<io::TensorMap, io::TensorMap> read_checkpoint(const std::filesystem::path& dir,
+                                                        const generate::LoadModelOptions& options) {
+  io::TensorMap text, vision;
+  for (auto& [key, value] : io::load_checkpoint(dir, {.dtype = options.dtype})) {
+    auto name = canonical_key(key);
+    (name.starts_with("visual.") ? vision : text).insert_or_assign(std::move(name), value);
+  }
+  return {std::move(text), std::move(vision)};
+}
+
+std::unique_ptr<Model> build(const std::filesystem::path& dir, const io::ConfigReader& reader,
+                             const generate::LoadModelOptions& options) {
+  auto config = Config::parse(reader);
+  const io::ConfigReader text_reader(config.text, reader.where() + ": text_config");
+  const auto attention = io::AttentionConfig::parse(text_reader);
+  int pairs = 0;
+  for (int s : config.mrope_section) pairs += s;
+  if (pairs * 2 != attention.head_dim)
+    fail<ConfigError>("{}: mrope_section sums to {} rotary pairs, head_dim {} has {}",
+                      reader.where(), pairs, attention.head_dim, attention.head_dim / 2);
+  if (config.vision_out_hidden_size != attention.hidden_size)
+    fail<ConfigError>("{}: {} differs from the text hidden_size {}",
+                      reader.child("vision_config").field("out_hidden_size"),
+                      config.vision_out_hidden_size, attention.hidden_size);
+  auto [text, vision] = read_checkpoint(dir, options);
+  auto tower = bind_tower(config, std::move(vision), dir.string());
+  auto lm = qwen3::load_from_tensors(text_reader, dir, std::move(text), dir.string());
+  auto info = lm->info();
+  info.model_type = reader.required<std::string>("model_type");
+  auto inv_freq = nn::RoPE(io::RopeConfig::parse(text_reader), attention.head_dim).inv_freq(0);
+  return std::make_unique<Impl>(std::move(config), std::move(tower), std::move(lm), std::move(info),
+                                std::move(inv_freq));
 }
 
 }  // namespace
 
 std::unique_ptr<VisionEncoder> load_vision(const std::filesystem::path& dir,
                                            const generate::LoadModelOptions& options) {
-  const auto reader = io::ConfigReader::load(dir / "config.json");
-  const auto type = reader.required<std::string>("model_type");
-  if (type == "qwen2_5_vl") return load_tower<VisionTower, VisionConfig>(dir, reader, options);
-  if (type == "qwen3_vl")
-    return load_tower<Qwen3VisionTower, Qwen3VisionConfig>(dir, reader, options);
-  fail<UnsupportedError>("{}: '{}' has no vision tower here (qwen2_5_vl, qwen3_vl)",
-                         reader.field("model_type"), type);
+  const auto config = Config::parse(io::ConfigReader::load(dir / "config.json"));
+  return bind_tower(config, read_checkpoint(dir, options).second, dir.string());
 }
 
 void register_family() {
-  generate::register_model(
-      "qwen2_5_vl", [](const std::filesystem::path& dir, const io::ConfigReader& config,
-                       const generate::LoadModelOptions& options) {
-        return std::unique_ptr<generate::LanguageModel>(build(dir, config, options));
-      });
+  for (const char* type : {"qwen2_5_vl", "qwen3_vl"})
+    generate::register_model(
+        type, [](const std::filesystem::path& dir, const io::ConfigReader& config,
+                 const generate::LoadModelOptions& options) {
+          return std::unique_ptr<generate::LanguageModel>(build(dir, config, options));
+        });
 }
 
 std::unique_ptr<Model> load(const std::filesystem::path& dir,

@@ -290,3 +290,62 @@ TEST(Qwen3VlVision, Qwen25TowerLoadsAlone) {
 }
 
 }  // namespace
+
+namespace {
+
+// Qwen3-VL whole (tools/fixtures/gen_qwen3_vl.py): Qwen3 text model with interleaved M-RoPE and
+// DeepStack features added after its first layers, against Qwen3VLForConditionalGeneration.
+struct Qwen3Fixture {
+  fs::path dir = fixture("models/qwen_vl/qwen3_vl");
+  std::unique_ptr<vl::Model> model = vl::load(dir);
+  ominix::io::TensorMap want = ominix::io::load_safetensors(dir / "expected.safetensors");
+  nlohmann::json meta = ominix::tests::load_json(dir / "expected.json");
+
+  vl::Prompt prompt(const std::string& name) const {
+    vl::Prompt out{.ids = ints(want.at("prompt." + name + ".input_ids")), .images = std::nullopt};
+    std::vector<std::string> parts;
+    if (name == "square" || name == "nonsquare") parts = {name};
+    if (name == "two") parts = {"square", "nonsquare"};
+    if (parts.empty()) return out;
+    vl::Images images{.pixel_values = mx::array(0.0f), .grids = {}};
+    std::vector<mx::array> pixels;
+    for (const auto& part : parts) {
+      const auto g = ints(want.at("case." + part + ".image_grid_thw"));
+      images.grids.push_back({g[0], g[1], g[2]});
+      pixels.push_back(want.at(part + ".pixel_values"));
+    }
+    images.pixel_values = mx::concatenate(pixels, 0);
+    out.images = std::move(images);
+    return out;
+  }
+};
+Qwen3Fixture& fx3() {
+  static Qwen3Fixture f;
+  return f;
+}
+
+TEST(Qwen3Vl, RopeIndexLogitsAndGreedyMatchTransformers) {
+  for (const auto& name : fx3().meta["prompts"].get<std::vector<std::string>>()) {
+    const auto p = fx3().prompt(name);
+    const auto key = "prompt." + name + ".";
+    std::vector<vl::Grid> grids = p.images ? p.images->grids : std::vector<vl::Grid>{};
+    const auto index = fx3().model->rope_index(p.ids, grids);
+    EXPECT_EQ(ints(index.positions), ints(fx3().want.at(key + "position_ids"))) << name;
+    EXPECT_EQ(index.delta, ints(fx3().want.at(key + "rope_deltas"))[0]) << name;
+    expect_rel(prompt_logits(*fx3().model, p), fx3().want.at(key + "logits"), kTol,
+               "qwen3 " + name);
+    auto bound = fx3().model->bind(p);
+    const auto want = ints(fx3().want.at(key + "greedy"));
+    EXPECT_EQ(greedy(*bound, p.ids, 2048), want) << name;
+    EXPECT_EQ(greedy(*bound, p.ids, 5), want) << name << " (chunked prefill)";
+  }
+}
+
+TEST(Qwen3Vl, LoadModelPicksItFromConfig) {
+  vl::register_family();
+  auto any = ominix::generate::load_model(fx3().dir);
+  ASSERT_NE(dynamic_cast<vl::Model*>(any.get()), nullptr);
+  EXPECT_EQ(any->info().model_type, "qwen3_vl");
+}
+
+}  // namespace

@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <string_view>
+#include <vector>
 
 #include <mlx/array.h>
 
@@ -40,6 +41,15 @@ std::unique_ptr<generate::LanguageModel> load_gguf(const std::filesystem::path& 
                                                    const generate::LoadModelOptions& options = {},
                                                    Tap tap = {});
 
+/// What a forward from embeddings may change (vision-language models).
+struct EmbeddingsForward {
+  /// Where the tokens sit for RoPE (M-RoPE tables, or an offset); default: the cache offset.
+  nn::RotaryPositions positions;
+  /// Added to the hidden state [B, L, hidden_size] after layer i, for i < size() (Qwen3-VL's
+  /// DeepStack features, zero outside the image tokens).
+  std::vector<mx::array> after_layer;
+};
+
 /// A Qwen model that can also be fed input embeddings instead of token ids (speech LLMs splice
 /// audio frames into the prompt's embeddings).
 class EmbeddingsModel : public generate::LanguageModel {
@@ -47,10 +57,9 @@ class EmbeddingsModel : public generate::LanguageModel {
   /// Token ids int32 [B, L] -> input embeddings [B, L, hidden_size].
   virtual mx::array embed(const mx::array& tokens) const = 0;
   /// Input embeddings [B, L, hidden_size] -> logits [B, L, vocab_size]; appends L positions to
-  /// `cache`. operator()(tokens, cache) is forward_embeddings(embed(tokens), cache). `positions`
-  /// overrides where the tokens sit for RoPE (vision-language models' M-RoPE).
+  /// `cache`. operator()(tokens, cache) is forward_embeddings(embed(tokens), cache).
   virtual mx::array forward_embeddings(const mx::array& embeddings, generate::Cache& cache,
-                                       const nn::RotaryPositions& positions = {}) const = 0;
+                                       const EmbeddingsForward& options = {}) const = 0;
 };
 
 /// Builds a model from `config_dir`/config.json (and generation_config.json) and tensors already

@@ -1,6 +1,7 @@
-// The Qwen2.5-VL vision-language family (config.json model_type qwen2_5_vl): a ViT whose merged
-// patch features take the places of the prompt's <|image_pad|> tokens in the qwen3 family's Qwen2
-// text model, which rotates by multimodal RoPE (M-RoPE) positions.
+// The Qwen-VL vision-language family (config.json model_type qwen2_5_vl, qwen3_vl): a ViT whose
+// merged patch features take the places of the prompt's <|image_pad|> tokens in the qwen3
+// family's text model (Qwen2 for Qwen2.5-VL, Qwen3 for Qwen3-VL), which rotates by multimodal RoPE
+// (M-RoPE) positions; Qwen3-VL also adds DeepStack features after its first layers.
 #pragma once
 
 #include <filesystem>
@@ -68,8 +69,9 @@ class Model : public generate::LanguageModel {
   /// The vision tower over images (InvalidArgument when pixel rows and grids disagree).
   virtual VisionOutput encode_images(const Images& images) const = 0;
   /// M-RoPE positions of `ids` whose image-pad runs are the images of `grids` (ref: transformers
-  /// 5.24 Qwen2_5_VLModel.get_rope_index; text only: 0..L-1 on every axis, delta 0).
-  /// InvalidArgument when the runs do not match the grids; UnsupportedError for video tokens.
+  /// 5.24 Qwen2_5_VLModel.get_rope_index, which Qwen3VLModel's equals for images; text only: 0..L-1
+  /// on every axis, delta 0). InvalidArgument when the runs do not match the grids;
+  /// UnsupportedError for video tokens.
   virtual RopeIndex rope_index(std::span<const int> ids, std::span<const Grid> grids) const = 0;
   /// A model bound to `prompt` (its images encoded now) for the generation loop: fed the prompt
   /// (in chunks, from any cached prefix on) and then generated tokens, it splices the image
@@ -78,14 +80,14 @@ class Model : public generate::LanguageModel {
   virtual std::unique_ptr<generate::LanguageModel> bind(const Prompt& prompt) const = 0;
 };
 
-/// Registers the loader of "qwen2_5_vl" in generate::model_registry().
+/// Registers the loaders of "qwen2_5_vl" and "qwen3_vl" in generate::model_registry().
 void register_family();
 
-/// Loads a Hugging Face Qwen2.5-VL directory: config.json (text_config / vision_config, or the
-/// flat transformers 4.x layout; rope_parameters or rope_scaling with mrope_section) and
-/// *.safetensors in the transformers 4.x (model.layers, visual) or 5.x (model.language_model,
-/// model.visual) key layout. ConfigError/UnsupportedError name the field, WeightError lists every
-/// missing, unexpected or mis-shaped tensor.
+/// Loads a Hugging Face Qwen2.5-VL or Qwen3-VL directory: config.json (text_config /
+/// vision_config, or the flat transformers 4.x layout; rope_parameters or rope_scaling with
+/// mrope_section) and *.safetensors in the transformers 4.x (model.layers, visual) or 5.x
+/// (model.language_model, model.visual) key layout. ConfigError/UnsupportedError name the field,
+/// WeightError lists every missing, unexpected or mis-shaped tensor.
 std::unique_ptr<Model> load(const std::filesystem::path& dir,
                             const generate::LoadModelOptions& options = {});
 
