@@ -21,7 +21,8 @@ struct Image {
 /// PIL.ImageOps.exif_transpose (EXIF orientation applied), then the processor's convert_to_rgb
 /// (grey replicated, palette expanded, alpha/transparency composited onto white as
 /// PIL.Image.alpha_composite does). IoError if unreadable; FormatError naming the file (and the
-/// decoder's reason) if corrupt, truncated or empty; UnsupportedError for other formats.
+/// decoder's reason) if corrupt, truncated or empty; UnsupportedError for other formats and for
+/// images above Pillow's decompression-bomb limit (178,956,970 pixels).
 Image load_image(const std::filesystem::path& path);
 
 /// The same from the file's bytes; `name` names the source in error messages.
