@@ -19,7 +19,7 @@ while (($#)); do
     --seconds) SECONDS_EACH="$2"; shift 2 ;;
     --seconds=*) SECONDS_EACH="${1#*=}"; shift ;;
     --build-only) BUILD_ONLY=1; shift ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     -*) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
     *) TARGETS+=("$1"); shift ;;
   esac
