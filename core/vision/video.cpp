@@ -115,6 +115,92 @@ std::array<int, 2> smart_resize_qwen_vl_utils(int height, int width, int factor,
   return {static_cast<int>(h_bar), static_cast<int>(w_bar)};
 }
 
+// torchvision's (v1) transforms.functional.resize(uint8 video, BICUBIC, antialias=True), which
+// fetch_video calls: the uint8 frames are cast to float32, ATen's separable antialiased bicubic
+// (a = -0.5, support scaled by the downscale factor, weights normalised to sum 1) runs along the
+// width and then the height (a dimension whose size does not change is skipped), and the result
+// is clamped to [0, 255] and rounded half to even; the filter and the sums use fused
+// multiply-adds as ATen's x86-64 build does. ref: aten/src/ATen/native/cpu/UpSampleKernel.cpp
+// HelperInterpBase::_compute_indices_min_size_weights_aa, HelperInterpCubic::aa_filter. (Not
+// resize_bicubic's 8-bit fixed point, the uint8 kernel, which differs from this by 1 at a few
+// pixels of the test videos.)
+struct AxisWeights {
+  std::vector<std::int64_t> start;
+  std::vector<std::vector<float>> weights;
+};
+
+float cubic_aa_filter(float x) {
+  constexpr float a = -0.5f;
+  x = std::abs(x);
+  // Fused multiply-adds where x86-64 builds of ATen contract them (checked against torch 2.15).
+  if (x < 1.0f) return std::fma(std::fma(a + 2, x, -(a + 3)) * x, x, 1.0f);
+  if (x < 2.0f) return std::fma(std::fma(std::fma(a, x, -5 * a), x, 8 * a), x, -4 * a);
+  return 0.0f;
+}
+
+AxisWeights aa_weights(std::int64_t in, std::int64_t out) {
+  const float scale = static_cast<float>(in) / static_cast<float>(out);
+  const float support = scale >= 1.0f ? static_cast<float>(2.0 * scale) : 2.0f;
+  const std::int64_t max_size = static_cast<std::int64_t>(std::ceil(support)) * 2 + 1;
+  const float invscale = scale >= 1.0f ? static_cast<float>(1.0 / scale) : 1.0f;
+  AxisWeights w;
+  for (std::int64_t i = 0; i < out; ++i) {
+    const float center = static_cast<float>(scale * (i + 0.5));
+    const std::int64_t xmin =
+        std::max<std::int64_t>(static_cast<std::int64_t>((center - support) + 0.5), 0);
+    std::int64_t xsize =
+        std::min<std::int64_t>(static_cast<std::int64_t>((center + support) + 0.5), in) - xmin;
+    xsize = std::clamp<std::int64_t>(xsize, 0, max_size);
+    std::vector<float> ws(static_cast<std::size_t>(xsize));
+    float total = 0.0f;
+    for (std::int64_t j = 0; j < xsize; ++j) {
+      const double arg = (static_cast<double>(static_cast<float>(j + xmin) - center) + 0.5) *
+                         static_cast<double>(invscale);
+      ws[static_cast<std::size_t>(j)] = cubic_aa_filter(static_cast<float>(arg));
+      total += ws[static_cast<std::size_t>(j)];
+    }
+    if (total != 0.0f)
+      for (float& x : ws) x /= total;
+    w.start.push_back(xmin);
+    w.weights.push_back(std::move(ws));
+  }
+  return w;
+}
+
+// One pass over [outer, n, inner] float data along the middle axis, n -> m.
+std::vector<float> aa_pass(const std::vector<float>& src, std::int64_t outer, std::int64_t n,
+                           std::int64_t inner, std::int64_t m) {
+  const AxisWeights w = aa_weights(n, m);
+  std::vector<float> dst(static_cast<std::size_t>(outer * m * inner));
+  for (std::int64_t o = 0; o < outer; ++o)
+    for (std::int64_t k = 0; k < m; ++k) {
+      const auto& ws = w.weights[static_cast<std::size_t>(k)];
+      const float* base = src.data() + (o * n + w.start[static_cast<std::size_t>(k)]) * inner;
+      float* out = dst.data() + (o * m + k) * inner;
+      for (std::int64_t c = 0; c < inner; ++c) {
+        float t = ws.empty() ? 0.0f : base[c] * ws[0];
+        for (std::size_t j = 1; j < ws.size(); ++j)
+          t = std::fma(base[static_cast<std::int64_t>(j) * inner + c], ws[j], t);
+        out[c] = t;
+      }
+    }
+  return dst;
+}
+
+Image resize_like_fetch_video(const Image& image, int height, int width) {
+  std::int64_t h = image.height, w = image.width;
+  std::vector<float> x(image.data.begin(), image.data.end());  // [h, w, 3]
+  if (width != w) x = aa_pass(x, h, w, 3, width), w = width;
+  if (height != h) x = aa_pass(x, 1, h, w * 3, height), h = height;
+  Image out;
+  out.height = height;
+  out.width = width;
+  out.data.resize(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i)
+    out.data[i] = static_cast<std::uint8_t>(std::nearbyint(std::clamp(x[i], 0.0f, 255.0f)));
+  return out;
+}
+
 }  // namespace
 
 VideoSamplingPlan plan_video_sampling(const VideoStreamInfo& stream,
@@ -461,7 +547,7 @@ Video load_video(const std::filesystem::path& path, const VideoLoadOptions& opti
     video.timestamps.push_back(static_cast<double>(i) / video.stream.fps);
   if (options.resize)
     for (Image& f : video.frames)
-      f = resize_bicubic(f, video.plan.resized_height, video.plan.resized_width);
+      f = resize_like_fetch_video(f, video.plan.resized_height, video.plan.resized_width);
   return video;
 }
 
