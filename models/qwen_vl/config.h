@@ -25,6 +25,7 @@ struct VisionConfig {
   int spatial_merge_size = 2;
   int temporal_patch_size = 2;
   int window_size = 112;
+  int tokens_per_second = 4;
   int out_hidden_size = 3584;
   std::vector<int> fullatt_block_indexes{7, 15, 23, 31};
   nn::Activation hidden_act = nn::Activation::silu;
@@ -88,6 +89,7 @@ inline VisionConfig VisionConfig::parse(const io::ConfigReader& c) {
   v.spatial_merge_size = c.get<int>("spatial_merge_size", v.spatial_merge_size);
   v.temporal_patch_size = c.get<int>("temporal_patch_size", v.temporal_patch_size);
   v.window_size = c.get<int>("window_size", v.window_size);
+  v.tokens_per_second = c.get<int>("tokens_per_second", v.tokens_per_second);
   v.out_hidden_size = c.get<int>("out_hidden_size", v.out_hidden_size);
   if (c.has("fullatt_block_indexes")) v.fullatt_block_indexes = c.int_list("fullatt_block_indexes");
   v.hidden_act =

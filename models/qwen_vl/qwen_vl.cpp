@@ -52,7 +52,7 @@ class Impl final : public Model {
 
   VisionOutput encode_images(const Images& images) const override { return (*vision_)(images); }
 
-  RopeIndex rope_index(std::span<const int> ids, std::span<const Grid> grids) const override {
+  RopeIndex rope_index(std::span<const int> ids, const MediaGrids& grids) const override {
     auto index = host_rope_index(ids, grids);
     std::vector<int> flat;
     for (const auto& axis : index.pos) flat.insert(flat.end(), axis.begin(), axis.end());
@@ -62,49 +62,63 @@ class Impl final : public Model {
 
   std::unique_ptr<generate::LanguageModel> bind(const Prompt& prompt) const override;
 
-  /// ref: Qwen2_5_VLModel.get_rope_index (one sequence, no padding). Runs of text tokens count on
-  /// from the last position on all three axes; a run of image-pad tokens is its image's merged
-  /// grid, (t, h, w) offset by the position reached, which then moves on by max(h, w).
-  HostIndex host_rope_index(std::span<const int> ids, std::span<const Grid> grids) const {
+  /// ref: Qwen2_5_VLModel.get_rope_index (one sequence, no padding; mm_token_type_ids from the
+  /// pad tokens). Runs of text tokens count on from the last position on all three axes; a run of
+  /// image-pad (video-pad) tokens is its grid merged, (t * interval, h, w) offset by the position
+  /// reached, which then moves on by max(h, w). interval: 1 for images, tokens_per_second *
+  /// second_per_grid for videos, the product truncated as the reference's .long().
+  HostIndex host_rope_index(std::span<const int> ids, const MediaGrids& grids) const {
     const int L = static_cast<int>(ids.size()), m = config_.spatial_merge_size;
+    const bool v3 = config_.model_type == "qwen3_vl";
     HostIndex r;
     for (auto& axis : r.pos) axis.resize(L);
-    std::size_t image = 0;
+    auto kind = [&](int id) {
+      return id == config_.image_token_id ? 1 : id == config_.video_token_id ? 2 : 0;
+    };
+    std::size_t used[3] = {0, 0, 0};
+    const char* names[3] = {"", "image", "video"};
     int current = 0;
-    for (int i = 0; i < L; ++i)
-      if (ids[i] == config_.video_token_id)
-        fail<UnsupportedError>("qwen_vl: video tokens (id {} at {}) are not supported yet", ids[i],
-                               i);
     for (int i = 0; i < L;) {
-      const bool is_image = ids[i] == config_.image_token_id;
+      const int type = kind(ids[i]);
       int j = i;
-      while (j < L && (ids[j] == config_.image_token_id) == is_image) ++j;
-      if (!is_image) {
+      while (j < L && kind(ids[j]) == type) ++j;
+      if (type == 0) {
         for (int k = i; k < j; ++k)
           for (auto& axis : r.pos) axis[k] = current + (k - i);
         current += j - i;
-      } else {
-        if (image >= grids.size())
-          fail<InvalidArgument>("qwen_vl: more runs of image-pad tokens than the {} image(s)",
-                                grids.size());
-        const Grid& g = grids[image++];
-        const int lt = g.t, lh = g.h / m, lw = g.w / m;
-        if (j - i != lt * lh * lw)
-          fail<InvalidArgument>(
-              "qwen_vl: image {} has a grid of {} merged patches but {} image-pad tokens",
-              image - 1, lt * lh * lw, j - i);
-        int k = i;
-        for (int t = 0; t < lt; ++t)
-          for (int h = 0; h < lh; ++h)
-            for (int w = 0; w < lw; ++w, ++k)
-              r.pos[0][k] = t + current, r.pos[1][k] = h + current, r.pos[2][k] = w + current;
-        current += std::max(g.h, g.w) / m;
+        i = j;
+        continue;
       }
+      if (type == 2 && v3)
+        fail<UnsupportedError>("qwen_vl: Qwen3-VL video (video-pad id {} at {}) is not supported",
+                               ids[i], i);
+      const auto& list = type == 1 ? grids.images : grids.videos;
+      const std::size_t n = used[type]++;
+      if (n >= list.size())
+        fail<InvalidArgument>("qwen_vl: more runs of {}-pad tokens than the {} {}(s)", names[type],
+                              list.size(), names[type]);
+      const Grid& g = list[n];
+      const int lt = g.t, lh = g.h / m, lw = g.w / m;
+      if (j - i != lt * lh * lw)
+        fail<InvalidArgument>("qwen_vl: {} {} has a grid of {} merged patches but {} pad tokens",
+                              names[type], n, lt * lh * lw, j - i);
+      float interval = 1.0f;
+      if (type == 2)
+        interval = static_cast<float>(config_.vision.tokens_per_second) *
+                   (n < grids.second_per_grid.size() ? grids.second_per_grid[n] : 1.0f);
+      int k = i;
+      for (int t = 0; t < lt; ++t)
+        for (int h = 0; h < lh; ++h)
+          for (int w = 0; w < lw; ++w, ++k) {
+            r.pos[0][k] = static_cast<int>(static_cast<float>(t) * interval) + current;
+            r.pos[1][k] = h + current, r.pos[2][k] = w + current;
+          }
+      current += std::max(g.h, g.w) / m;
       i = j;
     }
-    if (image != grids.size())
-      fail<InvalidArgument>("qwen_vl: {} image(s) but {} runs of image-pad tokens", grids.size(),
-                            image);
+    if (used[1] != grids.images.size() || used[2] != grids.videos.size())
+      fail<InvalidArgument>("qwen_vl: {} image(s) and {} video(s) but {} and {} runs of pad tokens",
+                            grids.images.size(), grids.videos.size(), used[1], used[2]);
     int max = -1;
     for (const auto& axis : r.pos)
       for (int p : axis) max = std::max(max, p);
@@ -127,14 +141,27 @@ class Impl final : public Model {
 /// The model bound to one prompt (Model::bind).
 class Bound final : public generate::LanguageModel {
  public:
-  Bound(const Impl& model, std::vector<int> ids, std::optional<VisionOutput> vision,
-        HostIndex index)
-      : m_(model), ids_(std::move(ids)), vision_(std::move(vision)), index_(std::move(index)) {
-    int row = 0;
-    for (int id : ids_) rows_.push_back(id == m_.config().image_token_id ? row++ : -1);
-    const int have = vision_ ? vision_->features.shape(0) : 0;
-    if (row != have)
-      fail<InvalidArgument>("qwen_vl: {} image-pad tokens but {} image features", row, have);
+  /// `images` and `videos`: the towers' outputs for the prompt's images and videos.
+  Bound(const Impl& model, std::vector<int> ids, std::optional<VisionOutput> images,
+        std::optional<VisionOutput> videos, HostIndex index)
+      : m_(model), ids_(std::move(ids)), index_(std::move(index)) {
+    const int have_images = images ? images->features.shape(0) : 0;
+    const int have_videos = videos ? videos->features.shape(0) : 0;
+    int image = 0, video = 0;
+    for (int id : ids_)
+      rows_.push_back(id == m_.config().image_token_id   ? image++
+                      : id == m_.config().video_token_id ? have_images + video++
+                                                         : -1);
+    if (image != have_images || video != have_videos)
+      fail<InvalidArgument>(
+          "qwen_vl: {} image-pad and {} video-pad tokens but {} image and {} video features", image,
+          video, have_images, have_videos);
+    // One table: the images' rows, then the videos'.
+    if (images && videos)
+      features_ = mx::concatenate({images->features, videos->features}, 0);
+    else if (images || videos)
+      features_ = images ? images->features : videos->features;
+    if (images) deepstack_ = images->deepstack;  // Qwen3-VL, which takes no video here
   }
 
   mx::array operator()(const mx::array& tokens, generate::Cache& cache) const override {
@@ -147,7 +174,8 @@ class Bound final : public generate::LanguageModel {
       return text.forward_embeddings(text.embed(tokens), cache,
                                      {.positions = {.offset = offset + index_.delta}});
     if (tokens.shape(0) != 1)
-      fail<InvalidArgument>("qwen_vl: a prompt with images is batch 1, got {}", tokens.shape(0));
+      fail<InvalidArgument>("qwen_vl: a prompt with images or videos is batch 1, got {}",
+                            tokens.shape(0));
     std::vector<int> positions(3 * L), rows(L, 0);
     std::vector<uint8_t> is_image(L, 0);
     bool any_image = false;
@@ -167,10 +195,10 @@ class Bound final : public generate::LanguageModel {
         auto f = mx::expand_dims(mx::take(features, index, 0), 0);
         return mx::where(mask, mx::astype(f, x.dtype()), otherwise);
       };
-      // ref: inputs_embeds.masked_scatter(image_mask, image_embeds)
-      x = at_images(vision_->features, x);
+      // ref: inputs_embeds.masked_scatter(image_mask, image_embeds) (video_mask, video_embeds)
+      x = at_images(*features_, x);
       // ref: Qwen3VLTextModel._deepstack_process — added after the first layers
-      for (const auto& features : vision_->deepstack)
+      for (const auto& features : deepstack_)
         forward.after_layer.push_back(at_images(features, mx::zeros_like(x)));
     }
     forward.positions.tables = nn::mrope_tables(
@@ -187,21 +215,32 @@ class Bound final : public generate::LanguageModel {
  private:
   const Impl& m_;
   std::vector<int> ids_;
-  std::optional<VisionOutput> vision_;  ///< features [image tokens, hidden] in prompt order
   HostIndex index_;
-  std::vector<int> rows_;  ///< per prompt token: its row of features_, -1 for text
+  std::optional<mx::array> features_;  ///< [image + video tokens, hidden]: images', videos'
+  std::vector<mx::array> deepstack_;   ///< Qwen3-VL: [image tokens, hidden] each
+  std::vector<int> rows_;              ///< per prompt token: its row of features_, -1 for text
 };
 
 std::unique_ptr<generate::LanguageModel> Impl::bind(const Prompt& prompt) const {
   const std::vector<Grid> none;
-  auto index = host_rope_index(prompt.ids, prompt.images ? prompt.images->grids : none);
-  std::optional<VisionOutput> vision;
-  if (prompt.images) {
-    vision = (*vision_)(*prompt.images);
-    mx::eval(vision->features);
-    mx::eval(vision->deepstack);
-  }
-  return std::make_unique<Bound>(*this, prompt.ids, std::move(vision), std::move(index));
+  const std::vector<float> no_seconds;
+  const auto& images = prompt.images ? prompt.images->grids : none;
+  const auto& videos = prompt.videos ? prompt.videos->grids : none;
+  auto index = host_rope_index(
+      prompt.ids, {.images = images,
+                   .videos = videos,
+                   .second_per_grid = prompt.videos ? prompt.videos->second_per_grid : no_seconds});
+  auto encode = [&](const mx::array& pixels, const std::vector<Grid>& grids) {
+    auto out = (*vision_)({.pixel_values = pixels, .grids = grids});
+    mx::eval(out.features);
+    mx::eval(out.deepstack);
+    return out;
+  };
+  std::optional<VisionOutput> image_out, video_out;
+  if (prompt.images) image_out = encode(prompt.images->pixel_values, images);
+  if (prompt.videos) video_out = encode(prompt.videos->pixel_values, videos);
+  return std::make_unique<Bound>(*this, prompt.ids, std::move(image_out), std::move(video_out),
+                                 std::move(index));
 }
 
 /// The key layouts onto transformers 4.x's (model.*, lm_head.*, visual.*): 5.x's

@@ -94,7 +94,7 @@ TEST(QwenVl, RopeIndexMatchesTransformers) {
   for (const auto& name : cases()) {
     const auto p = prompt(name);
     std::vector<vl::Grid> grids = p.images ? p.images->grids : std::vector<vl::Grid>{};
-    const auto index = fx().model->rope_index(p.ids, grids);
+    const auto index = fx().model->rope_index(p.ids, {.images = grids});
     EXPECT_EQ(ints(index.positions), ints(fx().get("case." + name + ".position_ids"))) << name;
     EXPECT_EQ(index.positions.shape(), fx().get("case." + name + ".position_ids").shape()) << name;
     EXPECT_EQ(index.delta, ints(fx().get("case." + name + ".rope_deltas"))[0]) << name;
@@ -134,6 +134,31 @@ TEST(QwenVl, GreedyTokensMatchTransformers) {
     // Prefill chunks of 5 tokens cut through the images' runs of pads.
     EXPECT_EQ(greedy(*bound, p.ids, 5), want) << name << " (chunked prefill)";
   }
+}
+
+TEST(QwenVl, VideoMatchesTransformers) {
+  // 4 frames -> a 2 x 4 x 6 grid at 2 / 1.5 s per temporal patch: time positions 0 and
+  // trunc(tokens_per_second * 4 / 3) = 2.
+  const auto g = ints(fx().get("case.video.video_grid_thw"));
+  auto seconds = fx().get("case.video.second_per_grid_ts");
+  mx::eval(seconds);
+  vl::Videos videos{.pixel_values = fx().get("video.pixel_values"),
+                    .grids = {{g[0], g[1], g[2]}},
+                    .second_per_grid = {seconds.item<float>()}};
+  const vl::Prompt p{.ids = ints(fx().get("case.video.input_ids")), .images = {}, .videos = videos};
+  const auto index = fx().model->rope_index(
+      p.ids, {.videos = videos.grids, .second_per_grid = videos.second_per_grid});
+  EXPECT_EQ(ints(index.positions), ints(fx().get("case.video.position_ids")));
+  EXPECT_EQ(index.delta, ints(fx().get("case.video.rope_deltas"))[0]);
+  const auto out =
+      fx().model->encode_images({.pixel_values = videos.pixel_values, .grids = videos.grids});
+  expect_rel(out.hidden, fx().get("case.video.vision_hidden"), kTol, "video hidden");
+  expect_rel(out.features, fx().get("case.video.video_features"), kTol, "video features");
+  expect_rel(prompt_logits(*fx().model, p), fx().get("case.video.logits"), kTol, "video logits");
+  auto bound = fx().model->bind(p);
+  const auto want = ints(fx().get("case.video.greedy"));
+  EXPECT_EQ(greedy(*bound, p.ids, 2048), want);
+  EXPECT_EQ(greedy(*bound, p.ids, 5), want) << "chunked prefill";
 }
 
 TEST(QwenVl, PromptCacheReuseKeepsPositions) {
@@ -220,17 +245,17 @@ TEST(QwenVl, RejectsMismatchedImages) {
   // One image-pad token too few for the grid.
   auto ids = p.ids;
   ids.erase(std::find(ids.begin(), ids.end(), fx().meta["image_token_id"].get<int>()));
-  EXPECT_THROW(fx().model->rope_index(ids, p.images->grids), ominix::InvalidArgument);
+  EXPECT_THROW(fx().model->rope_index(ids, {.images = p.images->grids}), ominix::InvalidArgument);
   // Image pads but no image.
   EXPECT_THROW(fx().model->bind({.ids = p.ids, .images = std::nullopt}), ominix::InvalidArgument);
   // pixel rows that do not make the grid.
   auto bad = *p.images;
   bad.pixel_values = mx::slice(bad.pixel_values, {0, 0}, {4, bad.pixel_values.shape(1)});
   EXPECT_THROW(fx().model->encode_images(bad), ominix::InvalidArgument);
-  // A video token.
+  // A video token without a video.
   const int video =
       ominix::io::ConfigReader::load(kDir / "config.json").required<int>("video_token_id");
-  EXPECT_THROW(fx().model->rope_index(std::vector<int>{1, video, 2}, {}), ominix::UnsupportedError);
+  EXPECT_THROW(fx().model->rope_index(std::vector<int>{1, video, 2}, {}), ominix::InvalidArgument);
 }
 
 TEST(QwenVl, MissingVisionTensorIsNamed) {
@@ -329,7 +354,7 @@ TEST(Qwen3Vl, RopeIndexLogitsAndGreedyMatchTransformers) {
     const auto p = fx3().prompt(name);
     const auto key = "prompt." + name + ".";
     std::vector<vl::Grid> grids = p.images ? p.images->grids : std::vector<vl::Grid>{};
-    const auto index = fx3().model->rope_index(p.ids, grids);
+    const auto index = fx3().model->rope_index(p.ids, {.images = grids});
     EXPECT_EQ(ints(index.positions), ints(fx3().want.at(key + "position_ids"))) << name;
     EXPECT_EQ(index.delta, ints(fx3().want.at(key + "rope_deltas"))[0]) << name;
     expect_rel(prompt_logits(*fx3().model, p), fx3().want.at(key + "logits"), kTol,
@@ -339,6 +364,13 @@ TEST(Qwen3Vl, RopeIndexLogitsAndGreedyMatchTransformers) {
     EXPECT_EQ(greedy(*bound, p.ids, 2048), want) << name;
     EXPECT_EQ(greedy(*bound, p.ids, 5), want) << name << " (chunked prefill)";
   }
+}
+
+TEST(Qwen3Vl, VideoIsUnsupported) {
+  const int video =
+      ominix::io::ConfigReader::load(fx3().dir / "config.json").required<int>("video_token_id");
+  EXPECT_THROW(fx3().model->rope_index(std::vector<int>{1, video, 2}, {}),
+               ominix::UnsupportedError);
 }
 
 TEST(Qwen3Vl, LoadModelPicksItFromConfig) {

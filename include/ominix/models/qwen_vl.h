@@ -30,6 +30,15 @@ struct Images {
   std::vector<Grid> grids;  ///< one per image (image_grid_thw)
 };
 
+/// A prompt's videos as the Qwen2-VL video processor gives them, in prompt order (Qwen2.5-VL).
+struct Videos {
+  mx::array pixel_values;   ///< pixel_values_videos, laid out as Images::pixel_values
+  std::vector<Grid> grids;  ///< video_grid_thw
+  /// second_per_grid_ts: seconds per temporal patch, one per video (empty: 1 each, as
+  /// transformers without it)
+  std::vector<float> second_per_grid;
+};
+
 /// What the vision tower computes.
 struct VisionOutput {
   /// [patches, vision hidden_size]: after the last block, in window order (transformers'
@@ -56,27 +65,39 @@ struct RopeIndex {
   int delta = 0;        ///< max position + 1 - L: a later token at index i sits at i + delta
 };
 
-/// Token ids whose runs of image-pad tokens take the images' merged features, in order.
+/// Token ids whose runs of image-pad (video-pad) tokens take the images' (videos') merged
+/// features, in order.
 struct Prompt {
   std::vector<int> ids;
   std::optional<Images> images;
+  std::optional<Videos> videos;
+};
+
+/// The grids get_rope_index reads besides the ids.
+struct MediaGrids {
+  std::span<const Grid> images;
+  std::span<const Grid> videos;
+  std::span<const float> second_per_grid;  ///< per video, as Videos::second_per_grid
 };
 
 /// A loaded model. As a LanguageModel it reads text only (positions = cache offset); bind()
 /// gives the generation loop a model that reads a prompt with images.
 class Model : public generate::LanguageModel {
  public:
-  /// The vision tower over images (InvalidArgument when pixel rows and grids disagree).
+  /// The vision tower over images or video frames (InvalidArgument when pixel rows and grids
+  /// disagree).
   virtual VisionOutput encode_images(const Images& images) const = 0;
-  /// M-RoPE positions of `ids` whose image-pad runs are the images of `grids` (ref: transformers
-  /// 5.24 Qwen2_5_VLModel.get_rope_index, which Qwen3VLModel's equals for images; text only: 0..L-1
-  /// on every axis, delta 0). InvalidArgument when the runs do not match the grids;
-  /// UnsupportedError for video tokens.
-  virtual RopeIndex rope_index(std::span<const int> ids, std::span<const Grid> grids) const = 0;
-  /// A model bound to `prompt` (its images encoded now) for the generation loop: fed the prompt
-  /// (in chunks, from any cached prefix on) and then generated tokens, it splices the image
-  /// features at the image-pad tokens and rotates by the prompt's M-RoPE positions, later tokens
-  /// at cache offset + rope delta. It refers to *this, which must outlive it. Batch 1.
+  /// M-RoPE positions of `ids` whose image-pad (video-pad) runs are the images (videos) of
+  /// `grids` (ref: transformers 5.24 Qwen2_5_VLModel.get_rope_index, which Qwen3VLModel's equals
+  /// for images; a video's time positions are its temporal patch index times tokens_per_second *
+  /// second_per_grid, truncated; text only: 0..L-1 on every axis, delta 0). InvalidArgument when
+  /// the runs do not match the grids; UnsupportedError for Qwen3-VL video (text timestamps).
+  virtual RopeIndex rope_index(std::span<const int> ids, const MediaGrids& grids) const = 0;
+  /// A model bound to `prompt` (its images and videos encoded now) for the generation loop: fed
+  /// the prompt (in chunks, from any cached prefix on) and then generated tokens, it splices the
+  /// image (video) features at the image-pad (video-pad) tokens and rotates by the prompt's M-RoPE
+  /// positions, later tokens at cache offset + rope delta. It refers to *this, which must outlive
+  /// it. Batch 1.
   virtual std::unique_ptr<generate::LanguageModel> bind(const Prompt& prompt) const = 0;
 };
 
