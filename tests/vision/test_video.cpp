@@ -1,5 +1,7 @@
 // core/vision video: decoding and sampling against qwen-vl-utils' fetch_video (torchcodec reader)
 // fixtures (tools/fixtures/gen_video.py).
+#include <unistd.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -209,4 +211,44 @@ TEST(VideoDecode, LimitsAreErrors) {
   o = {};
   o.limits.max_sampled_bytes = 64 * 48 * 3;
   EXPECT_THROW(vision::load_video(kDir / "h264_64x48_8fps.mp4", o), ominix::FormatError);
+}
+
+// Hostile input: the test videos with bytes overwritten or cut at seeded random places either
+// load or throw an ominix::Error; never a crash, a hang or another exception.
+TEST(VideoDecode, CorruptedFilesLoadOrThrow) {
+  const std::vector<std::string> files = {"h264_64x48_8fps.mp4", "mpeg4_50x30_5fps.avi",
+                                          "mjpeg_40x24_3fps.mkv", "h264_96x64_25fps.mp4"};
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("ominix_video_corrupt_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::uint64_t state = 12345;
+  const auto next = [&] {  // xorshift64
+    state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+    return state;
+  };
+  int loaded = 0, errors = 0;
+  for (int round = 0; round < 60; ++round)
+    for (const auto& name : files) {
+      auto bytes = read_bytes(kDir / name);
+      const int edits = 1 + static_cast<int>(next() % 8);
+      for (int e = 0; e < edits; ++e)
+        bytes[next() % bytes.size()] = static_cast<std::uint8_t>(next());
+      if (round % 5 == 4) bytes.resize(next() % bytes.size());
+      const auto path = dir / (std::to_string(round) + "_" + name);
+      std::ofstream(path, std::ios::binary)
+          .write(reinterpret_cast<const char*>(bytes.data()),
+                 static_cast<std::streamsize>(bytes.size()));
+      try {
+        (void)vision::load_video(path);
+        ++loaded;
+      } catch (const ominix::Error& e) {
+        EXPECT_NE(std::string(e.what()).find(path.string()), std::string::npos) << e.what();
+        ++errors;
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << path << ": not an ominix::Error: " << e.what();
+      }
+    }
+  std::filesystem::remove_all(dir);
+  EXPECT_EQ(loaded + errors, 240);
+  EXPECT_GT(errors, 0);
 }
