@@ -860,6 +860,27 @@ mx::array GgufTensor::to_dense() const {
   fail<InvalidArgument>("tensor '{}' holds no data", name);
 }
 
+std::vector<int> GgufTokenizerData::end_token_ids() const {
+  std::vector<int> ids;
+  for (const auto& id : {eos_token_id, eot_token_id, eom_token_id})
+    if (id && std::find(ids.begin(), ids.end(), int(*id)) == ids.end()) ids.push_back(int(*id));
+  return ids;
+}
+
+std::string rename_gguf_tensor(const std::string& name, const GgufLayerNames& layer) {
+  if (name.starts_with("token_embd.")) return "model.embed_tokens." + name.substr(11);
+  if (name.starts_with("output_norm.")) return "model.norm." + name.substr(12);
+  if (name.starts_with("output.")) return "lm_head." + name.substr(7);
+  if (!name.starts_with("blk.")) return name;
+  const auto dot = name.find('.', 4);
+  if (dot == std::string::npos) return name;
+  const auto rest = name.substr(dot + 1);
+  for (const auto& [from, to] : layer)
+    if (rest.starts_with(from))
+      return "model.layers." + name.substr(4, dot - 4) + "." + to + rest.substr(from.size());
+  return name;
+}
+
 GgufCheckpoint load_gguf_checkpoint(const std::filesystem::path& path,
                                     const GgufLoadOptions& options,
                                     const std::function<std::string(const std::string&)>& rename) {

@@ -255,29 +255,22 @@ std::unique_ptr<generate::LanguageModel> build(const std::filesystem::path& dir,
 
 /// llama.cpp's tensor names -> transformers' (gguf-py constants.py MODEL_ARCH.GEMMA3).
 std::string rename_gguf(const std::string& name) {
-  static const std::vector<std::pair<std::string, std::string>> kLayer = {
-      {"attn_q.", "self_attn.q_proj."},
-      {"attn_k.", "self_attn.k_proj."},
-      {"attn_v.", "self_attn.v_proj."},
-      {"attn_output.", "self_attn.o_proj."},
-      {"attn_q_norm.", "self_attn.q_norm."},
-      {"attn_k_norm.", "self_attn.k_norm."},
-      {"attn_norm.", "input_layernorm."},
-      {"post_attention_norm.", "post_attention_layernorm."},
-      {"ffn_norm.", "pre_feedforward_layernorm."},
-      {"post_ffw_norm.", "post_feedforward_layernorm."},
-      {"ffn_gate.", "mlp.gate_proj."},
-      {"ffn_up.", "mlp.up_proj."},
-      {"ffn_down.", "mlp.down_proj."}};
-  if (name.starts_with("token_embd.")) return "model.embed_tokens." + name.substr(11);
-  if (name.starts_with("output_norm.")) return "model.norm." + name.substr(12);
-  if (!name.starts_with("blk.")) return name;
-  const auto dot = name.find('.', 4);
-  const auto rest = name.substr(dot + 1);
-  for (const auto& [from, to] : kLayer)
-    if (rest.starts_with(from))
-      return "model.layers." + name.substr(4, dot - 4) + "." + to + rest.substr(from.size());
-  return name;
+  static const io::GgufLayerNames kLayer = {{"attn_q.", "self_attn.q_proj."},
+                                            {"attn_k.", "self_attn.k_proj."},
+                                            {"attn_v.", "self_attn.v_proj."},
+                                            {"attn_output.", "self_attn.o_proj."},
+                                            {"attn_q_norm.", "self_attn.q_norm."},
+                                            {"attn_k_norm.", "self_attn.k_norm."},
+                                            {"attn_norm.", "input_layernorm."},
+                                            {"post_attention_norm.", "post_attention_layernorm."},
+                                            {"ffn_norm.", "pre_feedforward_layernorm."},
+                                            {"post_ffw_norm.", "post_feedforward_layernorm."},
+                                            {"ffn_gate.", "mlp.gate_proj."},
+                                            {"ffn_up.", "mlp.up_proj."},
+                                            {"ffn_down.", "mlp.down_proj."}};
+  // Gemma 3 ties its head: an output.* tensor keeps its name (and is reported as unused).
+  if (name.starts_with("output.")) return name;
+  return io::rename_gguf_tensor(name, kLayer);
 }
 
 /// The GGUF metadata as the config.json transformers' GGUF loader would build

@@ -3,16 +3,12 @@
 // converters write (transformers 5.24 has no GGUF mapping for GLM-4).
 #include "models/glm4/gguf.h"
 
-#include <algorithm>
-#include <utility>
-#include <vector>
-
 #include "ominix/base/error.h"
 
 namespace ominix::glm4 {
 
 std::string rename_gguf(const std::string& name, const std::string& arch) {
-  using Table = std::vector<std::pair<std::string, std::string>>;
+  using Table = io::GgufLayerNames;
   // ref: tensor_mapping.py — GLM-4 keeps gate and up fused in ffn_up and has two extra norms;
   // GLM-4-MoE's post_attention_layernorm is its post_attention_norm.
   static const Table kGlm4 = {{"attn_q.", "self_attn.q_proj."},
@@ -44,17 +40,7 @@ std::string rename_gguf(const std::string& name, const std::string& arch) {
                                  {"ffn_gate_shexp.", "mlp.shared_experts.gate_proj."},
                                  {"ffn_up_shexp.", "mlp.shared_experts.up_proj."},
                                  {"ffn_down_shexp.", "mlp.shared_experts.down_proj."}};
-  if (name.starts_with("token_embd.")) return "model.embed_tokens." + name.substr(11);
-  if (name.starts_with("output_norm.")) return "model.norm." + name.substr(12);
-  if (name.starts_with("output.")) return "lm_head." + name.substr(7);
-  if (!name.starts_with("blk.")) return name;
-  const auto dot = name.find('.', 4);
-  if (dot == std::string::npos) return name;
-  const auto rest = name.substr(dot + 1);
-  for (const auto& [from, to] : arch == "glm4moe" ? kGlm4Moe : kGlm4)
-    if (rest.starts_with(from))
-      return "model.layers." + name.substr(4, dot - 4) + "." + to + rest.substr(from.size());
-  return name;
+  return io::rename_gguf_tensor(name, arch == "glm4moe" ? kGlm4Moe : kGlm4);
 }
 
 /// ref: convert_hf_to_gguf.py TextModel.set_gguf_parameters, Glm4Model (rope.dimension_count =
@@ -100,10 +86,7 @@ nlohmann::json gguf_config(const io::GgufCheckpoint& ck) {
   if (m.has("tokenizer.ggml.tokens")) {
     const auto tok = io::GgufTokenizerData::parse(m);
     if (tok.bos_token_id) c["bos_token_id"] = *tok.bos_token_id;
-    auto eos = nlohmann::json::array();
-    for (const auto& id : {tok.eos_token_id, tok.eot_token_id, tok.eom_token_id})
-      if (id && std::find(eos.begin(), eos.end(), *id) == eos.end()) eos.push_back(*id);
-    c["eos_token_id"] = eos;
+    c["eos_token_id"] = tok.end_token_ids();
   }
   if (!moe) return c;
   // ref: llama.cpp llama-hparams.h LLAMA_EXPERT_GATING_FUNC_TYPE_SIGMOID = 2.

@@ -23,37 +23,32 @@ namespace {
 /// `blk.N.ffn_{gate,up,down}.E.weight`: those become Hugging Face's per-expert names, which the
 /// family's sanitize stacks as it does for a transformers checkpoint.
 std::string rename(const std::string& name) {
-  static const std::map<std::string, std::string> kLayer = {
-      {"attn_norm", "input_layernorm"},
-      {"attn_q", "self_attn.q_proj"},
-      {"attn_k", "self_attn.k_proj"},
-      {"attn_v", "self_attn.v_proj"},
-      {"attn_output", "self_attn.o_proj"},
-      {"ffn_norm", "post_attention_layernorm"},
-      {"ffn_gate", "mlp.gate_proj"},
-      {"ffn_up", "mlp.up_proj"},
-      {"ffn_down", "mlp.down_proj"},
-      {"ffn_gate_inp", "block_sparse_moe.gate"},
-      {"ffn_gate_exps", "block_sparse_moe.switch_mlp.gate_proj"},
-      {"ffn_up_exps", "block_sparse_moe.switch_mlp.up_proj"},
-      {"ffn_down_exps", "block_sparse_moe.switch_mlp.down_proj"}};
+  static const io::GgufLayerNames kLayer = {
+      {"attn_norm.", "input_layernorm."},
+      {"attn_q.", "self_attn.q_proj."},
+      {"attn_k.", "self_attn.k_proj."},
+      {"attn_v.", "self_attn.v_proj."},
+      {"attn_output.", "self_attn.o_proj."},
+      {"ffn_norm.", "post_attention_layernorm."},
+      {"ffn_gate.", "mlp.gate_proj."},
+      {"ffn_up.", "mlp.up_proj."},
+      {"ffn_down.", "mlp.down_proj."},
+      {"ffn_gate_inp.", "block_sparse_moe.gate."},
+      {"ffn_gate_exps.", "block_sparse_moe.switch_mlp.gate_proj."},
+      {"ffn_up_exps.", "block_sparse_moe.switch_mlp.up_proj."},
+      {"ffn_down_exps.", "block_sparse_moe.switch_mlp.down_proj."}};
   static const std::map<std::string, std::string> kExpert = {
       {"ffn_gate", "w1"}, {"ffn_up", "w3"}, {"ffn_down", "w2"}};
-  if (name.starts_with("token_embd.")) return "model.embed_tokens." + name.substr(11);
-  if (name.starts_with("output_norm.")) return "model.norm." + name.substr(12);
-  if (name.starts_with("output.")) return "lm_head." + name.substr(7);
-  if (!name.starts_with("blk.")) return name;
   const auto dot = name.find('.', 4), dot2 = name.find('.', dot + 1);
-  if (dot == std::string::npos || dot2 == std::string::npos) return name;
-  const auto layer = "model.layers." + name.substr(4, dot - 4) + ".";
-  const auto module = name.substr(dot + 1, dot2 - dot - 1), rest = name.substr(dot2 + 1);
-  if (kExpert.count(module) && std::isdigit(static_cast<unsigned char>(rest[0]))) {
-    const auto e = rest.find('.');  // "E.weight"
-    return layer + "block_sparse_moe.experts." + rest.substr(0, e) + "." + kExpert.at(module) +
-           rest.substr(e);
+  if (name.starts_with("blk.") && dot != std::string::npos && dot2 != std::string::npos) {
+    const auto module = name.substr(dot + 1, dot2 - dot - 1), rest = name.substr(dot2 + 1);
+    if (kExpert.count(module) && std::isdigit(static_cast<unsigned char>(rest[0]))) {
+      const auto e = rest.find('.');  // "E.weight"
+      return "model.layers." + name.substr(4, dot - 4) + ".block_sparse_moe.experts." +
+             rest.substr(0, e) + "." + kExpert.at(module) + rest.substr(e);
+    }
   }
-  auto it = kLayer.find(module);
-  return it == kLayer.end() ? name : layer + it->second + "." + rest;
+  return io::rename_gguf_tensor(name, kLayer);
 }
 
 /// ref: convert_hf_to_gguf.py LlamaModel.permute, undone: the rows of each head go back from

@@ -3,10 +3,6 @@
 // transformers 5.24 builds from the metadata (integrations/ggml.py GGUF_CONFIG_MAPPING).
 #include "models/qwen3/gguf.h"
 
-#include <algorithm>
-#include <utility>
-#include <vector>
-
 #include <fmt/format.h>
 
 #include "ominix/base/error.h"
@@ -14,33 +10,22 @@
 namespace ominix::qwen3 {
 
 std::string rename_gguf(const std::string& name) {
-  static const std::vector<std::pair<std::string, std::string>> kLayer = {
-      {"attn_q.", "self_attn.q_proj."},
-      {"attn_k.", "self_attn.k_proj."},
-      {"attn_v.", "self_attn.v_proj."},
-      {"attn_output.", "self_attn.o_proj."},
-      {"attn_q_norm.", "self_attn.q_norm."},
-      {"attn_k_norm.", "self_attn.k_norm."},
-      {"attn_norm.", "input_layernorm."},
-      {"ffn_norm.", "post_attention_layernorm."},
-      {"ffn_gate.", "mlp.gate_proj."},
-      {"ffn_up.", "mlp.up_proj."},
-      {"ffn_down.", "mlp.down_proj."},
-      {"ffn_gate_inp.", "mlp.gate."},
-      {"ffn_gate_exps.", "mlp.switch_mlp.gate_proj."},
-      {"ffn_up_exps.", "mlp.switch_mlp.up_proj."},
-      {"ffn_down_exps.", "mlp.switch_mlp.down_proj."}};
-  if (name.starts_with("token_embd.")) return "model.embed_tokens." + name.substr(11);
-  if (name.starts_with("output_norm.")) return "model.norm." + name.substr(12);
-  if (name.starts_with("output.")) return "lm_head." + name.substr(7);
-  if (!name.starts_with("blk.")) return name;
-  const auto dot = name.find('.', 4);
-  if (dot == std::string::npos) return name;
-  const auto rest = name.substr(dot + 1);
-  for (const auto& [from, to] : kLayer)
-    if (rest.starts_with(from))
-      return "model.layers." + name.substr(4, dot - 4) + "." + to + rest.substr(from.size());
-  return name;
+  static const io::GgufLayerNames kLayer = {{"attn_q.", "self_attn.q_proj."},
+                                            {"attn_k.", "self_attn.k_proj."},
+                                            {"attn_v.", "self_attn.v_proj."},
+                                            {"attn_output.", "self_attn.o_proj."},
+                                            {"attn_q_norm.", "self_attn.q_norm."},
+                                            {"attn_k_norm.", "self_attn.k_norm."},
+                                            {"attn_norm.", "input_layernorm."},
+                                            {"ffn_norm.", "post_attention_layernorm."},
+                                            {"ffn_gate.", "mlp.gate_proj."},
+                                            {"ffn_up.", "mlp.up_proj."},
+                                            {"ffn_down.", "mlp.down_proj."},
+                                            {"ffn_gate_inp.", "mlp.gate."},
+                                            {"ffn_gate_exps.", "mlp.switch_mlp.gate_proj."},
+                                            {"ffn_up_exps.", "mlp.switch_mlp.up_proj."},
+                                            {"ffn_down_exps.", "mlp.switch_mlp.down_proj."}};
+  return io::rename_gguf_tensor(name, kLayer);
 }
 
 /// ref: integrations/ggml.py GGUF_CONFIG_MAPPING "qwen2", "qwen3", "qwen3_moe" and
@@ -89,10 +74,7 @@ nlohmann::json gguf_config(const io::GgufCheckpoint& ck) {
   if (m.has("tokenizer.ggml.tokens")) {
     const auto tok = io::GgufTokenizerData::parse(m);
     if (tok.bos_token_id) c["bos_token_id"] = *tok.bos_token_id;
-    auto eos = nlohmann::json::array();
-    for (const auto& id : {tok.eos_token_id, tok.eot_token_id, tok.eom_token_id})
-      if (id && std::find(eos.begin(), eos.end(), *id) == eos.end()) eos.push_back(*id);
-    c["eos_token_id"] = eos;
+    c["eos_token_id"] = tok.end_token_ids();
   }
   if (type == "qwen3_moe") {
     c["num_experts"] = m.required<int>(key("expert_count"));

@@ -12,6 +12,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -111,6 +112,10 @@ struct GgufTokenizerData {
   /// Reads the keys; FormatError if tokens are missing, scores or token_type do not have one
   /// entry per token, or a special token id is out of range. ConfigError on mistyped keys.
   static GgufTokenizerData parse(const GgufMetadata& metadata);
+
+  /// The ids llama.cpp ends generation at: eos, eot and eom, those present, each once, in that
+  /// order.
+  std::vector<int> end_token_ids() const;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -277,6 +282,16 @@ struct GgufCheckpoint {
   QuantizationConfig quantization;
   GgufMetadata metadata;
 };
+
+/// A family's per-layer names: each llama.cpp prefix ("attn_q.") with the transformers module it
+/// stands for ("self_attn.q_proj."), as gguf-py tensor_mapping.py pairs them.
+using GgufLayerNames = std::vector<std::pair<std::string, std::string>>;
+
+/// llama.cpp's tensor name as transformers spells it: token_embd. -> model.embed_tokens.,
+/// output_norm. -> model.norm., output. -> lm_head., and blk.N.<from>... -> model.layers.N.<to>...
+/// for the first entry of `layer` whose `from` begins what follows "blk.N.". Any other name is
+/// returned unchanged.
+std::string rename_gguf_tensor(const std::string& name, const GgufLayerNames& layer);
 
 /// Loads every tensor; `rename` (if given) maps GGUF names ("blk.0.attn_q.weight") to the
 /// model's before keys are formed. A quantized tensor whose (renamed) name does not end in
