@@ -223,6 +223,33 @@ json post_processor(const io::GgufTokenizerData& data, const std::optional<std::
           {"special_tokens", std::move(specials)}};
 }
 
+/// The added tokens and the bos/eos pieces of a vocabulary whose control and user-defined tokens
+/// are `added` (id -> added token).
+struct AddedTokens {
+  json added_tokens;  ///< in id order
+  std::optional<std::string> bos, eos;
+};
+
+/// ref: add_gguf_special_tokens, then the bos/eos/unk/pad tokens the transformers tokenizer adds
+/// as special (those the file names, unless `added` holds their id already); `tokens` spells them.
+AddedTokens with_special_tokens(std::map<int, json> added, const std::vector<std::string>& tokens,
+                                const io::GgufTokenizerData& data) {
+  auto special = [&](const std::optional<std::int64_t>& id) -> std::optional<std::string> {
+    if (!id) return std::nullopt;
+    const auto& t = tokens.at(std::size_t(*id));
+    if (!added.count(int(*id))) added.emplace(int(*id), added_token(int(*id), t, true));
+    return t;
+  };
+  AddedTokens out;
+  out.bos = special(data.bos_token_id);
+  out.eos = special(data.eos_token_id);
+  special(data.unknown_token_id);
+  special(data.padding_token_id);
+  out.added_tokens = json::array();
+  for (auto& [_, a] : added) out.added_tokens.push_back(std::move(a));
+  return out;
+}
+
 /// ref: gguf_tokenizer_mapping.py byte_level_tokenizer (GPT2Tokenizer over the file's vocabulary
 /// and merges, a token outside the byte alphabet respelled byte by byte), add_gguf_special_tokens
 /// (control tokens special unless outside the byte alphabet, user-defined ones plain) and
@@ -267,17 +294,7 @@ Tokenizer byte_level_from_gguf(const io::GgufTokenizerData& data, const std::str
     if (types[i] == 4)
       if (auto it = vocab.find(raw[i]); it != vocab.end() && !added.count(it->second))
         added.emplace(it->second, added_token(it->second, raw[i], false));
-  auto special = [&](const std::optional<std::int64_t>& id) -> std::optional<std::string> {
-    if (!id) return std::nullopt;
-    const auto& t = raw.at(std::size_t(*id));
-    if (!added.count(int(*id))) added.emplace(int(*id), added_token(int(*id), t, true));
-    return t;
-  };
-  const auto bos = special(data.bos_token_id), eos = special(data.eos_token_id);
-  special(data.unknown_token_id);
-  special(data.padding_token_id);
-  json added_json = json::array();
-  for (auto& [_, a] : added) added_json.push_back(std::move(a));
+  auto [added_json, bos, eos] = with_special_tokens(std::move(added), raw, data);
 
   json pre = {{"type", "ByteLevel"},
               {"add_prefix_space", false},
@@ -336,16 +353,18 @@ Tokenizer llama_sentencepiece_from_gguf(const io::GgufTokenizerData& data,
       const int b = sp == std::string::npos ? -1 : id_of(line.substr(sp + 1));
       const int m = sp == std::string::npos ? -1 : id_of(line.substr(0, sp) + line.substr(sp + 1));
       if (a < 0 || b < 0 || m < 0)
-        fail<FormatError>("{}: tokenizer.ggml.merges[{}] '{}' is not a pair of tokens whose join is "
-                          "a token",
-                          source, i, line);
+        fail<FormatError>(
+            "{}: tokenizer.ggml.merges[{}] '{}' is not a pair of tokens whose join is "
+            "a token",
+            source, i, line);
       merges.push_back({a, b, m});
     }
   } else {
     if (data.scores.size() != tokens.size())
-      fail<FormatError>("{}: tokenizer.ggml.scores is needed to rebuild the merges of a llama "
-                        "vocabulary ({} scores for {} tokens)",
-                        source, data.scores.size(), tokens.size());
+      fail<FormatError>(
+          "{}: tokenizer.ggml.scores is needed to rebuild the merges of a llama "
+          "vocabulary ({} scores for {} tokens)",
+          source, data.scores.size(), tokens.size());
     // ref: tokenization_utils_base.py generate_merges with vocab_scores: each token (first
     // occurrence order, last occurrence's score) split into every pair of vocabulary pieces,
     // a token's pairs by (left id, right id); then a stable sort on (score, left length, right
@@ -394,26 +413,7 @@ Tokenizer llama_sentencepiece_from_gguf(const io::GgufTokenizerData& data,
   for (std::size_t i = 0; i < types.size(); ++i)
     if (const int id = id_of(tokens[i]); types[i] == 4 && !added.count(id))
       added.emplace(id, added_token(id, tokens[i], false));
-  auto special = [&](const std::optional<std::int64_t>& id) -> std::optional<std::string> {
-    if (!id) return std::nullopt;
-    const auto& t = tokens.at(std::size_t(*id));
-    if (!added.count(int(*id))) added.emplace(int(*id), added_token(int(*id), t, true));
-    return t;
-  };
-  const auto bos = special(data.bos_token_id), eos = special(data.eos_token_id);
-  special(data.unknown_token_id);
-  special(data.padding_token_id);
-  json added_json = json::array();
-  for (auto& [_, a] : added) added_json.push_back(std::move(a));
-
-  json single = json::array(), specials = json::object();
-  auto special_piece = [&](const std::string& t, int id) {
-    single.push_back({{"SpecialToken", {{"id", t}, {"type_id", 0}}}});
-    specials[t] = {{"id", t}, {"ids", json::array({id})}, {"tokens", json::array({t})}};
-  };
-  if (data.add_bos_token.value_or(true) && bos) special_piece(*bos, int(*data.bos_token_id));
-  single.push_back({{"Sequence", {{"id", "A"}, {"type_id", 0}}}});
-  if (data.add_eos_token.value_or(false) && eos) special_piece(*eos, int(*data.eos_token_id));
+  auto [added_json, bos, eos] = with_special_tokens(std::move(added), tokens, data);
 
   detail::BpeOptions options;
   options.fuse_unk = true;
@@ -429,11 +429,8 @@ Tokenizer llama_sentencepiece_from_gguf(const io::GgufTokenizerData& data,
         {"replacement", kSpace},
         {"prepend_scheme", "first"},
         {"split", false}}},
-      {"post_processor",
-       {{"type", "TemplateProcessing"},
-        {"single", single},
-        {"pair", single},
-        {"special_tokens", std::move(specials)}}},
+      // <bos> $A (add_bos_token defaults to true for "llama" files), then <eos>.
+      {"post_processor", post_processor(data, bos, eos, true)},
       {"decoder",
        {{"type", "Sequence"},
         {"decoders",
@@ -507,27 +504,7 @@ Tokenizer tokenizer_from_gguf(const io::GgufTokenizerData& data, const std::stri
     if (types[i] == 4)
       if (auto it = vocab.find(raw[i]); it != vocab.end() && !added.count(it->second))
         added.emplace(it->second, added_token(it->second, raw[i], false));
-  auto special = [&](const std::optional<std::int64_t>& id) -> std::optional<std::string> {
-    if (!id) return std::nullopt;
-    const auto& t = tokens.at(std::size_t(*id));
-    if (!added.count(int(*id))) added.emplace(int(*id), added_token(int(*id), t, true));
-    return t;
-  };
-  const auto bos = special(data.bos_token_id), eos = special(data.eos_token_id);
-  special(data.unknown_token_id);
-  special(data.padding_token_id);
-  json added_json = json::array();
-  for (auto& [_, a] : added) added_json.push_back(std::move(a));
-
-  // Post-processor: <bos> $A (add_bos_token defaults to true for "llama" files), then <eos>.
-  json single = json::array(), specials = json::object();
-  auto special_piece = [&](const std::string& t, int id) {
-    single.push_back({{"SpecialToken", {{"id", t}, {"type_id", 0}}}});
-    specials[t] = {{"id", t}, {"ids", json::array({id})}, {"tokens", json::array({t})}};
-  };
-  if (data.add_bos_token.value_or(true) && bos) special_piece(*bos, int(*data.bos_token_id));
-  single.push_back({{"Sequence", {{"id", "A"}, {"type_id", 0}}}});
-  if (data.add_eos_token.value_or(false) && eos) special_piece(*eos, int(*data.eos_token_id));
+  auto [added_json, bos, eos] = with_special_tokens(std::move(added), tokens, data);
 
   detail::BpeOptions options;
   options.unk_token =
@@ -545,11 +522,8 @@ Tokenizer tokenizer_from_gguf(const io::GgufTokenizerData& data, const std::stri
         {"pattern", string_pattern(" ")},
         {"behavior", "MergedWithPrevious"},
         {"invert", false}}},
-      {"post_processor",
-       {{"type", "TemplateProcessing"},
-        {"single", single},
-        {"pair", single},
-        {"special_tokens", std::move(specials)}}},
+      // <bos> $A (add_bos_token defaults to true for "llama" files), then <eos>.
+      {"post_processor", post_processor(data, bos, eos, true)},
       {"decoder",
        {{"type", "Sequence"},
         {"decoders",
