@@ -14,6 +14,7 @@
 #include "ominix/io/safetensors.h"
 #include "ominix/models/gemma3.h"
 #include "ominix/text/gguf_tokenizer.h"
+#include "support/lm_testing.h"
 #include "support/testing.h"
 
 using namespace ominix;
@@ -138,25 +139,8 @@ TEST(Gemma3, CachesFollowLayerKinds) {
   EXPECT_NE(dynamic_cast<generate::QuantizedKVCache*>(&q[2]), nullptr);
 }
 
-void expect_tokenizer_matches(const fs::path& gguf, const fs::path& golden) {
-  auto file = io::GgufFile::open(gguf);
-  auto data = io::GgufTokenizerData::parse(file.metadata());
-  auto tok = text::tokenizer_from_gguf(data, file.metadata().architecture(), gguf.string());
-  auto g = tests::load_json(golden);
-  for (const auto& s : g["strings"]) {
-    const auto t = s["text"].get<std::string>();
-    auto ids = tok.encode(t);
-    EXPECT_EQ(std::vector<int>(ids.begin(), ids.end()), s["ids"].get<std::vector<int>>()) << t;
-    auto plain = tok.encode(t, false);
-    EXPECT_EQ(std::vector<int>(plain.begin(), plain.end()),
-              s["ids_no_special"].get<std::vector<int>>())
-        << t;
-    EXPECT_EQ(tok.decode(ids, true), s["decoded"].get<std::string>()) << t;
-  }
-}
-
 TEST(Gemma3Tokenizer, TinyGgufMatchesTransformers) {
-  expect_tokenizer_matches(dir() / "tiny-f32.gguf", dir() / "tiny_tokenizer.json");
+  tests::expect_gguf_tokenizer_matches(dir() / "tiny-f32.gguf", dir() / "tiny_tokenizer.json");
 }
 
 TEST(Gemma3Tokenizer, TinyGgufChatTemplateRendersLikeTransformers) {
@@ -182,7 +166,7 @@ fs::path default_model() {
 TEST(Gemma3Default, GgufTokenizerMatchesTransformers) {
   const auto p = default_model();
   if (!fs::exists(p)) return;
-  expect_tokenizer_matches(p, dir() / "default_tokenizer.json");
+  tests::expect_gguf_tokenizer_matches(p, dir() / "default_tokenizer.json");
 }
 
 // transformers' greedy continuations from the same GGUF (tools/fixtures/gen_gemma3.py

@@ -87,13 +87,7 @@ TEST_P(GgufQ8, LogitsAndGreedyMatchTransformersOnTheDequantizedWeights) {
   auto model = load(file);
   auto ref = io::load_safetensors(
       tests::fixture("models/gguf/" + GetParam() + "-q8_0.expected.safetensors"));
-  tests::expect_logits_close(tests::forward(*model, ref.at("input_ids")), ref.at("logits"),
-                             tests::kQuantTol);
-  for (int b = 0; b < 2; ++b) {
-    SCOPED_TRACE(b);
-    EXPECT_EQ(tests::greedy(*model, tests::row(ref.at("input_ids"), b), tests::kNew),
-              tests::to_vector(tests::row(ref.at("greedy"), b)));
-  }
+  tests::expect_logits_and_greedy(*model, ref, tests::kQuantTol);
 }
 
 TEST_P(GgufQ8, Q8WeightsStayPacked) {
@@ -116,13 +110,7 @@ TEST(GgufQ4K, LogitsAndGreedyMatchTransformersOnTheDequantizedWeights) {
   auto model = load(file);
   auto ref =
       io::load_safetensors(tests::fixture("models/gguf/qwen3_moe_k-q4_k.expected.safetensors"));
-  tests::expect_logits_close(tests::forward(*model, ref.at("input_ids")), ref.at("logits"),
-                             tests::kQuantTol);
-  for (int b = 0; b < 2; ++b) {
-    SCOPED_TRACE(b);
-    EXPECT_EQ(tests::greedy(*model, tests::row(ref.at("input_ids"), b), tests::kNew),
-              tests::to_vector(tests::row(ref.at("greedy"), b)));
-  }
+  tests::expect_logits_and_greedy(*model, ref, tests::kQuantTol);
 }
 
 TEST(GgufQ4K, ExpertStacksStayPackedAt4Bits) {

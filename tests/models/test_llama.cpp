@@ -105,11 +105,8 @@ TEST(LlamaDtypes, Bf16AndFp16LoadAndRun) {
     auto ref = expected(model_dir(name));
     for (auto dtype : {mx::bfloat16, mx::float16}) {
       SCOPED_TRACE(std::string(name) + (dtype == mx::bfloat16 ? " bf16" : " fp16"));
-      auto model = mixtral::load(model_dir(name), {.dtype = dtype});
-      EXPECT_EQ(model->info().dtype, dtype);
-      auto logits = forward(*model, ref.at("input_ids"));
-      EXPECT_EQ(logits.dtype(), dtype);
-      EXPECT_LT(tests::diff(logits, ref.at("logits")).rel, dtype == mx::bfloat16 ? 0.05 : 0.01);
+      tests::expect_half_precision_close(*mixtral::load(model_dir(name), {.dtype = dtype}), dtype,
+                                         ref);
     }
   }
 }
@@ -117,13 +114,8 @@ TEST(LlamaDtypes, Bf16AndFp16LoadAndRun) {
 TEST(LlamaQuantized, LogitsAndGreedyMatchMlxLm) {
   for (const char* name : {"llama_q4", "llama3_tied_q4"}) {
     SCOPED_TRACE(name);
-    auto model = mixtral::load(model_dir(name));
-    auto ref = expected(model_dir(name));
-    expect_logits_close(forward(*model, ref.at("input_ids")), ref.at("logits"), kQuantTol);
-    for (int b = 0; b < 2; ++b)
-      EXPECT_EQ(greedy(*model, row(ref.at("input_ids"), b), kNew),
-                to_vector(row(ref.at("greedy"), b)))
-          << b;
+    tests::expect_logits_and_greedy(*mixtral::load(model_dir(name)), expected(model_dir(name)),
+                                    kQuantTol);
   }
 }
 
@@ -194,42 +186,21 @@ TEST(LlamaGguf, OtherArchitecturesAreRejected) {
   EXPECT_NE(msg.find("gemma3"), std::string::npos) << msg;
 }
 
-/// The GGUF's tokenizer (architecture llama) encodes and decodes `golden`'s strings as
-/// transformers' AutoTokenizer(gguf_file=...) does.
-void expect_gguf_tokenizer_matches(const fs::path& gguf, const fs::path& golden) {
-  SCOPED_TRACE(gguf.string());
-  auto file = io::GgufFile::open(gguf);
-  auto tok = text::tokenizer_from_gguf(io::GgufTokenizerData::parse(file.metadata()), "llama",
-                                       gguf.string());
-  auto g = tests::load_json(golden);
-  ASSERT_GE(g["strings"].size(), 10u);
-  for (const auto& s : g["strings"]) {
-    const auto t = s["text"].get<std::string>();
-    auto ids = tok.encode(t);
-    EXPECT_EQ(std::vector<int>(ids.begin(), ids.end()), s["ids"].get<std::vector<int>>()) << t;
-    auto plain = tok.encode(t, false);
-    EXPECT_EQ(std::vector<int>(plain.begin(), plain.end()),
-              s["ids_no_special"].get<std::vector<int>>())
-        << t;
-    EXPECT_EQ(tok.decode(ids, true), s["decoded"].get<std::string>()) << t;
-  }
-}
-
 // SentencePiece ("llama": Llama 2, Mistral, Mixtral) as LlamaTokenizer: merges rebuilt from the
 // scores, Metaspace on the first word, byte fallback. Llama 2's first 3000 tokens and its
 // characters, and the tiny fixtures' vocabulary (no byte tokens: unknown characters are dropped).
 TEST(LlamaTokenizer, GgufSentencePieceMatchesTransformers) {
-  expect_gguf_tokenizer_matches(tests::fixture("models/llama/tokenizer/llama2_head.gguf"),
-                                tests::fixture("models/llama/tokenizer/llama2_head.json"));
-  expect_gguf_tokenizer_matches(gguf_dir("llama-f32") / "model.gguf",
-                                tests::fixture("models/llama/tokenizer/tiny.json"));
+  tests::expect_gguf_tokenizer_matches(tests::fixture("models/llama/tokenizer/llama2_head.gguf"),
+                                       tests::fixture("models/llama/tokenizer/llama2_head.json"));
+  tests::expect_gguf_tokenizer_matches(gguf_dir("llama-f32") / "model.gguf",
+                                       tests::fixture("models/llama/tokenizer/tiny.json"));
 }
 
 // Llama 3's kind: byte-level BPE ("gpt2") split as "llama-bpe", its special tokens as control
 // tokens, BOS added (a BPE trained on the tokenizer corpus, with a chat-formatted string).
 TEST(LlamaTokenizer, GgufLlama3BpeMatchesTransformers) {
-  expect_gguf_tokenizer_matches(tests::fixture("models/llama/tokenizer/llama3_bpe.gguf"),
-                                tests::fixture("models/llama/tokenizer/llama3_bpe.json"));
+  tests::expect_gguf_tokenizer_matches(tests::fixture("models/llama/tokenizer/llama3_bpe.gguf"),
+                                       tests::fixture("models/llama/tokenizer/llama3_bpe.json"));
 }
 
 // phi3's SentencePiece tokenizer differs (a normalizer adds the prefix space): not built as

@@ -87,24 +87,8 @@ TEST(Qwen3Moe, RouterSelectsTheReferenceExperts) {
     });
     auto ref = expected(name);
     forward(*model, ref.at("input_ids"));
-    std::set<int> ref_layers, our_layers;
-    for (const auto& [key, _] : ref)
-      if (key.starts_with("router.")) ref_layers.insert(std::stoi(key.substr(7)));
-    for (const auto& [layer, _] : routes) our_layers.insert(layer);
-    EXPECT_EQ(our_layers,
-              ref_layers);  // decoder_sparse_step and mlp_only_layers pick the same layers
-    for (int layer : ref_layers) {
-      if (!routes.count(layer)) continue;
-      auto want = ref.at("router." + std::to_string(layer));  // [B*L, k]
-      const int k = want.shape(1);
-      auto ours = to_vector(routes.at(layer)), theirs = to_vector(want);
-      ASSERT_EQ(ours.size(), theirs.size());
-      for (std::size_t t = 0; t < ours.size(); t += k) {
-        std::multiset<int> a(ours.begin() + t, ours.begin() + t + k),
-            b(theirs.begin() + t, theirs.begin() + t + k);
-        EXPECT_EQ(a, b) << "layer " << layer << " token " << t / k;
-      }
-    }
+    // decoder_sparse_step and mlp_only_layers pick the same layers
+    tests::expect_routes_match(routes, ref);
   }
 }
 
@@ -131,12 +115,7 @@ TEST(Qwen3Dtypes, Bf16AndFp16LoadAndRun) {
       if (std::string(name).find("moe") != std::string::npos &&
           mx::default_device() == mx::Device::cpu)
         continue;
-      auto model = load(name, {.dtype = dtype});
-      EXPECT_EQ(model->info().dtype, dtype);
-      auto logits = forward(*model, ref.at("input_ids"));
-      EXPECT_EQ(logits.dtype(), dtype);
-      EXPECT_EQ(logits.shape(), ref.at("logits").shape());
-      EXPECT_LT(tests::diff(logits, ref.at("logits")).rel, dtype == mx::bfloat16 ? 0.05 : 0.01);
+      tests::expect_half_precision_close(*load(name, {.dtype = dtype}), dtype, ref);
     }
   }
 }
@@ -149,11 +128,7 @@ class Qwen3Quantized : public ::testing::TestWithParam<std::string> {};
 TEST_P(Qwen3Quantized, LogitsAndGreedyMatchMlxLm) {
   auto model = load(GetParam());
   auto ref = expected(GetParam());
-  expect_logits_close(forward(*model, ref.at("input_ids")), ref.at("logits"), kQuantTol);
-  for (int b = 0; b < 2; ++b)
-    EXPECT_EQ(greedy(*model, row(ref.at("input_ids"), b), kNew),
-              to_vector(row(ref.at("greedy"), b)))
-        << b;
+  tests::expect_logits_and_greedy(*model, ref, kQuantTol);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Qwen3Quantized,

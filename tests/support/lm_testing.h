@@ -6,7 +6,9 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -18,7 +20,9 @@
 #include <nlohmann/json.hpp>
 
 #include "ominix/generate/model.h"
+#include "ominix/io/gguf.h"
 #include "ominix/io/weights.h"
+#include "ominix/text/gguf_tokenizer.h"
 #include "support/testing.h"
 
 namespace ominix::tests {
@@ -94,6 +98,77 @@ inline std::vector<int> to_vector(const mx::array& a) {
 inline mx::array forward(const generate::LanguageModel& m, const mx::array& tokens) {
   auto cache = m.make_cache();
   return m(tokens, cache);
+}
+
+/// Logits at every prompt position within `tol` (normalised) of ref's "logits", and greedy
+/// continuations of each of the two prompt rows equal to ref's "greedy".
+inline void expect_logits_and_greedy(const generate::LanguageModel& m, const io::TensorMap& ref,
+                                     double tol) {
+  expect_logits_close(forward(m, ref.at("input_ids")), ref.at("logits"), tol);
+  for (int b = 0; b < 2; ++b) {
+    SCOPED_TRACE(b);
+    EXPECT_EQ(greedy(m, row(ref.at("input_ids"), b), kNew), to_vector(row(ref.at("greedy"), b)));
+  }
+}
+
+/// A model loaded in bfloat16 or float16 reports and computes in that dtype, and its logits stay
+/// near ref's fp32 "logits" (normalised error under 0.05 in bf16, 0.01 in fp16).
+inline void expect_half_precision_close(const generate::LanguageModel& m, mx::Dtype dtype,
+                                        const io::TensorMap& ref) {
+  EXPECT_EQ(m.info().dtype, dtype);
+  auto logits = forward(m, ref.at("input_ids"));
+  EXPECT_EQ(logits.dtype(), dtype);
+  EXPECT_EQ(logits.shape(), ref.at("logits").shape());
+  EXPECT_LT(diff(logits, ref.at("logits")).rel, dtype == mx::bfloat16 ? 0.05 : 0.01);
+}
+
+/// The experts a forward pass routed each token to (`routes`: layer -> [B*L, k] indices, from the
+/// model's "router_indices" tap) are ref's "router.<layer>" sets, in any order within a token,
+/// and the routed layers are ref's. Returns ref's routed layers.
+inline std::set<int> expect_routes_match(const std::map<int, mx::array>& routes,
+                                         const io::TensorMap& ref) {
+  std::set<int> ref_layers, our_layers;
+  for (const auto& [key, _] : ref)
+    if (key.starts_with("router.")) ref_layers.insert(std::stoi(key.substr(7)));
+  for (const auto& [layer, _] : routes) our_layers.insert(layer);
+  EXPECT_EQ(our_layers, ref_layers);
+  for (int layer : ref_layers) {
+    if (!routes.count(layer)) continue;
+    auto want = ref.at("router." + std::to_string(layer));  // [B*L, k]
+    const int k = want.shape(1);
+    auto ours = to_vector(routes.at(layer)), theirs = to_vector(want);
+    EXPECT_EQ(ours.size(), theirs.size()) << "layer " << layer;
+    if (ours.size() != theirs.size()) continue;
+    for (std::size_t t = 0; t < ours.size(); t += k) {
+      std::multiset<int> a(ours.begin() + t, ours.begin() + t + k),
+          b(theirs.begin() + t, theirs.begin() + t + k);
+      EXPECT_EQ(a, b) << "layer " << layer << " token " << t / k;
+    }
+  }
+  return ref_layers;
+}
+
+/// The tokenizer of a GGUF file (for its own architecture) encodes and decodes the strings of
+/// `golden` ({"strings": [{text, ids, ids_no_special, decoded}...]}, at least 10) as transformers'
+/// AutoTokenizer(gguf_file=...) does.
+inline void expect_gguf_tokenizer_matches(const std::filesystem::path& gguf,
+                                          const std::filesystem::path& golden) {
+  SCOPED_TRACE(gguf.string());
+  auto file = io::GgufFile::open(gguf);
+  auto tok = text::tokenizer_from_gguf(io::GgufTokenizerData::parse(file.metadata()),
+                                       file.metadata().architecture(), gguf.string());
+  auto g = load_json(golden);
+  ASSERT_GE(g["strings"].size(), 10u);
+  for (const auto& s : g["strings"]) {
+    const auto t = s["text"].get<std::string>();
+    auto ids = tok.encode(t);
+    EXPECT_EQ(std::vector<int>(ids.begin(), ids.end()), s["ids"].get<std::vector<int>>()) << t;
+    auto plain = tok.encode(t, false);
+    EXPECT_EQ(std::vector<int>(plain.begin(), plain.end()),
+              s["ids_no_special"].get<std::vector<int>>())
+        << t;
+    EXPECT_EQ(tok.decode(ids, true), s["decoded"].get<std::string>()) << t;
+  }
 }
 
 /// A scratch directory removed at the end of the test.
