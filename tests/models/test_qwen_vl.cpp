@@ -1,10 +1,14 @@
 // Qwen2.5-VL against transformers 5.24's Qwen2_5_VLForConditionalGeneration on a tiny random
 // checkpoint (tools/fixtures/gen_qwen_vl.py): get_rope_index's positions and deltas exactly, the
 // vision tower's outputs and the logits at every position by normalised error, 12 greedy tokens
-// through the generation loop exactly; both checkpoint key layouts and config styles; M-RoPE with
-// equal axes against plain RoPE; bad inputs.
+// through the generation loop exactly, for text, images and a video; both checkpoint key layouts
+// and config styles; M-RoPE with equal axes against plain RoPE; bad inputs. Qwen3-VL the same way
+// against Qwen3VLForConditionalGeneration (tools/fixtures/gen_qwen3_vl.py), its vision tower's
+// DeepStack features included.
 #include <gtest/gtest.h>
 #include <mlx/mlx.h>
+
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
