@@ -20,6 +20,7 @@ extern "C" {
 #include <libavformat/avformat.h>
 #include <libavutil/avutil.h>
 #include <libavutil/dict.h>
+#include <libavutil/display.h>
 #include <libavutil/error.h>
 #include <libavutil/imgutils.h>
 #include <libswscale/swscale.h>
@@ -404,6 +405,8 @@ std::vector<Image> decode_frames(AVFormatContext* ctx, int stream_index,
                                  const std::vector<std::int64_t>& pts,
                                  const std::vector<std::int64_t>& wanted, const VideoLimits& limits,
                                  const std::string& name) {
+  if (stream_index >= static_cast<int>(ctx->nb_streams))
+    fail<FormatError>("{}: the video stream is gone on a second read", name);
   const AVStream* st = ctx->streams[stream_index];
   const AVCodec* codec = avcodec_find_decoder(st->codecpar->codec_id);
   if (!codec)
@@ -491,6 +494,47 @@ std::vector<Image> decode_frames(AVFormatContext* ctx, int stream_index,
   return frames;
 }
 
+// The stream's display-matrix rotation as torchcodec applies it: av_display_rotation_get's
+// counter-clockwise degrees rounded to a multiple of 90; 0 without a (valid) matrix.
+int stream_rotation(const AVStream* st) {
+  const std::uint8_t* data = nullptr;
+  std::size_t size = 0;
+#if LIBAVCODEC_VERSION_INT >= AV_VERSION_INT(60, 31, 100)  // FFmpeg 6.1: codecpar side data
+  if (const AVPacketSideData* sd =
+          av_packet_side_data_get(st->codecpar->coded_side_data, st->codecpar->nb_coded_side_data,
+                                  AV_PKT_DATA_DISPLAYMATRIX)) {
+    data = sd->data;
+    size = sd->size;
+  }
+#else
+  data = av_stream_get_side_data(st, AV_PKT_DATA_DISPLAYMATRIX, &size);
+#endif
+  if (!data || size < 9 * sizeof(std::int32_t)) return 0;
+  const double degrees = av_display_rotation_get(reinterpret_cast<const std::int32_t*>(data));
+  if (std::isnan(degrees)) return 0;
+  const int rounded = static_cast<int>(std::round(degrees / 90.0)) * 90;
+  return rounded == -180 ? 180 : rounded;
+}
+
+// torch.rot90(hwc, k, dims=(0, 1)): k = 1 for 90 (counter-clockwise), 2 for 180, 3 for -90.
+Image rotate(const Image& in, int degrees) {
+  if (degrees == 0) return in;
+  const int k = degrees == 90 ? 1 : degrees == 180 ? 2 : 3;
+  const int h = in.height, w = in.width;
+  Image out;
+  out.height = k == 2 ? h : w;
+  out.width = k == 2 ? w : h;
+  out.data.resize(in.data.size());
+  for (int i = 0; i < out.height; ++i)
+    for (int j = 0; j < out.width; ++j) {
+      const int y = k == 1 ? j : k == 2 ? h - 1 - i : h - 1 - j;
+      const int x = k == 1 ? w - 1 - i : k == 2 ? w - 1 - j : i;
+      std::copy_n(&in.data[(static_cast<std::size_t>(y) * w + x) * 3], 3,
+                  &out.data[(static_cast<std::size_t>(i) * out.width + j) * 3]);
+    }
+  return out;
+}
+
 }  // namespace
 
 Video load_video(const std::filesystem::path& path, const VideoLoadOptions& options) {
@@ -512,6 +556,8 @@ Video load_video(const std::filesystem::path& path, const VideoLoadOptions& opti
   const AVStream* st = ctx->streams[stream_index];
   if (st->disposition & AV_DISPOSITION_ATTACHED_PIC)
     fail<FormatError>("{}: the only video is an attached picture, not a video", name);
+  // Frames are turned upright as the display matrix says (phone videos), as torchcodec does.
+  const int rotation = stream_rotation(st);
 
   StreamScan scan = scan_stream(ctx.get(), stream_index, options.limits, name);
   if (scan.pts.empty()) fail<FormatError>("{}: the video stream has no frames", name);
@@ -539,6 +585,7 @@ Video load_video(const std::filesystem::path& path, const VideoLoadOptions& opti
   video.frames =
       decode_frames(ctx.get(), stream_index, scan.pts, video.plan.indices, options.limits, name);
 
+  for (Image& f : video.frames) f = rotate(f, rotation);
   video.stream.height = video.frames.front().height;
   video.stream.width = video.frames.front().width;
   video.plan = plan_for(video.stream);
