@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <string>
@@ -401,9 +402,12 @@ class RgbConverter {
 
 // Decodes the stream from the start and keeps the frames whose index (the position of their pts
 // among the packets') is wanted; stops once all are in.
+// Each kept frame goes through `finish` (rotation and resize) as it comes, so that only the
+// finished frames are held.
 std::vector<Image> decode_frames(AVFormatContext* ctx, int stream_index,
                                  const std::vector<std::int64_t>& pts,
                                  const std::vector<std::int64_t>& wanted, const VideoLimits& limits,
+                                 const std::function<Image(Image)>& finish,
                                  const std::string& name) {
   if (stream_index >= static_cast<int>(ctx->nb_streams))
     fail<FormatError>("{}: the video stream is gone on a second read", name);
@@ -435,6 +439,7 @@ std::vector<Image> decode_frames(AVFormatContext* ctx, int stream_index,
   FramePtr frame(av_frame_alloc());
   if (!packet || !frame) fail<Error>("{}: out of memory", name);
   std::int64_t sampled_bytes = 0;
+  int first_width = 0, first_height = 0;
 
   const auto take_frames = [&]() {
     for (;;) {
@@ -456,7 +461,14 @@ std::vector<Image> decode_frames(AVFormatContext* ctx, int stream_index,
         if (sampled_bytes > limits.max_sampled_bytes)
           fail<FormatError>("{}: the sampled frames exceed VideoLimits::max_sampled_bytes ({})",
                             name, limits.max_sampled_bytes);
-        Image image = rgb.convert(*frame, name);
+        if (frames.empty()) {
+          first_width = frame->width;
+          first_height = frame->height;
+        } else if (frame->width != first_width || frame->height != first_height) {
+          fail<UnsupportedError>("{}: the sampled frames change size ({}x{} then {}x{})", name,
+                                 first_width, first_height, frame->width, frame->height);
+        }
+        Image image = finish(rgb.convert(*frame, name));
         // A frame wanted twice (never with qwen-vl-utils' even counts, kept for safety).
         while (next < wanted.size() && wanted[next] == index) {
           frames.push_back(image);
@@ -487,10 +499,6 @@ std::vector<Image> decode_frames(AVFormatContext* ctx, int stream_index,
         "{}: video frame {} could not be decoded ({} of the {} sampled frames were; the file may "
         "be truncated)",
         name, wanted[next], next, wanted.size());
-  for (const Image& f : frames)
-    if (f.width != frames.front().width || f.height != frames.front().height)
-      fail<UnsupportedError>("{}: the sampled frames change size ({}x{} then {}x{})", name,
-                             frames.front().width, frames.front().height, f.width, f.height);
   return frames;
 }
 
@@ -582,19 +590,25 @@ Video load_video(const std::filesystem::path& path, const VideoLoadOptions& opti
   ctx = open_input(path, name);
   rc = avformat_find_stream_info(ctx.get(), nullptr);
   if (rc < 0) fail<FormatError>("{}: cannot read the video's streams ({})", name, av_error(rc));
+  // The plan's size needs the (upright) frame size: taken from the first frame, then every frame
+  // is rotated and resized as it is decoded.
+  const auto finish = [&](Image frame) {
+    frame = rotate(frame, rotation);
+    if (video.stream.width == 0) {
+      video.stream.height = frame.height;
+      video.stream.width = frame.width;
+      video.plan = plan_for(video.stream);
+    }
+    if (options.resize)
+      frame = resize_like_fetch_video(frame, video.plan.resized_height, video.plan.resized_width);
+    return frame;
+  };
+  const std::vector<std::int64_t> indices = video.plan.indices;  // `finish` rewrites the plan
   video.frames =
-      decode_frames(ctx.get(), stream_index, scan.pts, video.plan.indices, options.limits, name);
-
-  for (Image& f : video.frames) f = rotate(f, rotation);
-  video.stream.height = video.frames.front().height;
-  video.stream.width = video.frames.front().width;
-  video.plan = plan_for(video.stream);
+      decode_frames(ctx.get(), stream_index, scan.pts, indices, options.limits, finish, name);
   video.timestamps.reserve(video.plan.indices.size());
   for (const std::int64_t i : video.plan.indices)
     video.timestamps.push_back(static_cast<double>(i) / video.stream.fps);
-  if (options.resize)
-    for (Image& f : video.frames)
-      f = resize_like_fetch_video(f, video.plan.resized_height, video.plan.resized_width);
   return video;
 }
 
