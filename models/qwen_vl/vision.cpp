@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include <mlx/ops.h>
 
@@ -66,12 +67,38 @@ mx::array int_array(const std::vector<int>& v) {
   return mx::array(v.data(), {static_cast<int>(v.size())}, mx::int32);
 }
 
-/// Block-diagonal attention (ref: cu_seqlens): a patch sees the patches of its own segment.
-nn::AttentionMask segment_mask(const std::vector<int>& segment) {
-  if (std::all_of(segment.begin(), segment.end(), [&](int s) { return s == segment[0]; }))
-    return nn::NoMask{};
-  auto s = int_array(segment);
-  return mx::equal(mx::expand_dims(s, 1), mx::expand_dims(s, 0));  // [N,N]
+/// Block-diagonal attention (ref: cu_seqlens): a patch sees the patches of its own segment
+/// (window or frame). Segments are contiguous runs; attention runs over them as a batch, each
+/// padded to the longest with the padding masked out of the keys, so a window layer costs
+/// N x window instead of N x N.
+struct Segments {
+  int count = 1, longest = 0;
+  std::optional<mx::array> gather;    ///< [count * longest]: the patch at each padded slot
+  std::optional<mx::array> key_mask;  ///< [count, 1, 1, longest]: the slot holds a patch
+  std::optional<mx::array> scatter;   ///< [N]: each patch's padded slot
+};
+Segments segments(const std::vector<int>& segment) {
+  const int N = static_cast<int>(segment.size());
+  std::vector<int> starts;
+  for (int i = 0; i < N; ++i)
+    if (i == 0 || segment[i] != segment[i - 1]) starts.push_back(i);
+  Segments s{.count = static_cast<int>(starts.size()), .longest = N};
+  if (s.count == 1) return s;
+  starts.push_back(N);
+  s.longest = 0;
+  for (int j = 0; j < s.count; ++j) s.longest = std::max(s.longest, starts[j + 1] - starts[j]);
+  std::vector<int> gather(std::size_t(s.count) * s.longest, 0), scatter(N);
+  std::vector<uint8_t> valid(gather.size(), 0);
+  for (int j = 0; j < s.count; ++j)
+    for (int i = starts[j]; i < starts[j + 1]; ++i) {
+      const int slot = j * s.longest + (i - starts[j]);
+      gather[slot] = i, valid[slot] = 1, scatter[i] = slot;
+    }
+  s.gather = int_array(gather);
+  s.key_mask = mx::reshape(mx::array(valid.begin(), {int(valid.size())}, mx::bool_),
+                           {s.count, 1, 1, s.longest});
+  s.scatter = int_array(scatter);
+  return s;
 }
 
 /// ref: Qwen2_5_VLVisionRotaryEmbedding / Qwen3VLVisionRotaryEmbedding — inverse frequencies
@@ -110,18 +137,33 @@ int check_images(const Images& images, int merge, int patch_dim) {
   return static_cast<int>(patches);
 }
 
-mx::array attention(const VisionAttention& a, const mx::array& x, const nn::AttentionMask& mask,
+mx::array attention(const VisionAttention& a, const mx::array& x, const Segments& segments,
                     const nn::RotaryTables& rotary) {
-  const int N = x.shape(0), D = x.shape(1), H = a.num_heads;
+  const int N = x.shape(0), D = x.shape(1), H = a.num_heads, Dh = D / H;
   // [N,3D] -> [N,3,H,Dh] -> three [1,H,N,Dh]
-  auto qkv = mx::reshape(a.qkv(x), {N, 3, H, D / H});
+  auto qkv = mx::reshape(a.qkv(x), {N, 3, H, Dh});
   auto heads = [&](int i) {
-    auto t = mx::reshape(mx::slice(qkv, {0, i, 0, 0}, {N, i + 1, H, D / H}), {1, N, H, D / H});
+    auto t = mx::reshape(mx::slice(qkv, {0, i, 0, 0}, {N, i + 1, H, Dh}), {1, N, H, Dh});
     return mx::transpose(t, {0, 2, 1, 3});
   };
   auto q = nn::apply_rotary(heads(0), rotary), k = nn::apply_rotary(heads(1), rotary);
-  auto o = nn::sdpa(q, k, heads(2), 1.0f / std::sqrt(float(D / H)), mask);  // [1,H,N,Dh]
-  return a.proj(mx::reshape(mx::transpose(o, {0, 2, 1, 3}), {N, D}));       // -> [N,D]
+  auto v = heads(2);
+  const float scale = 1.0f / std::sqrt(float(Dh));
+  mx::array o = q;
+  if (segments.count == 1) {
+    o = nn::sdpa(q, k, v, scale);  // [1,H,N,Dh]
+  } else {
+    const int G = segments.count, S = segments.longest;
+    // [1,H,N,Dh] -> padded slots [1,H,G*S,Dh] -> [G,H,S,Dh]
+    auto batch = [&](const mx::array& t) {
+      auto g = mx::reshape(mx::take(t, *segments.gather, 2), {H, G, S, Dh});
+      return mx::transpose(g, {1, 0, 2, 3});
+    };
+    o = nn::sdpa(batch(q), batch(k), batch(v), scale, *segments.key_mask);  // [G,H,S,Dh]
+    o = mx::reshape(mx::transpose(o, {1, 0, 2, 3}), {1, H, G * S, Dh});
+    o = mx::take(o, *segments.scatter, 2);  // -> [1,H,N,Dh]
+  }
+  return a.proj(mx::reshape(mx::transpose(o, {0, 2, 1, 3}), {N, D}));  // -> [N,D]
 }
 
 /// The Conv3d over whole patches as a matmul: pixel_values [N, patch_dim] -> [N, D].
@@ -170,7 +212,7 @@ VisionOutput VisionTower::operator()(const Images& images) const {
   x = mx::reshape(mx::take(mx::reshape(x, {N / unit, unit, D}), int_array(p.window_index), 0),
                   {N, D});
   const auto rotary = axial_rotary(c.head_dim(), c.rope_theta, p.h_pos, p.w_pos);
-  const auto full = segment_mask(p.frame), windowed = segment_mask(p.window);
+  const auto full = segments(p.frame), windowed = segments(p.window);
   for (std::size_t i = 0; i < blocks.size(); ++i) {
     const auto& b = blocks[i];
     const bool is_full = std::find(c.fullatt_block_indexes.begin(), c.fullatt_block_indexes.end(),
@@ -301,7 +343,7 @@ VisionOutput Qwen3VisionTower::operator()(const Images& images) const {
   auto w = mx::reshape(mx::array(weight.data(), {N * 4}, mx::float32), {N, 4, 1});
   x = mx::add(x, mx::astype(mx::sum(mx::multiply(taps, w), 1), x.dtype()));
   const auto rotary = axial_rotary(c.head_dim(), c.rope_theta, order.h_pos, order.w_pos);
-  const auto mask = segment_mask(order.frame);
+  const auto mask = segments(order.frame);
   std::vector<mx::array> deepstack;
   for (std::size_t i = 0; i < blocks.size(); ++i) {
     const auto& b = blocks[i];
