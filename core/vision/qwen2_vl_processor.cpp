@@ -96,6 +96,9 @@ ProcessedImages qwen2_vl_process_images(std::span<const Image> images,
   std::vector<GridTHW> grids;
   std::size_t rows = 0;
   for (const Image& image : images) {
+    if (image.data.size() != static_cast<std::size_t>(3) * image.width * image.height)
+      fail<InvalidArgument>("image {}x{}: {} bytes, expected width * height * 3", image.width,
+                            image.height, image.data.size());
     const auto hw = o.do_resize
                         ? smart_resize(image.height, image.width, P * M, o.min_pixels, o.max_pixels)
                         : std::array<int, 2>{image.height, image.width};

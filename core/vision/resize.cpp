@@ -106,7 +106,8 @@ Image resize_pass(const Image& in, int out_size, bool horizontal) {
 }  // namespace
 
 Image resize_bicubic(const Image& image, int height, int width) {
-  if (height <= 0 || width <= 0 || image.width <= 0 || image.height <= 0)
+  if (height <= 0 || width <= 0 || image.width <= 0 || image.height <= 0 ||
+      image.data.size() != static_cast<std::size_t>(3) * image.width * image.height)
     fail<InvalidArgument>("resize_bicubic: cannot resize {}x{} to {}x{}", image.width, image.height,
                           width, height);
   Image out = image.width == width ? image : resize_pass(image, width, true);

@@ -109,6 +109,15 @@ TEST(VisionSmartResize, MatchesTransformers) {
   EXPECT_THROW(vision::smart_resize(0, 5, 28, 1, 100), ominix::InvalidArgument);
 }
 
+TEST(VisionQwen2VLProcessor, RejectsMalformedImages) {
+  const vision::Qwen2VLProcessorOptions options;
+  const std::vector<vision::Image> empty{vision::Image{}};
+  EXPECT_THROW(vision::qwen2_vl_process_images(empty, options), ominix::InvalidArgument);
+  const std::vector<vision::Image> short_data{vision::Image{4, 4, std::vector<std::uint8_t>(47)}};
+  EXPECT_THROW(vision::qwen2_vl_process_images(short_data, options), ominix::InvalidArgument);
+  EXPECT_THROW(vision::resize_bicubic(short_data[0], 8, 8), ominix::InvalidArgument);
+}
+
 TEST(VisionQwen2VLProcessor, ReadsBothConfigSpellings) {
   const auto q25 = vision::Qwen2VLProcessorOptions::load(kDir / "qwen2_5_vl.json");
   EXPECT_EQ(q25.patch_size, 14);
