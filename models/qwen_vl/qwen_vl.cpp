@@ -283,14 +283,29 @@ std::unique_ptr<VisionEncoder> bind_tower(const Config& config, io::TensorMap vi
   return encoder;
 }
 
+/// mlx-vlm stores the patch embedding channels-last, [D, T, P, P, C] (MLX's Conv3d layout):
+/// back to PyTorch's [D, C, T, P, P] (ref: mlx-vlm qwen2_5_vl/vision.py sanitize, inverted).
+void patch_embed_channels_first(io::TensorMap& vision, int in_channels, int temporal_patch_size) {
+  auto it = vision.find("visual.patch_embed.proj.weight");
+  if (it == vision.end() || it->second.ndim() != 5) return;
+  const auto& w = it->second;
+  if (w.shape(4) == in_channels && w.shape(1) == temporal_patch_size && w.shape(1) != in_channels)
+    it->second = mx::transpose(w, {0, 4, 1, 2, 3});
+}
+
 /// The checkpoint's tensors in the canonical layout, split into text and vision (visual.*).
 std::pair<io::TensorMap, io::TensorMap> read_checkpoint(const std::filesystem::path& dir,
+                                                        const Config& config,
                                                         const generate::LoadModelOptions& options) {
   io::TensorMap text, vision;
   for (auto& [key, value] : io::load_checkpoint(dir, {.dtype = options.dtype})) {
     auto name = canonical_key(key);
     (name.starts_with("visual.") ? vision : text).insert_or_assign(std::move(name), value);
   }
+  const bool v3 = config.model_type == "qwen3_vl";
+  patch_embed_channels_first(
+      vision, v3 ? config.vision3.in_channels : config.vision.in_channels,
+      v3 ? config.vision3.temporal_patch_size : config.vision.temporal_patch_size);
   return {std::move(text), std::move(vision)};
 }
 
@@ -308,7 +323,7 @@ std::unique_ptr<Model> build(const std::filesystem::path& dir, const io::ConfigR
     fail<ConfigError>("{}: {} differs from the text hidden_size {}",
                       reader.child("vision_config").field("out_hidden_size"),
                       config.vision_out_hidden_size, attention.hidden_size);
-  auto [text, vision] = read_checkpoint(dir, options);
+  auto [text, vision] = read_checkpoint(dir, config, options);
   auto tower = bind_tower(config, std::move(vision), dir.string());
   auto lm = qwen3::load_from_tensors(text_reader, dir, std::move(text), dir.string());
   auto info = lm->info();
@@ -323,7 +338,7 @@ std::unique_ptr<Model> build(const std::filesystem::path& dir, const io::ConfigR
 std::unique_ptr<VisionEncoder> load_vision(const std::filesystem::path& dir,
                                            const generate::LoadModelOptions& options) {
   const auto config = Config::parse(io::ConfigReader::load(dir / "config.json"));
-  return bind_tower(config, read_checkpoint(dir, options).second, dir.string());
+  return bind_tower(config, read_checkpoint(dir, config, options).second, dir.string());
 }
 
 void register_family() {

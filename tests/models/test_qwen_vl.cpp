@@ -229,6 +229,25 @@ TEST(QwenVl, LoadsTransformers5KeysAndFlat4xConfig) {
   fs::remove_all(dir);
 }
 
+TEST(QwenVl, LoadsMlxVlmKeyLayout) {
+  // mlx-vlm's names (language_model.model.*, language_model.lm_head.*, vision_tower.*) and its
+  // channels-last patch embedding [D, T, P, P, C].
+  const auto dir = scratch("mlxvlm");
+  fs::copy_file(kDir / "config.json", dir / "config.json");
+  ominix::io::TensorMap renamed;
+  for (auto& [k, v] : ominix::io::load_safetensors(kDir / "model.safetensors")) {
+    std::string key =
+        k.starts_with("visual.") ? "vision_tower." + k.substr(7) : "language_model." + k;
+    renamed.insert_or_assign(
+        key, key == "vision_tower.patch_embed.proj.weight" ? mx::transpose(v, {0, 2, 3, 4, 1}) : v);
+  }
+  ominix::io::save_safetensors(dir / "model.safetensors", renamed);
+  auto model = vl::load(dir);
+  expect_rel(prompt_logits(*model, prompt("two")), fx().get("case.two.logits"), kTol,
+             "mlx-vlm keys");
+  fs::remove_all(dir);
+}
+
 TEST(QwenVl, MropeWithEqualAxesIsPlainRope) {
   ominix::io::RopeConfig config;
   config.theta = 10000.0;
