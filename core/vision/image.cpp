@@ -255,9 +255,11 @@ Pixels decode_bmp(std::span<const std::uint8_t> b, std::string_view name) {
     const std::int64_t width = static_cast<std::int32_t>(le32(&b[18]));
     const std::int64_t height = std::abs(std::int64_t{static_cast<std::int32_t>(le32(&b[22]))});
     const std::int64_t stride = (width * (b[28] | (b[29] << 8)) + 31) / 32 * 4;
+    // stride * height > bytes after the pixel offset, without multiplying (it can overflow).
+    const std::int64_t avail =
+        static_cast<std::int64_t>(b.size()) - static_cast<std::int64_t>(le32(&b[10]));
     if ((compression == 0 || compression == 3 || compression == 6) && width > 0 &&
-        static_cast<std::int64_t>(le32(&b[10])) + stride * height >
-            static_cast<std::int64_t>(b.size()))
+        (avail < 0 || (stride > 0 && height > avail / stride)))
       fail<FormatError>("{}: cannot decode BMP image: the file is truncated", name);
   }
   return decode_stb(b, name, "BMP", rgbx ? 3 : 0);

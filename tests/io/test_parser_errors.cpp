@@ -24,6 +24,7 @@
 #include "ominix/models/paraformer.h"
 #include "ominix/text/chat_template.h"
 #include "ominix/text/tokenizer.h"
+#include "ominix/vision/image.h"
 
 namespace fs = std::filesystem;
 using namespace ominix;
@@ -211,4 +212,20 @@ TEST_F(ParserErrors, TorchZipPickleSharedDicts) {
   auto p = write("shared.pt", stored_zip({{"archive/data.pkl", "\x80\x02" + d + "."}}));
   expect_error<FormatError>([&] { io::load_torch_zip(p); },
                             {p.string(), "data.pkl", "dict entries"});
+}
+
+// fuzz_image's first finding: a BMP header whose row stride times height overflows int64 (signed
+// overflow, undefined behaviour: UBSan aborts the sanitizer run of this suite).
+TEST_F(ParserErrors, BmpHugeDimensions) {
+  const std::string bytes(
+      "\x42\x4d\xfe\x04\x00\x3b\x00\x00\x00\x00\x36\x00\x00\x00\x00\x00\xc4\x0e\x1e\xd6"
+      "\xd6\x12\xe6\xc7\x21\xdf\x34\x2f\xd3\x1d\x00\x00\x00\x00\x00\xc8\x04\x00\x00\xc4"
+      "\x0e\x00\x00\xc4\x0e\x1e\xd6\xd6\x12\xe6\xc7\x21\xdf\x34\x2f\xd3\x1d\x15",
+      58);
+  const auto* p = reinterpret_cast<const std::uint8_t*>(bytes.data());
+  expect_error<FormatError>(
+      [&] {
+        vision::decode_image({p, bytes.size()}, "huge.bmp");
+      },
+      {"huge.bmp", "BMP"});
 }
