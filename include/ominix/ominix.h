@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -25,6 +26,7 @@
 #include "ominix/generate/sampler.h"
 #include "ominix/generate/speculative.h"
 #include "ominix/io/weights.h"
+#include "ominix/models/qwen_vl.h"
 #include "ominix/text/chat_template.h"
 #include "ominix/text/tokenizer.h"
 
@@ -81,6 +83,27 @@ class Model {
   std::vector<int> encode_chat(const nlohmann::ordered_json& messages,
                                const text::RenderOptions& options = {
                                    .add_generation_prompt = true}) const;
+  /// encode_chat for messages whose content may be a list of parts, as transformers' processors
+  /// take them: {"type": "text", "text": ...}, {"type": "image", "image": PATH}. The template
+  /// renders each image part as its image-pad token; the images are read (vision::load_image)
+  /// and processed as preprocessor_config.json says (Qwen2-VL image processor), and each pad is
+  /// repeated to its image's merged patch count, as the transformers processor does. Feed the
+  /// result to bind(). InvalidArgument for a model that reads no images, a pad/image count
+  /// mismatch, or a part of an unknown type; video parts are not supported yet
+  /// (UnsupportedError); IoError/FormatError for unreadable images.
+  qwen_vl::Prompt encode_chat_with_media(const nlohmann::ordered_json& messages,
+                                         const text::RenderOptions& options = {
+                                             .add_generation_prompt = true}) const;
+  /// Token ids of an already rendered prompt whose image-pad tokens stand for `images` in order
+  /// (expanded and processed as encode_chat_with_media does).
+  qwen_vl::Prompt encode_with_images(std::string_view text,
+                                     std::span<const std::filesystem::path> images) const;
+  /// Whether the model reads images (a vision-language family).
+  bool reads_images() const;
+  /// The language model bound to a prompt with images, for the generation loop (its cache:
+  /// generate::PromptCache(*bound)). Refers to this model, which must outlive it.
+  /// InvalidArgument for a model that reads no images.
+  std::unique_ptr<generate::LanguageModel> bind(const qwen_vl::Prompt& prompt) const;
   /// Text of ids. InvalidArgument without a tokenizer.
   std::string decode(const std::vector<int>& ids, bool skip_special_tokens = false) const;
 
