@@ -136,12 +136,7 @@ TEST(Glm4Errors, MtpLayersAreDroppedAndMissingTensorsNamed) {
 }
 
 TEST(Glm4Errors, BadConfigFieldsAreNamed) {
-  struct Case {
-    const char* name;
-    std::function<void(nlohmann::json&)> edit;
-    const char* field;
-  };
-  std::vector<Case> config_errors{
+  std::vector<tests::ConfigCase> config_errors{
       {"glm4_moe", [](auto& c) { c["n_group"] = 3; }, "n_group"},
       {"glm4_moe", [](auto& c) { c["n_group"] = 8; }, "n_group"},  // groups of 1
       {"glm4_moe", [](auto& c) { c["topk_group"] = 5; }, "topk_group"},
@@ -152,13 +147,8 @@ TEST(Glm4Errors, BadConfigFieldsAreNamed) {
       {"glm4", [](auto& c) { c["num_key_value_heads"] = 3; }, "num_key_value_heads"},
       {"glm4", [](auto& c) { c["intermediate_size"] = 0; }, "intermediate_size"},
   };
-  for (const auto& [name, edit, field] : config_errors) {
-    SCOPED_TRACE(field);
-    TempDir dir("config");
-    copy_model(model_dir(name), dir.path, edit);
-    auto msg = error_of<ConfigError>([&] { glm4::load(dir.path); });
-    EXPECT_NE(msg.find(std::string("config.json: ") + field), std::string::npos) << msg;
-  }
+  tests::expect_config_errors_named<ConfigError>(
+      model_dir, [](const fs::path& dir) { glm4::load(dir); }, config_errors);
   for (auto [key, value] :
        {std::pair{"scoring_func", "softmax"}, {"topk_method", "greedy"}, {"model_type", "glm"}}) {
     TempDir dir("unsupported");
@@ -169,11 +159,7 @@ TEST(Glm4Errors, BadConfigFieldsAreNamed) {
 }
 
 TEST(Glm4Errors, BadInputsAreRejected) {
-  auto model = load("glm4");
-  auto cache = model->make_cache();
-  EXPECT_THROW((*model)(mx::array({1, 2, 3}, mx::int32), cache), InvalidArgument);
-  generate::Cache short_cache = generate::Cache::make(1);
-  EXPECT_THROW((*model)(mx::array({1, 2}, {1, 2}, mx::int32), short_cache), InvalidArgument);
+  tests::expect_bad_inputs_rejected(*load("glm4"));
 }
 
 }  // namespace

@@ -146,26 +146,16 @@ TEST(MixtralErrors, MissingTensorsAreAllNamed) {
 }
 
 TEST(MixtralErrors, BadConfigFieldsAreNamed) {
-  struct Case {
-    const char* name;
-    std::function<void(nlohmann::json&)> edit;
-    const char* field;
-  };
-  std::vector<Case> config_errors{
+  std::vector<tests::ConfigCase> config_errors{
       {"mixtral", [](auto& c) { c["num_experts_per_tok"] = 5; }, "num_experts_per_tok"},
       {"mixtral", [](auto& c) { c.erase("num_local_experts"); }, "num_local_experts"},
       {"mistral_swa", [](auto& c) { c["sliding_window"] = 0; }, "sliding_window"},
       {"mistral", [](auto& c) { c["num_key_value_heads"] = 3; }, "num_key_value_heads"},
       {"mistral", [](auto& c) { c["vocab_size"] = "many"; }, "vocab_size"},
   };
-  for (const auto& [name, edit, field] : config_errors) {
-    SCOPED_TRACE(field);
-    TempDir dir("config");
-    copy_model(model_dir(name), dir.path, edit);
-    auto msg = error_of<ConfigError>([&] { mixtral::load(dir.path); });
-    EXPECT_NE(msg.find(std::string("config.json: ") + field), std::string::npos) << msg;
-  }
-  std::vector<Case> unsupported{
+  tests::expect_config_errors_named<ConfigError>(
+      model_dir, [](const fs::path& dir) { mixtral::load(dir); }, config_errors);
+  std::vector<tests::ConfigCase> unsupported{
       {"mistral", [](auto& c) { c["attention_bias"] = true; }, "attention_bias"},
       {"mistral",
        [](auto& c) {
@@ -174,21 +164,12 @@ TEST(MixtralErrors, BadConfigFieldsAreNamed) {
        "layer_types"},
       {"mixtral", [](auto& c) { c["model_type"] = "mistral3"; }, "model_type"},
   };
-  for (const auto& [name, edit, field] : unsupported) {
-    SCOPED_TRACE(field);
-    TempDir dir("unsupported");
-    copy_model(model_dir(name), dir.path, edit);
-    auto msg = error_of<UnsupportedError>([&] { mixtral::load(dir.path); });
-    EXPECT_NE(msg.find(std::string("config.json: ") + field), std::string::npos) << msg;
-  }
+  tests::expect_config_errors_named<UnsupportedError>(
+      model_dir, [](const fs::path& dir) { mixtral::load(dir); }, unsupported);
 }
 
 TEST(MixtralErrors, BadInputsAreRejected) {
-  auto model = load("mistral");
-  auto cache = model->make_cache();
-  EXPECT_THROW((*model)(mx::array({1, 2, 3}, mx::int32), cache), InvalidArgument);
-  generate::Cache short_cache = generate::Cache::make(1);
-  EXPECT_THROW((*model)(mx::array({1, 2}, {1, 2}, mx::int32), short_cache), InvalidArgument);
+  tests::expect_bad_inputs_rejected(*load("mistral"));
 }
 
 }  // namespace

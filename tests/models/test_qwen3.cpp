@@ -201,12 +201,7 @@ TEST(Qwen3Errors, UnexpectedTensorIsNamed) {
 }
 
 TEST(Qwen3Errors, BadConfigFieldsAreNamed) {
-  struct Case {
-    const char* name;
-    std::function<void(nlohmann::json&)> edit;
-    const char* field;
-  };
-  std::vector<Case> config_errors{
+  std::vector<tests::ConfigCase> config_errors{
       {"qwen3_moe", [](auto& c) { c["num_experts_per_tok"] = 9; }, "num_experts_per_tok"},
       {"qwen3_moe", [](auto& c) { c["mlp_only_layers"] = {7}; }, "mlp_only_layers"},
       {"qwen3_moe", [](auto& c) { c["decoder_sparse_step"] = 0; }, "decoder_sparse_step"},
@@ -225,13 +220,8 @@ TEST(Qwen3Errors, BadConfigFieldsAreNamed) {
        },
        "sliding_window"},
   };
-  for (const auto& [name, edit, field] : config_errors) {
-    SCOPED_TRACE(field);
-    TempDir dir("config");
-    copy_model(model_dir(name), dir.path, edit);
-    auto msg = error_of<ConfigError>([&] { qwen3::load(dir.path); });
-    EXPECT_NE(msg.find(std::string("config.json: ") + field), std::string::npos) << msg;
-  }
+  tests::expect_config_errors_named<ConfigError>(
+      model_dir, [](const fs::path& dir) { qwen3::load(dir); }, config_errors);
   TempDir dir("act");
   copy_model(model_dir("qwen2_tied"), dir.path, [](auto& c) { c["hidden_act"] = "mish"; });
   auto msg = error_of<UnsupportedError>([&] { qwen3::load(dir.path); });
@@ -239,11 +229,7 @@ TEST(Qwen3Errors, BadConfigFieldsAreNamed) {
 }
 
 TEST(Qwen3Errors, BadInputsAreRejected) {
-  auto model = load("qwen2_tied");
-  auto cache = model->make_cache();
-  EXPECT_THROW((*model)(mx::array({1, 2, 3}, mx::int32), cache), InvalidArgument);
-  generate::Cache short_cache = generate::Cache::make(1);
-  EXPECT_THROW((*model)(mx::array({1, 2}, {1, 2}, mx::int32), short_cache), InvalidArgument);
+  tests::expect_bad_inputs_rejected(*load("qwen2_tied"));
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 #include <mlx/mlx.h>
 #include <nlohmann/json.hpp>
 
+#include "ominix/base/error.h"
 #include "ominix/generate/model.h"
 #include "ominix/io/gguf.h"
 #include "ominix/io/weights.h"
@@ -206,6 +207,37 @@ std::string error_of(const std::function<void()>& f) {
   }
   ADD_FAILURE() << "no exception";
   return {};
+}
+
+/// A config.json edit to the fixture `name` and the field the load error must name.
+struct ConfigCase {
+  const char* name;
+  std::function<void(nlohmann::json&)> edit;
+  const char* field;
+};
+
+/// For each case: `load` on a copy of dir_of(case.name) with the edit throws E whose message
+/// names "config.json: <field>".
+template <typename E>
+void expect_config_errors_named(
+    const std::function<std::filesystem::path(const std::string&)>& dir_of,
+    const std::function<void(const std::filesystem::path&)>& load,
+    const std::vector<ConfigCase>& cases) {
+  for (const auto& [name, edit, field] : cases) {
+    SCOPED_TRACE(field);
+    TempDir dir("config");
+    copy_model(dir_of(name), dir.path, edit);
+    auto msg = error_of<E>([&] { load(dir.path); });
+    EXPECT_NE(msg.find(std::string("config.json: ") + field), std::string::npos) << msg;
+  }
+}
+
+/// Tokens that are not [B, L], or a cache with fewer layers than the model, are InvalidArgument.
+inline void expect_bad_inputs_rejected(const generate::LanguageModel& model) {
+  auto cache = model.make_cache();
+  EXPECT_THROW(model(mx::array({1, 2, 3}, mx::int32), cache), InvalidArgument);
+  generate::Cache short_cache = generate::Cache::make(1);
+  EXPECT_THROW(model(mx::array({1, 2}, {1, 2}, mx::int32), short_cache), InvalidArgument);
 }
 
 }  // namespace ominix::tests
