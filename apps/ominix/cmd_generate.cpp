@@ -1,5 +1,6 @@
 // ominix generate: one prompt in, generated text (streamed) or a JSON object out.
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,6 +23,7 @@ struct GenerateArgs {
   std::string prompt, prompt_file, prompt_ids, format = "text";
   std::optional<int> logprobs;
   bool no_chat_template = false;
+  std::vector<std::string> images;  // --image: one user message holds them, then the prompt
 };
 
 // The prompt text of --prompt (- reads stdin) or --prompt-file, checked to be UTF-8 (the offset
@@ -62,6 +64,36 @@ std::vector<int> prompt_tokens(const Model& model, const ChatFormat& chat, const
   if (!a.llm.system.empty())
     fail<InvalidArgument>("--system needs the model's chat template (and no --no-chat-template)");
   return model.encode(text);
+}
+
+// The prompt of --image: one user message holding the images and then the prompt text, rendered
+// with the chat template and its generation prompt; the image-pad tokens expanded to the images'
+// patch counts.
+qwen_vl::Prompt image_prompt(const Model& model, const ChatFormat& chat, const GenerateArgs& a,
+                             bool ids, bool from_file) {
+  if (!model.reads_images())
+    fail<InvalidArgument>("--image: {} is a text-only model ({}); it reads no images", a.llm.model,
+                          model.info().model_type);
+  if (ids) fail<InvalidArgument>("--image needs --prompt or --prompt-file, not --prompt-ids");
+  if (!chat.get() || a.no_chat_template)
+    fail<InvalidArgument>(
+        "--image needs a chat template (the model's or --chat-template) and no "
+        "--no-chat-template");
+  if (!a.llm.draft_model.empty())
+    fail<InvalidArgument>("--draft-model does not work with --image yet");
+  const std::string text = prompt_text(a, from_file);
+  check_utf8(a.llm.system, "--system");
+  auto content = nlohmann::ordered_json::array();
+  std::vector<std::filesystem::path> paths;
+  for (const auto& image : a.images) {
+    content.push_back({{"type", "image"}, {"image", image}});
+    paths.emplace_back(image);
+  }
+  content.push_back({{"type", "text"}, {"text", text}});
+  auto messages = nlohmann::ordered_json::array();
+  if (!a.llm.system.empty()) messages.push_back({{"role", "system"}, {"content", a.llm.system}});
+  messages.push_back({{"role", "user"}, {"content", std::move(content)}});
+  return model.encode_with_images(chat.render(messages), paths);
 }
 
 nlohmann::json stats_json(const generate::GenerationStats& s) {
@@ -106,8 +138,17 @@ void run(const GenerateArgs& a, const GlobalOptions& global, bool ids, bool from
   if (a.logprobs && !json) fail<InvalidArgument>("--logprobs needs --format json");
   const Model model = load_with_progress(a.llm.model, a.llm.quiet);
   const ChatFormat chat(model, a.llm);
-  auto prompt = prompt_tokens(model, chat, a, ids, from_file);
-  auto cache = model.make_cache(cache_options(a.llm));
+  std::vector<int> prompt;
+  std::unique_ptr<generate::LanguageModel> bound;  // the model bound to --image's images
+  if (!a.images.empty()) {
+    auto p = image_prompt(model, chat, a, ids, from_file);
+    bound = model.bind(p);
+    prompt = std::move(p.ids);
+  } else {
+    prompt = prompt_tokens(model, chat, a, ids, from_file);
+  }
+  const generate::LanguageModel& lm = bound ? *bound : model.lm();
+  generate::PromptCache cache(lm, cache_options(a.llm));
   auto params = generate_params(a.llm, model);
   params.logprobs = a.logprobs;
   if (auto room = context_room(model, cache, static_cast<int>(prompt.size()));
@@ -125,17 +166,17 @@ void run(const GenerateArgs& a, const GlobalOptions& global, bool ids, bool from
         .model = &draft->lm(), .cache = &*draft_cache, .num_draft_tokens = a.llm.num_draft};
   }
   const bool has_text = model.tokenizer().has_value();
-  auto result = generate::generate(model.lm(), cache, std::move(prompt), params,
-                                   [&](const generate::Chunk& c) {
-                                     if (json) return true;
-                                     if (has_text) {
-                                       std::fwrite(c.text.data(), 1, c.text.size(), stdout);
-                                     } else {
-                                       for (int id : c.tokens) fmt::print("{} ", id);
-                                     }
-                                     std::fflush(stdout);
-                                     return true;
-                                   });
+  auto result =
+      generate::generate(lm, cache, std::move(prompt), params, [&](const generate::Chunk& c) {
+        if (json) return true;
+        if (has_text) {
+          std::fwrite(c.text.data(), 1, c.text.size(), stdout);
+        } else {
+          for (int id : c.tokens) fmt::print("{} ", id);
+        }
+        std::fflush(stdout);
+        return true;
+      });
   if (result.finish_reason == generate::FinishReason::context && !a.llm.quiet)
     fmt::print(stderr, "[stopped at the model's context of {} tokens]\n",
                model.info().max_position_embeddings);
@@ -164,6 +205,9 @@ void add_generate(CLI::App& app, const GlobalOptions& global) {
   auto* ids = cmd->add_option("--prompt-ids", args->prompt_ids, "Prompt token ids, e.g. \"1,2,3\"");
   prompt->excludes(ids)->excludes(file);
   file->excludes(ids);
+  cmd->add_option("--image", args->images,
+                  "Image file (PNG, JPEG, BMP, GIF, WebP) for a vision-language model; repeat for "
+                  "several. The prompt is one user message holding the images, then the text");
   cmd->add_flag("--no-chat-template", args->no_chat_template,
                 "Encode the prompt as is, without the chat template")
       ->excludes(cmd->get_option("--chat-template"));

@@ -9,3 +9,33 @@ target_compile_definitions(qwen_vl_tests PRIVATE OMINIX_FIXTURES="${CMAKE_CURREN
 target_include_directories(qwen_vl_tests PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
 ominix_target_options(qwen_vl_tests)
 gtest_discover_tests(qwen_vl_tests PROPERTIES LABELS unit DISCOVERY_TIMEOUT 60)
+
+# `ominix generate --image` gives transformers' greedy ids (tools/fixtures/gen_qwen_vl_cli.py:
+# the model directories with preprocessor_config.json, chat_template.jinja and img.png, and the
+# reference's ids generated with the EOS ids suppressed, as --ignore-eos (=forbid) does).
+if(TARGET ominix)
+  foreach(_vl qwen2_5_vl qwen3_vl)
+    set(_vldir ${CMAKE_CURRENT_SOURCE_DIR}/fixtures/models/qwen_vl_cli/${_vl})
+    file(READ ${_vldir}/expected.json _vl_expected)
+    string(JSON _vl_n LENGTH "${_vl_expected}" ids)
+    math(EXPR _vl_last "${_vl_n} - 1")
+    set(_vl_ids "")
+    foreach(_i RANGE ${_vl_last})
+      string(JSON _id GET "${_vl_expected}" ids ${_i})
+      list(APPEND _vl_ids ${_id})
+    endforeach()
+    list(JOIN _vl_ids "," _vl_ids)
+    add_test(NAME cli.generate_image_${_vl}
+             COMMAND ominix generate --model ${_vldir} --image ${_vldir}/img.png
+                     --prompt "Describe this image." --max-tokens 12 --temp 0 --ignore-eos
+                     --format json)
+    set_tests_properties(cli.generate_image_${_vl} PROPERTIES LABELS cli
+                         PASS_REGULAR_EXPRESSION "\"ids\":\\[${_vl_ids}\\]")
+  endforeach()
+  # --image on a text-only model (the chat model assembled by generate/generation.cmake).
+  add_test(NAME cli.error_image_text_model
+           COMMAND sh -c "out=$(\"$0\" generate --model \"$1\" --image \"$2\" --prompt hi 2>&1); rc=$?; echo \"$out\"; [ $rc -ne 0 ] && echo \"$out\" | grep -q -- 'is a text-only model (qwen3); it reads no images'"
+                   $<TARGET_FILE:ominix> ${CMAKE_CURRENT_BINARY_DIR}/generate_cli/chat_model
+                   ${CMAKE_CURRENT_SOURCE_DIR}/fixtures/models/qwen_vl_cli/qwen2_5_vl/img.png)
+  set_tests_properties(cli.error_image_text_model PROPERTIES LABELS cli)
+endif()
