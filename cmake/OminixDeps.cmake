@@ -62,6 +62,9 @@ find_package(PkgConfig REQUIRED)
 pkg_check_modules(OMINIX_STB REQUIRED stb)
 pkg_check_modules(OMINIX_JPEG REQUIRED libjpeg)
 pkg_check_modules(OMINIX_WEBP REQUIRED libwebp libwebpdemux)
+# zlib (Debian: zlib1g-dev, which libpng-dev pulls in): a PNG's compressed data is measured before
+# stb_image inflates it (core/vision/image.cpp, check_png_inflated_size).
+pkg_check_modules(OMINIX_ZLIB REQUIRED zlib)
 # core/vision's video decoding (Debian: libavformat-dev, libavcodec-dev, libswscale-dev,
 # libavutil-dev): FFmpeg's demuxers and decoders, and swscale's YUV -> RGB conversion, the same
 # libraries torchcodec (qwen-vl-utils' first video reader) decodes with.

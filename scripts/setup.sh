@@ -38,7 +38,7 @@ APT_PACKAGES=(
   nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev
   libsndfile1-dev libsoxr-dev libpcre2-dev libutf8proc-dev libyaml-cpp-dev libstb-dev libpng-dev libcpp-httplib-dev
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
-  libjpeg-dev libwebp-dev
+  libjpeg-dev libwebp-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 missing=()

@@ -15,6 +15,7 @@
 #include <stb_image.h>
 #include <webp/decode.h>
 #include <webp/demux.h>
+#include <zlib.h>
 
 #include "ominix/base/error.h"
 
@@ -227,7 +228,66 @@ Pixels decode_stb(std::span<const std::uint8_t> b, std::string_view name, const 
   return take_stb(data, w, h, want_channels ? want_channels : n);
 }
 
+// stb_image sizes its buffers from what a PNG declares: a 66-byte file whose IDAT chunk claims
+// 1.1 GB (fuzz_image) made it allocate that much before finding the file short. Walk the chunks
+// first, refusing one that runs past the end of the file, and inflate the IDAT stream counting its
+// bytes without keeping them, refusing one that runs past what the IHDR dimensions need (plus 1 MiB
+// of slack for encoders that append padding; the decoders ignore bytes past the image).
+void check_png_inflated_size(std::span<const std::uint8_t> b, std::string_view name) {
+  if (b.size() < 33 || std::memcmp(&b[12], "IHDR", 4) != 0) return;  // stb reports it
+  const std::int64_t width = be32(&b[16]), height = be32(&b[20]);
+  const int depth = b[24], color = b[25], interlace = b[28];
+  const int channels = color == 2 ? 3 : color == 4 ? 2 : color == 6 ? 4 : 1;
+  const auto scanlines = [&](std::int64_t w, std::int64_t h) {
+    return w == 0 || h == 0 ? 0 : h * (1 + (w * channels * depth + 7) / 8);
+  };
+  std::int64_t need = 0;
+  if (interlace == 1) {  // Adam7: the seven passes' sub-images
+    static constexpr int kX0[] = {0, 4, 0, 2, 0, 1, 0}, kY0[] = {0, 0, 4, 0, 2, 0, 1};
+    static constexpr int kDx[] = {8, 8, 4, 4, 2, 2, 1}, kDy[] = {8, 8, 8, 4, 4, 2, 2};
+    for (int p = 0; p < 7; ++p)
+      need += scanlines((width - kX0[p] + kDx[p] - 1) / kDx[p],
+                        (height - kY0[p] + kDy[p] - 1) / kDy[p]);
+  } else {
+    need = scanlines(width, height);
+  }
+  const std::int64_t limit = need + (std::int64_t{1} << 20);
+
+  z_stream z{};
+  if (inflateInit(&z) != Z_OK) fail<FormatError>("{}: cannot start inflating the PNG data", name);
+  std::unique_ptr<z_stream, int (*)(z_stream*)> guard(&z, inflateEnd);
+  std::vector<std::uint8_t> sink(1 << 16);
+  std::int64_t total = 0;
+  for (std::size_t at = 8; at + 12 <= b.size();) {
+    const std::size_t len = be32(&b[at]);
+    if (len > b.size() - at - 12)  // stb_image would first grow its buffer to the declared length
+      fail<FormatError>("{}: PNG chunk '{}' at byte {} declares {} bytes, past the end of the file",
+                        name, std::string_view(reinterpret_cast<const char*>(&b[at + 4]), 4), at,
+                        len);
+    if (std::memcmp(&b[at + 4], "IEND", 4) == 0) return;
+    if (std::memcmp(&b[at + 4], "IDAT", 4) == 0) {
+      z.next_in = const_cast<Bytef*>(&b[at + 8]);
+      z.avail_in = static_cast<uInt>(len);
+      while (z.avail_in > 0) {
+        z.next_out = sink.data();
+        z.avail_out = static_cast<uInt>(sink.size());
+        const int rc = inflate(&z, Z_NO_FLUSH);
+        total += static_cast<std::int64_t>(sink.size() - z.avail_out);
+        if (total > limit)
+          fail<FormatError>(
+              "{}: PNG data inflates past the {} bytes its {}x{} IHDR needs (corrupt or hostile "
+              "file)",
+              name, need, width, height);
+        if (rc == Z_STREAM_END) return;
+        if (rc != Z_OK) return;  // a damaged stream: stb reports it
+      }
+    }
+    at += 12 + len;
+  }
+}
+
 Pixels decode_png(std::span<const std::uint8_t> b, std::string_view name) {
+  check_png_inflated_size(b, name);
   // Pillow opens 16-bit greyscale as mode "I;16", whose convert("RGB") clips at 255; every other
   // 16-bit PNG keeps each sample's high byte (what stb_image's 16 -> 8 conversion does).
   if (b.size() >= 26 && b[24] == 16 && b[25] == 0) {

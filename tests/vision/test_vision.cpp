@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 #include <mlx/mlx.h>
+#include <zlib.h>
 #include <nlohmann/json.hpp>
 
 #include "ominix/base/error.h"
@@ -82,6 +83,58 @@ TEST(VisionDecode, CorruptAndUnsupportedFilesAreErrorsNamingTheFile) {
     }
   }
   EXPECT_THROW(vision::load_image(kDir / "no_such_file.png"), ominix::IoError);
+}
+
+// fuzz_image's finding (docs/fuzzing.md): a 66-byte PNG whose IDAT chunk declares 1.1 GB made
+// stb_image allocate that much before failing; now refused from the chunk header. And a PNG whose
+// compressed data inflates far past what its IHDR needs (zlib made here from 8 MB of zeros).
+TEST(VisionDecode, PngDeclaredSizesAreCheckedBeforeDecoding) {
+  const std::string b64 =
+      "iVBORw0KGgoAAAANSUhEUgAAABcAAAAREAAAAAAAtIgiQwEAp0lEQVR4nAXB7W6Ovzgn/O5Z5WtkZp3ZzRj0WnOE";
+  static constexpr std::string_view kAlphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::vector<std::uint8_t> bomb;
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (char c : b64) {
+    acc = acc << 6 | static_cast<std::uint32_t>(kAlphabet.find(c));
+    if ((bits += 6) >= 8) bomb.push_back(static_cast<std::uint8_t>(acc >> (bits -= 8)));
+  }
+  ASSERT_EQ(bomb.size(), 66u);
+  try {
+    vision::decode_image(bomb, "bomb.png");
+    FAIL() << "decoded";
+  } catch (const ominix::FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("bomb.png: PNG chunk 'IDAT' at byte 33 declares"),
+              std::string::npos)
+        << e.what();
+  }
+
+  // A 2x2 grey PNG whose IDAT holds 8 MiB of zeros (a valid zlib stream).
+  std::vector<std::uint8_t> zeros(8 << 20, 0), z(compressBound(zeros.size()));
+  uLongf zlen = z.size();
+  ASSERT_EQ(compress(z.data(), &zlen, zeros.data(), zeros.size()), Z_OK);
+  z.resize(zlen);
+  std::vector<std::uint8_t> png = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  auto chunk = [&](const char* type, const std::vector<std::uint8_t>& data) {
+    for (int s = 24; s >= 0; s -= 8) png.push_back(static_cast<std::uint8_t>(data.size() >> s));
+    std::vector<std::uint8_t> body(type, type + 4);
+    body.insert(body.end(), data.begin(), data.end());
+    png.insert(png.end(), body.begin(), body.end());
+    const auto crc = crc32(0, body.data(), static_cast<uInt>(body.size()));
+    for (int s = 24; s >= 0; s -= 8) png.push_back(static_cast<std::uint8_t>(crc >> s));
+  };
+  chunk("IHDR", {0, 0, 0, 2, 0, 0, 0, 2, 8, 0, 0, 0, 0});
+  chunk("IDAT", z);
+  chunk("IEND", {});
+  try {
+    vision::decode_image(png, "zeros.png");
+    FAIL() << "decoded";
+  } catch (const ominix::FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("zeros.png: PNG data inflates past the 6 bytes"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(VisionResize, BicubicMatchesTorchvisionExactly) {

@@ -4,7 +4,8 @@ add_executable(vision_tests
   ${CMAKE_CURRENT_LIST_DIR}/test_vision.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/support/cpu_by_default.cpp
 )
-target_link_libraries(vision_tests PRIVATE ominix::core GTest::gtest GTest::gtest_main)
+target_link_libraries(vision_tests PRIVATE ominix::core GTest::gtest GTest::gtest_main
+                      ${OMINIX_ZLIB_LINK_LIBRARIES})
 target_include_directories(vision_tests PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
 target_compile_definitions(vision_tests PRIVATE OMINIX_FIXTURES="${CMAKE_CURRENT_SOURCE_DIR}/fixtures")
 ominix_target_options(vision_tests)
