@@ -8,15 +8,19 @@
 // without a chat template (a base model, such as the default Gemma 3 270M GGUF) chats through a
 // plain User/Assistant transcript with a two-turn example, stopping where it starts the user's next
 // line (the way llama.cpp's interactive mode talks to base models with a reverse prompt).
+// With a vision-language model, /image PATH attaches an image to the next message (its content
+// then holds the images and the text); each turn binds the model to the conversation's images.
 #include <unistd.h>
 
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
@@ -56,6 +60,16 @@ class SigintGuard {
 
 // The transcript a base model continues: a preamble, two example turns, then the conversation,
 // ending with "Assistant:".
+// The image paths of the messages' image parts, in order.
+std::vector<std::filesystem::path> images_in(const nlohmann::ordered_json& messages) {
+  std::vector<std::filesystem::path> out;
+  for (const auto& m : messages)
+    if (m["content"].is_array())
+      for (const auto& part : m["content"])
+        if (part.value("type", "") == "image") out.emplace_back(part["image"].get<std::string>());
+  return out;
+}
+
 std::string transcript(const nlohmann::ordered_json& messages) {
   std::string system =
       "A conversation between a User and a knowledgeable Assistant, who answers briefly and "
@@ -146,8 +160,10 @@ void run(const ChatArgs& a, const GlobalOptions& global) {
   }
   const bool interactive = ::isatty(STDIN_FILENO);
   auto messages = nlohmann::ordered_json::array();
+  std::vector<std::string> pending_images;  // /image: attached to the next message
   auto reset = [&] {
     messages = nlohmann::ordered_json::array();
+    pending_images.clear();
     if (!a.llm.system.empty()) messages.push_back({{"role", "system"}, {"content", a.llm.system}});
     cache.reset();
     if (draft_cache) draft_cache->reset();
@@ -159,7 +175,16 @@ void run(const ChatArgs& a, const GlobalOptions& global) {
                "Type a message (end a line with \\ to continue it, or put it between \"\"\" "
                "lines); /reset starts over, /exit quits.\n");
   const int context = model.info().max_position_embeddings;
-  auto encode = [&] { return plain ? model.encode(transcript(messages)) : chat.encode(messages); };
+  std::unique_ptr<generate::LanguageModel> bound;  // the model bound to the conversation's images
+  auto encode = [&]() -> std::vector<int> {
+    bound.reset();
+    if (plain) return model.encode(transcript(messages));
+    const auto images = images_in(messages);
+    if (images.empty()) return chat.encode(messages);
+    auto p = model.encode_with_images(chat.render(messages), images);
+    bound = model.bind(p);
+    return std::move(p.ids);
+  };
   while (true) {
     if (interactive) {
       fmt::print("> ");
@@ -184,11 +209,45 @@ void run(const ChatArgs& a, const GlobalOptions& global) {
       fmt::print(stderr, "[conversation reset]\n");
       continue;
     }
+    if (line.starts_with("/video ")) {
+      fmt::print(stderr, "error: /video: video is not supported yet\n");
+      continue;
+    }
+    if (line.starts_with("/image ")) {
+      const std::string path = trim(line.substr(7));
+      if (!model.reads_images())
+        fmt::print(stderr, "error: /image: {} is a text-only model ({}); it reads no images\n",
+                   a.llm.model, model.info().model_type);
+      else if (plain)
+        fmt::print(stderr, "error: /image needs a chat template\n");
+      else if (!std::filesystem::is_regular_file(path))
+        fmt::print(stderr, "error: /image: {}: no such file\n", path);
+      else {
+        pending_images.push_back(path);
+        if (!a.llm.quiet) fmt::print(stderr, "[{} attached to the next message]\n", path);
+      }
+      continue;
+    }
     if (line.empty()) continue;
-    messages.push_back({{"role", "user"}, {"content", line}});
+    if (pending_images.empty()) {
+      messages.push_back({{"role", "user"}, {"content", line}});
+    } else {
+      auto content = nlohmann::ordered_json::array();
+      for (const auto& p : pending_images) content.push_back({{"type", "image"}, {"image", p}});
+      content.push_back({{"type", "text"}, {"text", line}});
+      messages.push_back({{"role", "user"}, {"content", std::move(content)}});
+      pending_images.clear();
+    }
     auto params = generate_params(a.llm, model);
     if (plain) params.stop_strings.insert(params.stop_strings.end(), {"\nUser:", "\n\n"});
-    auto prompt = encode();
+    std::vector<int> prompt;
+    try {
+      prompt = encode();
+    } catch (const Error& e) {  // e.g. an attached image that does not decode
+      messages.erase(messages.size() - 1);
+      fmt::print(stderr, "error: {}\n", e.what());
+      continue;
+    }
     if (context_room(model, cache, 0)) {
       // Leave room for an answer: drop the oldest turns (the system prompt stays) while the
       // conversation does not leave min(max_tokens, context / 4) tokens of the context.
@@ -211,23 +270,24 @@ void run(const ChatArgs& a, const GlobalOptions& global) {
                    "tokens; /reset starts over]\n",
                    dropped, context);
     }
-    if (draft)
+    if (draft && !bound)
       params.draft = {
           .model = &draft->lm(), .cache = &*draft_cache, .num_draft_tokens = a.llm.num_draft};
     generate::GenerationResult result;
     try {
       bool started = false;  // the transcript's answer starts after "Assistant:"'s space
-      result = generate::generate(model.lm(), cache, prompt, params, [&](const generate::Chunk& c) {
-        std::string_view text = c.text;
-        if (plain && !started) {
-          const auto b = text.find_first_not_of(' ');
-          text = b == std::string_view::npos ? std::string_view() : text.substr(b);
-          started = !text.empty();
-        }
-        std::fwrite(text.data(), 1, text.size(), stdout);
-        std::fflush(stdout);
-        return !interrupted.load();
-      });
+      result = generate::generate(
+          bound ? *bound : model.lm(), cache, prompt, params, [&](const generate::Chunk& c) {
+            std::string_view text = c.text;
+            if (plain && !started) {
+              const auto b = text.find_first_not_of(' ');
+              text = b == std::string_view::npos ? std::string_view() : text.substr(b);
+              started = !text.empty();
+            }
+            std::fwrite(text.data(), 1, text.size(), stdout);
+            std::fflush(stdout);
+            return !interrupted.load();
+          });
     } catch (const InvalidArgument& e) {  // e.g. one message longer than the context
       messages.erase(messages.size() - 1);
       fmt::print(stderr, "error: {}\n", e.what());

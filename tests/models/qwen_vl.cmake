@@ -32,6 +32,13 @@ if(TARGET ominix)
     set_tests_properties(cli.generate_image_${_vl} PROPERTIES LABELS cli
                          PASS_REGULAR_EXPRESSION "\"ids\":\\[${_vl_ids}\\]")
   endforeach()
+  # chat: "/image PATH" then a message is the same prompt as generate --image, so the first answer
+  # is generate's (checked against transformers above).
+  set(_vldir ${CMAKE_CURRENT_SOURCE_DIR}/fixtures/models/qwen_vl_cli/qwen2_5_vl)
+  add_test(NAME cli.chat_image
+           COMMAND sh -c "want=$(\"$0\" generate --model \"$1\" --image \"$1/img.png\" --prompt 'Describe this image.' --max-tokens 12 --temp 0 --ignore-eos -q) && got=$(printf '/image %s\\nDescribe this image.\\n' \"$1/img.png\" | \"$0\" chat --model \"$1\" --max-tokens 12 --temp 0 --ignore-eos -q) && echo \"want [$want] got [$got]\" && [ -n \"$want\" ] && [ \"$want\" = \"$got\" ] && echo 'ok: same answer'"
+                   $<TARGET_FILE:ominix> ${_vldir})
+  set_tests_properties(cli.chat_image PROPERTIES LABELS cli PASS_REGULAR_EXPRESSION "ok: same answer")
   # --image on a text-only model (the chat model assembled by generate/generation.cmake).
   add_test(NAME cli.error_image_text_model
            COMMAND sh -c "out=$(\"$0\" generate --model \"$1\" --image \"$2\" --prompt hi 2>&1); rc=$?; echo \"$out\"; [ $rc -ne 0 ] && echo \"$out\" | grep -q -- 'is a text-only model (qwen3); it reads no images'"
