@@ -24,7 +24,8 @@
 # OMINIX_NEWUSER_ONLY=GLOB runs only the blocks whose FILE:LINE matches, e.g. 'README.md:*'.
 set -uo pipefail
 ROOT="$(cd -P "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-BUILD_DIR="$(cd -P "${1:?usage: run.sh BUILD_DIR [--list]}" && pwd)"
+BUILD_DIR="$(cd -P "${1:?usage: run.sh BUILD_DIR [--list]}" 2>/dev/null && pwd)" ||
+  { echo "run.sh: '${1}' is not a build directory (usage: run.sh BUILD_DIR [--list])" >&2; exit 2; }
 LIST=0
 [[ "${2:-}" == "--list" ]] && LIST=1
 BLOCK_TIMEOUT="${OMINIX_NEWUSER_BLOCK_TIMEOUT:-300}"
