@@ -253,6 +253,9 @@ void run(const ChatArgs& a, const GlobalOptions& global) {
       // conversation does not leave min(max_tokens, context / 4) tokens of the context.
       const int want = a.llm.max_tokens < 0 ? context / 4 : std::min(a.llm.max_tokens, context / 4);
       const std::size_t first = a.llm.system.empty() ? 0 : 1;
+      // The prompt cache matches token ids only: once older turns go, a later image with the same
+      // grid could land on the ids a dropped image left in the cache, so start it afresh.
+      const bool had_images = !images_in(messages).empty();
       int dropped = 0;
       while (static_cast<int>(prompt.size()) + want > context && messages.size() > first + 1) {
         messages.erase(first);
@@ -264,6 +267,7 @@ void run(const ChatArgs& a, const GlobalOptions& global) {
         }
         prompt = encode();
       }
+      if (dropped && had_images) cache.reset();
       if (dropped && !a.llm.quiet)
         fmt::print(stderr,
                    "[dropped the {} oldest message(s) to fit the model's context of {} "
