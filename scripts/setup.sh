@@ -34,7 +34,7 @@ log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 # --- 1. Debian packages --------------------------------------------------------------------
 APT_PACKAGES=(
-  build-essential cmake ninja-build git unzip python3 python3-pip python3-venv
+  build-essential cmake ninja-build pkg-config git unzip python3 python3-pip python3-venv
   nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev
   libsndfile1-dev libsoxr-dev libpcre2-dev libutf8proc-dev libyaml-cpp-dev libstb-dev libpng-dev libcpp-httplib-dev
   libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
