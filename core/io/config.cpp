@@ -70,7 +70,8 @@ nlohmann::ordered_json read_ordered_json_file(const std::filesystem::path& path)
   return parse_ordered_json(read_text(path), path.string());
 }
 
-ConfigReader::ConfigReader(Json j, std::string where) : json_(std::move(j)), where_(std::move(where)) {
+ConfigReader::ConfigReader(Json j, std::string where)
+    : json_(std::move(j)), where_(std::move(where)) {
   if (json_.is_null()) json_ = Json::object();
 }
 
@@ -80,7 +81,9 @@ ConfigReader ConfigReader::load(const std::filesystem::path& path) {
   return ConfigReader(std::move(j), path.filename().string());
 }
 
-std::string ConfigReader::field(const std::string& key) const { return where_ + ": " + key; }
+std::string ConfigReader::field(const std::string& key) const {
+  return where_ + ": " + key;
+}
 
 bool ConfigReader::has(const std::string& key) const {
   auto it = json_.find(key);
@@ -90,19 +93,29 @@ bool ConfigReader::has(const std::string& key) const {
 namespace {
 template <typename T>
 bool holds(const Json& j) {
-  if constexpr (std::is_same_v<T, bool>) return j.is_boolean();
-  else if constexpr (std::is_integral_v<T>) return j.is_number_integer();
-  else if constexpr (std::is_floating_point_v<T>) return j.is_number();
-  else if constexpr (std::is_same_v<T, std::string>) return j.is_string();
-  else return true;
+  if constexpr (std::is_same_v<T, bool>)
+    return j.is_boolean();
+  else if constexpr (std::is_integral_v<T>)
+    return j.is_number_integer();
+  else if constexpr (std::is_floating_point_v<T>)
+    return j.is_number();
+  else if constexpr (std::is_same_v<T, std::string>)
+    return j.is_string();
+  else
+    return true;
 }
 template <typename T>
 const char* type_name() {
-  if constexpr (std::is_same_v<T, bool>) return "a boolean";
-  else if constexpr (std::is_integral_v<T>) return "an integer";
-  else if constexpr (std::is_floating_point_v<T>) return "a number";
-  else if constexpr (std::is_same_v<T, std::string>) return "a string";
-  else return "a value";
+  if constexpr (std::is_same_v<T, bool>)
+    return "a boolean";
+  else if constexpr (std::is_integral_v<T>)
+    return "an integer";
+  else if constexpr (std::is_floating_point_v<T>)
+    return "a number";
+  else if constexpr (std::is_same_v<T, std::string>)
+    return "a string";
+  else
+    return "a value";
 }
 }  // namespace
 
@@ -110,7 +123,8 @@ template <typename T>
 std::optional<T> ConfigReader::optional(const std::string& key) const {
   if (!has(key)) return std::nullopt;
   const Json& v = json_.at(key);
-  if (!holds<T>(v)) fail<ConfigError>("{}: expected {}, got {}", field(key), type_name<T>(), v.dump());
+  if (!holds<T>(v))
+    fail<ConfigError>("{}: expected {}, got {}", field(key), type_name<T>(), v.dump());
   if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
     if (v.is_number_unsigned() &&
         v.get<unsigned long long>() > std::numeric_limits<long long>::max())
@@ -139,9 +153,9 @@ T ConfigReader::get(const std::string& key, T fallback) const {
   return optional<T>(key).value_or(fallback);
 }
 
-#define OMINIX_INSTANTIATE(T)                                                   \
+#define OMINIX_INSTANTIATE(T)                                                    \
   template std::optional<T> ConfigReader::optional<T>(const std::string&) const; \
-  template T ConfigReader::required<T>(const std::string&) const;               \
+  template T ConfigReader::required<T>(const std::string&) const;                \
   template T ConfigReader::get<T>(const std::string&, T) const;
 OMINIX_INSTANTIATE(bool)
 OMINIX_INSTANTIATE(int)
@@ -189,8 +203,8 @@ AttentionConfig AttentionConfig::parse(const ConfigReader& c) {
     fail<ConfigError>("{}: must be positive", c.field("num_attention_heads"));
   a.num_key_value_heads = c.get<int>("num_key_value_heads", a.num_attention_heads);
   if (a.num_key_value_heads <= 0 || a.num_attention_heads % a.num_key_value_heads != 0)
-    fail<ConfigError>("{}: {} does not divide num_attention_heads = {}", c.field("num_key_value_heads"),
-                      a.num_key_value_heads, a.num_attention_heads);
+    fail<ConfigError>("{}: {} does not divide num_attention_heads = {}",
+                      c.field("num_key_value_heads"), a.num_key_value_heads, a.num_attention_heads);
   if (c.has("head_dim")) {
     a.head_dim = c.required<int>("head_dim");
   } else {
@@ -204,7 +218,8 @@ AttentionConfig AttentionConfig::parse(const ConfigReader& c) {
   a.max_position_embeddings = c.get<int>("max_position_embeddings", 2048);
   if (c.get<bool>("use_sliding_window", true) && c.has("sliding_window")) {
     a.sliding_window = c.required<int>("sliding_window");
-    if (*a.sliding_window <= 0) fail<ConfigError>("{}: must be positive", c.field("sliding_window"));
+    if (*a.sliding_window <= 0)
+      fail<ConfigError>("{}: must be positive", c.field("sliding_window"));
   }
   return a;
 }
@@ -212,26 +227,35 @@ AttentionConfig AttentionConfig::parse(const ConfigReader& c) {
 RopeConfig RopeConfig::parse(const ConfigReader& c) {
   RopeConfig r;
   // transformers 5.x writes rope_parameters; 4.x writes rope_theta (+ rope_scaling).
-  ConfigReader params = c.has("rope_parameters") ? c.child("rope_parameters") : c.child("rope_scaling");
+  ConfigReader params =
+      c.has("rope_parameters") ? c.child("rope_parameters") : c.child("rope_scaling");
   r.theta = params.has("rope_theta") ? params.required<double>("rope_theta")
                                      : c.get<double>("rope_theta", 10000.0);
   r.partial_rotary_factor = params.has("partial_rotary_factor")
                                 ? params.required<double>("partial_rotary_factor")
                                 : c.get<double>("partial_rotary_factor", 1.0);
   if (r.partial_rotary_factor <= 0 || r.partial_rotary_factor > 1)
-    fail<ConfigError>("{}: {} is not in (0, 1]", c.field("partial_rotary_factor"), r.partial_rotary_factor);
+    fail<ConfigError>("{}: {} is not in (0, 1]", c.field("partial_rotary_factor"),
+                      r.partial_rotary_factor);
   r.max_position_embeddings = c.get<int>("max_position_embeddings", 2048);
   r.traditional = c.get<bool>("rope_traditional", false);
 
   std::string type = params.has("rope_type") ? params.required<std::string>("rope_type")
                                              : params.get<std::string>("type", "default");
-  if (type == "default") r.type = RopeType::standard;
-  else if (type == "linear") r.type = RopeType::linear;
-  else if (type == "llama3") r.type = RopeType::llama3;
-  else if (type == "yarn") r.type = RopeType::yarn;
-  else if (type == "dynamic") r.type = RopeType::dynamic;
-  else fail<UnsupportedError>("{}: RoPE type '{}' is not supported (default, linear, llama3, yarn, dynamic)",
-                              params.field("rope_type"), type);
+  if (type == "default")
+    r.type = RopeType::standard;
+  else if (type == "linear")
+    r.type = RopeType::linear;
+  else if (type == "llama3")
+    r.type = RopeType::llama3;
+  else if (type == "yarn")
+    r.type = RopeType::yarn;
+  else if (type == "dynamic")
+    r.type = RopeType::dynamic;
+  else
+    fail<UnsupportedError>(
+        "{}: RoPE type '{}' is not supported (default, linear, llama3, yarn, dynamic)",
+        params.field("rope_type"), type);
 
   if (r.type != RopeType::standard) {
     auto factor = params.optional<double>("factor");
@@ -260,10 +284,14 @@ RopeConfig RopeConfig::parse(const ConfigReader& c) {
 
 const char* to_string(QuantMode m) {
   switch (m) {
-    case QuantMode::affine: return "affine";
-    case QuantMode::mxfp4: return "mxfp4";
-    case QuantMode::mxfp8: return "mxfp8";
-    case QuantMode::nvfp4: return "nvfp4";
+    case QuantMode::affine:
+      return "affine";
+    case QuantMode::mxfp4:
+      return "mxfp4";
+    case QuantMode::mxfp8:
+      return "mxfp8";
+    case QuantMode::nvfp4:
+      return "nvfp4";
   }
   return "affine";
 }
@@ -272,9 +300,11 @@ void validate(const QuantSpec& s, const std::string& where) {
   switch (s.mode) {
     case QuantMode::affine:
       if (s.bits != 2 && s.bits != 3 && s.bits != 4 && s.bits != 5 && s.bits != 6 && s.bits != 8)
-        fail<ConfigError>("{}: bits = {} is not supported (affine takes 2, 3, 4, 5, 6 or 8)", where, s.bits);
+        fail<ConfigError>("{}: bits = {} is not supported (affine takes 2, 3, 4, 5, 6 or 8)", where,
+                          s.bits);
       if (s.group_size != 32 && s.group_size != 64 && s.group_size != 128)
-        fail<ConfigError>("{}: group_size = {} is not supported (32, 64 or 128)", where, s.group_size);
+        fail<ConfigError>("{}: group_size = {} is not supported (32, 64 or 128)", where,
+                          s.group_size);
       return;
     case QuantMode::mxfp4:
     case QuantMode::mxfp8:
@@ -296,11 +326,16 @@ QuantSpec parse_spec(const ConfigReader& q, const QuantSpec& base) {
   s.bits = q.get<int>("bits", base.bits);
   if (q.has("mode")) {
     auto mode = q.required<std::string>("mode");
-    if (mode == "affine") s.mode = QuantMode::affine;
-    else if (mode == "mxfp4") s.mode = QuantMode::mxfp4;
-    else if (mode == "mxfp8") s.mode = QuantMode::mxfp8;
-    else if (mode == "nvfp4") s.mode = QuantMode::nvfp4;
-    else fail<UnsupportedError>("{}: quantization mode '{}' is not supported", q.field("mode"), mode);
+    if (mode == "affine")
+      s.mode = QuantMode::affine;
+    else if (mode == "mxfp4")
+      s.mode = QuantMode::mxfp4;
+    else if (mode == "mxfp8")
+      s.mode = QuantMode::mxfp8;
+    else if (mode == "nvfp4")
+      s.mode = QuantMode::nvfp4;
+    else
+      fail<UnsupportedError>("{}: quantization mode '{}' is not supported", q.field("mode"), mode);
   }
   validate(s, q.where());
   return s;

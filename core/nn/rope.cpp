@@ -16,7 +16,8 @@ namespace {
 std::vector<float> default_inv_freq(double base, int dim) {
   std::vector<float> inv(dim / 2);
   for (int i = 0; i < dim / 2; ++i)
-    inv[i] = 1.0f / std::pow(static_cast<float>(base), static_cast<float>(2 * i) / static_cast<float>(dim));
+    inv[i] = 1.0f / std::pow(static_cast<float>(base),
+                             static_cast<float>(2 * i) / static_cast<float>(dim));
   return inv;
 }
 
@@ -27,7 +28,8 @@ float yarn_mscale(double scale, double mscale) {
 // The inverse frequencies of the config's scaling type.
 std::vector<float> scaled_inv_freq(const io::RopeConfig& c, int dim, int seq_len) {
   switch (c.type) {
-    case io::RopeType::standard: return default_inv_freq(c.theta, dim);
+    case io::RopeType::standard:
+      return default_inv_freq(c.theta, dim);
     case io::RopeType::linear: {
       auto inv = default_inv_freq(c.theta, dim);
       for (auto& f : inv) f /= static_cast<float>(c.factor);
@@ -45,7 +47,8 @@ std::vector<float> scaled_inv_freq(const io::RopeConfig& c, int dim, int seq_len
       // ref: _compute_llama3_parameters
       auto inv = default_inv_freq(c.theta, dim);
       const double old_len = c.original_max_position_embeddings;
-      const double low_wavelen = old_len / c.low_freq_factor, high_wavelen = old_len / c.high_freq_factor;
+      const double low_wavelen = old_len / c.low_freq_factor,
+                   high_wavelen = old_len / c.high_freq_factor;
       for (auto& f : inv) {
         float wavelen = 2.0f * float(M_PI) / f;
         float scaled = wavelen > low_wavelen ? f / float(c.factor) : f;
@@ -61,7 +64,8 @@ std::vector<float> scaled_inv_freq(const io::RopeConfig& c, int dim, int seq_len
     case io::RopeType::yarn: {
       // ref: _compute_yarn_parameters
       auto correction_dim = [&](double rotations) {
-        return dim * std::log(c.original_max_position_embeddings / (rotations * 2 * M_PI)) / (2 * std::log(c.theta));
+        return dim * std::log(c.original_max_position_embeddings / (rotations * 2 * M_PI)) /
+               (2 * std::log(c.theta));
       };
       double low = correction_dim(c.beta_fast), high = correction_dim(c.beta_slow);
       if (c.truncate) low = std::floor(low), high = std::ceil(high);
@@ -70,7 +74,8 @@ std::vector<float> scaled_inv_freq(const io::RopeConfig& c, int dim, int seq_len
       if (low == high) high += 0.001;
       std::vector<float> inv(dim / 2);
       for (int i = 0; i < dim / 2; ++i) {
-        float pos_freq = std::pow(static_cast<float>(c.theta), static_cast<float>(2 * i) / float(dim));
+        float pos_freq =
+            std::pow(static_cast<float>(c.theta), static_cast<float>(2 * i) / float(dim));
         float extrapolation = 1.0f / pos_freq;
         float interpolation = 1.0f / (float(c.factor) * pos_freq);
         float ramp = std::clamp(static_cast<float>((i - low) / (high - low)), 0.0f, 1.0f);
@@ -88,17 +93,21 @@ std::vector<float> scaled_inv_freq(const io::RopeConfig& c, int dim, int seq_len
 RoPE::RoPE(const io::RopeConfig& config, int head_dim)
     : config_(config), dims_(static_cast<int>(head_dim * config.partial_rotary_factor)) {
   if (dims_ <= 0 || dims_ % 2 != 0 || dims_ > head_dim)
-    fail<ConfigError>("rope: rotary dims {} (head_dim {} x partial_rotary_factor {}) must be even and positive",
-                      dims_, head_dim, config.partial_rotary_factor);
+    fail<ConfigError>(
+        "rope: rotary dims {} (head_dim {} x partial_rotary_factor {}) must be even and positive",
+        dims_, head_dim, config.partial_rotary_factor);
   if (!config_.freq_factors.empty() && config_.freq_factors.size() != std::size_t(dims_ / 2))
     fail<ConfigError>("rope: {} frequency factors for {} rotary dims (one per pair)",
                       config_.freq_factors.size(), dims_);
   if (config_.type == io::RopeType::yarn) {
     const auto& c = config_;
-    if (c.attention_factor) attention_scaling_ = static_cast<float>(*c.attention_factor);
+    if (c.attention_factor)
+      attention_scaling_ = static_cast<float>(*c.attention_factor);
     else if (c.mscale && c.mscale_all_dim && *c.mscale && *c.mscale_all_dim)
-      attention_scaling_ = yarn_mscale(c.factor, *c.mscale) / yarn_mscale(c.factor, *c.mscale_all_dim);
-    else attention_scaling_ = yarn_mscale(c.factor, 1.0);
+      attention_scaling_ =
+          yarn_mscale(c.factor, *c.mscale) / yarn_mscale(c.factor, *c.mscale_all_dim);
+    else
+      attention_scaling_ = yarn_mscale(c.factor, 1.0);
   }
   if (config_.type != io::RopeType::dynamic) freqs_ = freqs_for(0);
 }

@@ -177,10 +177,10 @@ void register_family() {
       });
   // mlx-lm's mixtral has no quant_predicate: its router (a Linear) is quantized like the rest.
   for (const char* type : {"llama", "mistral", "mixtral"})
-    generate::register_convert_hooks(
-        type, {.sanitize = [](io::WeightMap& w, const io::ConfigReader& r) {
-          sanitize(w, Config::parse(r));
-        }});
+    generate::register_convert_hooks(type,
+                                     {.sanitize = [](io::WeightMap& w, const io::ConfigReader& r) {
+                                       sanitize(w, Config::parse(r));
+                                     }});
 }
 
 std::unique_ptr<generate::LanguageModel> load(const std::filesystem::path& dir,

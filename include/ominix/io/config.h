@@ -54,7 +54,8 @@ class ConfigReader {
   std::string where_;
 };
 
-/// Shape of multi-head attention, from hidden_size/num_attention_heads/num_key_value_heads/head_dim.
+/// Shape of multi-head attention, from
+/// hidden_size/num_attention_heads/num_key_value_heads/head_dim.
 struct AttentionConfig {
   int hidden_size = 0;
   int num_attention_heads = 0;
@@ -78,10 +79,10 @@ struct RopeConfig {
   double factor = 1.0;
   int max_position_embeddings = 2048;
   int original_max_position_embeddings = 2048;
-  double low_freq_factor = 1.0;   // llama3
-  double high_freq_factor = 4.0;  // llama3
-  double beta_fast = 32.0;        // yarn
-  double beta_slow = 1.0;         // yarn
+  double low_freq_factor = 1.0;                                    // llama3
+  double high_freq_factor = 4.0;                                   // llama3
+  double beta_fast = 32.0;                                         // yarn
+  double beta_slow = 1.0;                                          // yarn
   std::optional<double> mscale, mscale_all_dim, attention_factor;  // yarn
   bool truncate = true;                                            // yarn
   bool traditional = false;  ///< interleaved pairs (GPT-J style) instead of half split
