@@ -42,6 +42,25 @@ vision::VideoSamplingOptions options_from(const nlohmann::json& ele, int patch_s
   return o;
 }
 
+// Every frame of v is h x w and equals the reference's RGB bytes in `frames` (frame after frame).
+void expect_frames(const vision::Video& v, const std::filesystem::path& frames, int h, int w,
+                   const std::string& what) {
+  const auto want = read_bytes(frames);
+  const std::size_t frame_bytes = static_cast<std::size_t>(h) * w * 3;
+  ASSERT_EQ(want.size(), frame_bytes * v.frames.size()) << what;
+  for (std::size_t f = 0; f < v.frames.size(); ++f) {
+    ASSERT_EQ(v.frames[f].height, h) << what;
+    ASSERT_EQ(v.frames[f].width, w) << what;
+    int differing = 0, worst = 0;
+    for (std::size_t i = 0; i < frame_bytes; ++i) {
+      const int d = std::abs(int{v.frames[f].data[i]} - int{want[f * frame_bytes + i]});
+      differing += d != 0;
+      worst = std::max(worst, d);
+    }
+    EXPECT_EQ(differing, 0) << what << " frame " << f << ": largest difference " << worst;
+  }
+}
+
 }  // namespace
 
 // Frame counts, fps, frame sizes and options run through fetch_video (with a reader of that frame
@@ -96,21 +115,7 @@ TEST(VideoDecode, FramesMatchFetchVideo) {
     for (std::size_t i = 0; i < v.timestamps.size(); ++i)
       EXPECT_EQ(v.timestamps[i], static_cast<double>(v.plan.indices[i]) / v.stream.fps) << what;
 
-    const auto want = read_bytes(kDir / c["frames"].get<std::string>());
-    const int h = c["height"], w = c["width"];
-    const std::size_t frame_bytes = static_cast<std::size_t>(h) * w * 3;
-    ASSERT_EQ(want.size(), frame_bytes * v.frames.size()) << what;
-    for (std::size_t f = 0; f < v.frames.size(); ++f) {
-      ASSERT_EQ(v.frames[f].height, h) << what;
-      ASSERT_EQ(v.frames[f].width, w) << what;
-      int differing = 0, worst = 0;
-      for (std::size_t i = 0; i < frame_bytes; ++i) {
-        const int d = std::abs(int{v.frames[f].data[i]} - int{want[f * frame_bytes + i]});
-        differing += d != 0;
-        worst = std::max(worst, d);
-      }
-      EXPECT_EQ(differing, 0) << what << " frame " << f << ": largest difference " << worst;
-    }
+    expect_frames(v, kDir / c["frames"].get<std::string>(), c["height"], c["width"], what);
     ++compared;
   }
   EXPECT_GE(compared, 9);
@@ -129,20 +134,7 @@ TEST(VideoDecode, ResizedFramesMatchFetchVideo) {
     ASSERT_EQ(v.frames.size(), c["count"].get<std::size_t>()) << what;
     EXPECT_EQ(v.plan.resized_height, h) << what;
     EXPECT_EQ(v.plan.resized_width, w) << what;
-    const auto want = read_bytes(kDir / c["frames"].get<std::string>());
-    const std::size_t frame_bytes = static_cast<std::size_t>(h) * w * 3;
-    ASSERT_EQ(want.size(), frame_bytes * v.frames.size()) << what;
-    for (std::size_t f = 0; f < v.frames.size(); ++f) {
-      ASSERT_EQ(v.frames[f].height, h) << what;
-      ASSERT_EQ(v.frames[f].width, w) << what;
-      int differing = 0, worst = 0;
-      for (std::size_t i = 0; i < frame_bytes; ++i) {
-        const int d = std::abs(int{v.frames[f].data[i]} - int{want[f * frame_bytes + i]});
-        differing += d != 0;
-        worst = std::max(worst, d);
-      }
-      EXPECT_EQ(differing, 0) << what << " frame " << f << ": largest difference " << worst;
-    }
+    expect_frames(v, kDir / c["frames"].get<std::string>(), h, w, what);
     ++compared;
   }
   EXPECT_EQ(compared, 3);
