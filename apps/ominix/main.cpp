@@ -31,8 +31,9 @@ std::string subcommand_name(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   CLI::App app{
-      "OminiX: native inference on MLX for language models (generate, chat) and speech "
-      "recognition (transcribe)"};
+      "OminiX: native inference on MLX for language models (generate, chat), vision-language "
+      "models reading images (generate --image, chat's /image) and speech recognition "
+      "(transcribe)"};
   app.require_subcommand(1);
   app.fallthrough();  // --device is accepted after the subcommand too
   app.set_version_flag("--version", ominix::version());
